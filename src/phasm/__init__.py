@@ -1,0 +1,24 @@
+"""phasm: replace a slow scientific function with a trained surrogate, behind a calibrated trust gate.
+
+>>> import phasm
+>>> @phasm.surrogate(store="captures/square.h5")   # doctest: +SKIP
+... def square(x: float) -> float:
+...     return x * x
+
+Core phasm needs numpy and h5py only; ML libraries load lazily through backends.
+"""
+
+__version__ = "0.1.0"
+
+from phasm.bindings.optics import Arg, Return
+from phasm.bindings.spec import Array, Scalar, Spec, SpecError, Variable
+from phasm.gate.base import FiniteGate, Gate
+from phasm.gate.tolerance import Tolerance
+from phasm.surrogate.mode import Mode
+from phasm.surrogate.stats import SurrogateStats
+from phasm.surrogate.wrapper import ModelNotLoaded, Surrogate, surrogate
+
+__all__ = [
+    "Arg", "Array", "FiniteGate", "Gate", "Mode", "ModelNotLoaded", "Return", "Scalar", "Spec", "SpecError",
+    "Surrogate", "SurrogateStats", "Tolerance", "Variable", "__version__", "surrogate",
+]

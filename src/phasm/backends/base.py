@@ -1,0 +1,116 @@
+"""The backend contract: an estimator that builds, trains, saves, loads and runs a model.
+
+Backends follow scikit-learn's shape: the constructor only stores parameters,
+``fit`` learns (learned state ends in ``_``), ``predict`` maps a float32 matrix
+``(n, n_in)`` to ``(n, n_out)``.  Data arrive already standardised by the
+train layer; a backend never sees the user's objects, only matrices.
+
+Weights are saved in non-executable formats (safetensors, ``.npz`` without
+pickle, ONNX); :meth:`Backend.save` returns the files it wrote so the artefact
+can checksum them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Protocol
+
+import numpy as np
+
+
+class BackendError(RuntimeError):
+    """A backend cannot be loaded, trained or run."""
+
+
+class TrainingData(Protocol):
+    """What a backend trains on: standardised float32 matrices, possibly streamed.
+
+    ``train_batches`` yields shuffled mini-batches of the training split (one
+    pass = one epoch); ``validation`` returns the held-out split.
+    ``train_arrays`` materialises the whole training split for backends that
+    need it in memory (closed-form solvers, scikit-learn).
+    """
+
+    n_in: int
+    n_out: int
+    n_train: int
+    n_val: int
+
+    def train_batches(self, batch_size: int, *, seed: int, shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+
+    def train_arrays(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def validation(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass
+class FitHistory:
+    """Loss curves (standardised units) and timing, filled by ``fit``."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    epochs: int = 0
+    best_epoch: int = 0
+    seconds: float = 0.0
+    device: str = "cpu"
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend:
+    """Base class of backend estimators.
+
+    Subclasses set ``name`` (the registry key), ``requires`` (importable
+    modules it needs) and ``extra`` (the pip extra that brings them), and
+    implement ``fit``, ``predict``, ``save`` and ``load``.
+    """
+
+    name: ClassVar[str] = ""
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str | None] = None
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+
+    # -- capability -------------------------------------------------------
+
+    @classmethod
+    def missing_requirements(cls) -> list[str]:
+        """Modules this backend needs that are not importable here (without importing them)."""
+        return [m for m in cls.requires if importlib.util.find_spec(m) is None]
+
+    @classmethod
+    def library_version(cls) -> str:
+        """Version of the ML library behind the backend, recorded in artefacts."""
+        return ""
+
+    def get_params(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    # -- learning and inference --------------------------------------------
+
+    def fit(self, data: TrainingData, *, verbose: bool = False) -> FitHistory:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict_members(self, X: np.ndarray) -> np.ndarray | None:
+        """Per-member predictions ``(members, n, n_out)`` for ensembles; ``None`` if not an ensemble."""
+        return None
+
+    # -- persistence --------------------------------------------------------
+
+    def save(self, directory: Path) -> list[str]:  # pragma: no cover - abstract
+        """Write weights into ``directory``; return the file names written."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, directory: Path, params: dict[str, Any], state: dict[str, Any]) -> "Backend":  # pragma: no cover
+        """Rebuild from ``directory`` with the saved ``params`` and JSON ``state``."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        """Small JSON-able learned state stored in ``phasm.json`` (shapes, layer sizes ...)."""
+        return {}

@@ -1,0 +1,1 @@
+"""phasm.discover layer (see DESIGN.md)."""

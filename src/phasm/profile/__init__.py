@@ -1,0 +1,1 @@
+"""phasm.profile layer (see DESIGN.md)."""

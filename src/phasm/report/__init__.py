@@ -1,0 +1,1 @@
+"""phasm.report layer (see DESIGN.md)."""

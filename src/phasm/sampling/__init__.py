@@ -1,0 +1,1 @@
+"""phasm.sampling layer (see DESIGN.md)."""

@@ -1,0 +1,629 @@
+"""The surrogate wrapper: binds a callable, dispatches each call on the mode.
+
+Example
+-------
+>>> import phasm
+>>> @phasm.surrogate(store="captures/price.h5")       # doctest: +SKIP
+... def price(S: float, K: float, r: float, v: float, T: float) -> float: ...
+>>> price.mode = "capture"                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import time
+import types
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from phasm.bindings.infer import infer_spec
+from phasm.bindings.optics import Arg, CallFrame, OpticError, Return
+from phasm.bindings.spec import Spec, SpecError, Variable, pack, unpack
+from phasm.gate.base import FiniteGate, Gate, finite_rows, gate_from_json
+from phasm.gate.tolerance import Tolerance
+from phasm.store.reader import RunningStats
+from phasm.store.writer import CaptureWriter
+from phasm.surrogate.mode import Mode, mode_from_env, parse_mode
+from phasm.surrogate.stats import SurrogateStats
+
+_UNRESOLVED = object()
+
+
+class ModelNotLoaded(RuntimeError):
+    """Model mode was asked for but no model is attached."""
+
+
+class Surrogate:
+    """A function that may be answered by a trained model. See :func:`surrogate`."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        inputs: Mapping[str, Variable] | None = None,
+        outputs: Mapping[str, Variable] | None = None,
+        store: str | os.PathLike[str] | None = None,
+        batched: bool = False,
+        mode: Mode | str | None = None,
+        model: str | os.PathLike[str] | None = None,
+        backend: str = "torch",
+        tolerance: Tolerance | None = None,
+        gate: Gate | None = None,
+        flush_rows: int = 1024,
+        shadow_fraction: float = 0.0,
+    ) -> None:
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        self._fn = fn
+        self.name = name or f"{fn.__module__}.{fn.__qualname__}"
+        self.batched = bool(batched)
+        self.store_path = Path(store) if store is not None else None
+        self.backend = backend
+        self.tolerance = tolerance
+        self.flush_rows = flush_rows
+        self.shadow_fraction = float(shadow_fraction)
+        self._signature = inspect.signature(fn)
+        params = list(self._signature.parameters.values())
+        self._simple_params = all(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params
+        )
+        self._param_names = tuple(p.name for p in params)
+        self._declared = inputs is not None or outputs is not None
+        self.spec: Spec | None = None
+        if self._declared:
+            self._set_spec(Spec.from_declarations(self.name, inputs, outputs, batched=self.batched))
+        self._explicit_mode: Mode | None = parse_mode(mode, source="surrogate(mode=)") if mode is not None else None
+        self._active_mode: Any = self._explicit_mode if self._explicit_mode is not None else _UNRESOLVED
+        self._writer: CaptureWriter | None = None
+        self.model: Any = None
+        self.gate: Gate = gate or FiniteGate()
+        self._user_gate = gate is not None
+        self._summary: dict[str, RunningStats] = {}
+        self._rng = np.random.default_rng(0)
+        self._reset_counters()
+        if model is not None:
+            self.load(model)
+
+    # -- mode -------------------------------------------------------------
+
+    @property
+    def mode(self) -> Mode:
+        """The active call mode. Set it to a :class:`Mode` or its name; ``None`` re-reads the environment."""
+        if self._active_mode is _UNRESOLVED:
+            self._active_mode = mode_from_env(self.name)
+        return self._active_mode
+
+    @mode.setter
+    def mode(self, value: Mode | str | None) -> None:
+        if value is None:
+            self._explicit_mode = None
+            self._active_mode = _UNRESOLVED
+        else:
+            self._explicit_mode = parse_mode(value, source=f"{self.name}.mode")
+            self._active_mode = self._explicit_mode
+
+    # -- calling ----------------------------------------------------------
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        mode = self._active_mode
+        if mode is Mode.ORIGINAL:
+            self._n_calls += 1
+            return self._fn(*args, **kwargs)
+        return self._dispatch(args, kwargs)
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        # Decorating a method: bind like a function does.
+        return self if instance is None else types.MethodType(self, instance)
+
+    def _dispatch(self, args: tuple, kwargs: dict) -> Any:
+        mode = self.mode
+        self._n_calls += 1
+        if mode is Mode.ORIGINAL:
+            return self._fn(*args, **kwargs)
+        if mode is Mode.CAPTURE:
+            return self._call_capture(args, kwargs)
+        if mode is Mode.MODEL:
+            return self._call_model(args, kwargs)
+        if mode is Mode.AUTO:
+            return self._call_auto(args, kwargs)
+        if mode is Mode.SHADOW:
+            return self._call_shadow(args, kwargs)
+        return self._call_summarize(args, kwargs)
+
+    def _frame(self, args: tuple, kwargs: dict) -> CallFrame:
+        if not kwargs and self._simple_params and len(args) == len(self._param_names):
+            return CallFrame(dict(zip(self._param_names, args)))
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}: {exc}") from None
+        bound.apply_defaults()
+        return CallFrame(dict(bound.arguments))
+
+    def _call_original(self, args: tuple, kwargs: dict) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return self._fn(*args, **kwargs)
+        finally:
+            self._t_original += time.perf_counter() - t0
+            self._n_original += 1
+
+    def _call_frame(self, frame: CallFrame) -> Any:
+        """Call the original function with (possibly modified) frame arguments."""
+        args, kwargs = [], {}
+        for p in self._signature.parameters.values():
+            if p.name not in frame.args:
+                continue
+            value = frame.args[p.name]
+            if p.kind is p.VAR_POSITIONAL:
+                args.extend(value)
+            elif p.kind is p.VAR_KEYWORD:
+                kwargs.update(value)
+            elif p.kind is p.KEYWORD_ONLY:
+                kwargs[p.name] = value
+            else:
+                args.append(value)
+        return self._call_original(tuple(args), kwargs)
+
+    # -- spec -------------------------------------------------------------
+
+    def _set_spec(self, spec: Spec) -> None:
+        for v in spec.variables:
+            root = v.optic.root_argument if v.optic is not None else None
+            if root is not None and root not in self._param_names:
+                raise SpecError(
+                    f"{self.name}: variable {v.name!r} reads argument {root!r}, but the function's parameters are "
+                    f"{list(self._param_names)}"
+                )
+        self.spec = spec
+        self._in_vars = spec.inputs
+        self._out_vars = spec.outputs
+        self._n_items = sum(1 for v in self._out_vars if isinstance(v.optic, Return) and isinstance(v.optic.key, int))
+        self._inout_args = [v.optic.root_argument for v in spec.variables if v.direction == "inout"]
+        self._in_cols = []
+        col = 0
+        for v in self._in_vars:
+            self._in_cols.append((col, v.size))
+            col += v.size
+
+    def _ensure_spec(self, frame: CallFrame, mutated: set[str]) -> Spec:
+        if self.spec is None:
+            self._set_spec(infer_spec(self.name, frame, mutated=mutated, batched=self.batched))
+        return self.spec  # type: ignore[return-value]
+
+    def _snapshot_arrays(self, frame: CallFrame) -> dict[str, np.ndarray]:
+        """Copies of array arguments, to find in-place writes when inferring the spec."""
+        return {k: v.copy() for k, v in frame.args.items() if isinstance(v, np.ndarray)}
+
+    @staticmethod
+    def _mutated(frame: CallFrame, before: dict[str, np.ndarray]) -> set[str]:
+        return {k for k, old in before.items() if not np.array_equal(old, frame.args[k], equal_nan=old.dtype.kind == "f")}
+
+    def _read_inputs(self, frame: CallFrame) -> list[Any]:
+        """Input values, validated against the spec; inout arrays copied (the call will change them)."""
+        spec = self.spec
+        assert spec is not None
+        batch = self._batch_size(frame) if self.batched else None
+        values = []
+        for v in self._in_vars:
+            try:
+                value = v.optic.get(frame)  # type: ignore[union-attr]
+            except OpticError as exc:
+                raise SpecError(f"{self.name}: input variable {v.name!r}: {exc}") from None
+            if not (batch is None and not v.shape and type(value) in (float, int)):
+                value = v.check_value(value, batch=batch, where=f"{self.name}: input ")
+                if v.direction == "inout":
+                    value = value.copy()
+            values.append(value)
+        return values
+
+    def _read_outputs(self, frame: CallFrame) -> list[Any]:
+        batch = self._batch_size(frame) if self.batched else None
+        values = []
+        for v in self._out_vars:
+            try:
+                value = v.optic.get(frame)  # type: ignore[union-attr]
+            except OpticError as exc:
+                raise SpecError(f"{self.name}: output variable {v.name!r}: {exc}") from None
+            values.append(v.check_value(value, batch=batch, where=f"{self.name}: output "))
+        return values
+
+    def _batch_size(self, frame: CallFrame) -> int:
+        for v in self._in_vars:
+            try:
+                value = v.optic.get(frame)  # type: ignore[union-attr]
+            except OpticError:
+                continue
+            shape = np.shape(value)
+            if not shape:
+                raise SpecError(f"{self.name}: input {v.name!r} of a batched function needs a leading batch axis, got a scalar")
+            return int(shape[0])
+        raise SpecError(f"{self.name}: cannot tell the batch size: no input found")
+
+    # -- capture ----------------------------------------------------------
+
+    def _writer_for(self, spec: Spec) -> CaptureWriter | None:
+        if self.store_path is None:
+            return None
+        if self._writer is None:
+            self._writer = CaptureWriter(self.store_path, spec, flush_rows=self.flush_rows)
+        return self._writer
+
+    def _call_capture(self, args: tuple, kwargs: dict) -> Any:
+        frame = self._frame(args, kwargs)
+        if self.spec is None:
+            before = self._snapshot_arrays(frame)
+            result = self._call_original(args, kwargs)
+            frame.result = result
+            spec = self._ensure_spec(frame, self._mutated(frame, before))
+            ins = [before.get(v.optic.root_argument, None) if v.direction == "inout" else v.optic.get(frame)  # type: ignore[union-attr]
+                   for v in self._in_vars]
+            ins = [v.check_value(x, batch=self._batch_size(frame) if self.batched else None) for v, x in zip(self._in_vars, ins)]
+        else:
+            spec = self.spec
+            ins = self._read_inputs(frame)
+            result = self._call_original(args, kwargs)
+            frame.result = result
+        self._record(spec, frame, ins)
+        return result
+
+    def _record(self, spec: Spec, frame: CallFrame, ins: list[Any]) -> None:
+        outs = self._read_outputs(frame)
+        writer = self._writer_for(spec)
+        n = self._batch_size(frame) if self.batched else 1
+        self._n_rows += n
+        if writer is None:
+            return
+        if self.batched:
+            writer.append_batch(ins, outs)
+        else:
+            writer.append_row(ins, outs)
+        self._n_captured += n
+
+    # -- model ------------------------------------------------------------
+
+    def _require_model(self) -> Any:
+        if self.model is None:
+            raise ModelNotLoaded(
+                f"{self.name}: mode 'model' needs a trained model; call .train() or .load(path) first"
+            )
+        return self.model
+
+    def _pack_frame(self, frame: CallFrame) -> tuple[np.ndarray, int]:
+        """Model input rows ``(n, n_in)`` from a call frame (validated)."""
+        if self.batched:
+            n = self._batch_size(frame)
+            values = dict(zip((v.name for v in self._in_vars), self._read_inputs(frame)))
+            return pack(self._in_vars, values, n), n
+        x = np.empty((1, self.spec.n_in_features), np.float32)  # type: ignore[union-attr]
+        for v, (col, size), value in zip(self._in_vars, self._in_cols, self._read_inputs(frame)):
+            if size == 1:
+                x[0, col] = value
+            else:
+                x[0, col : col + size] = np.asarray(value).reshape(-1)
+        return x, 1
+
+    def _put_outputs(self, frame: CallFrame, Y: np.ndarray) -> Any:
+        """Write model rows back through the output optics; returns the built return value."""
+        values = unpack(self._out_vars, Y)
+        for v in self._out_vars:
+            value = values[v.name]  # type: ignore[index]
+            if not self.batched:
+                value = value[0]
+                if not v.shape:
+                    value = value.item()
+            v.optic.put(frame, value, n_items=self._n_items)  # type: ignore[union-attr]
+        return frame.result
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        try:
+            return self._require_model().predict(X)
+        finally:
+            self._t_model += time.perf_counter() - t0
+
+    def _call_model(self, args: tuple, kwargs: dict) -> Any:
+        if self.spec is None:
+            self._require_model()
+        frame = self._frame(args, kwargs)
+        X, n = self._pack_frame(frame)
+        Y = self._predict(X)
+        self._n_model += 1
+        self._n_model_rows += n
+        self._n_rows += n
+        return self._put_outputs(frame, Y)
+
+    def _call_auto(self, args: tuple, kwargs: dict) -> Any:
+        if self.model is None or self.spec is None:
+            # No model yet: behave like capture, so the data for one accrues.
+            self._n_fallbacks += self._batch_size(self._frame(args, kwargs)) if (self.batched and self.spec) else 1
+            return self._call_capture(args, kwargs)
+        frame = self._frame(args, kwargs)
+        X, n = self._pack_frame(frame)
+        Y = self._predict(X)
+        try:
+            trusted = np.asarray(self.gate.accept(X, Y, self.model), bool)
+        except Exception:
+            trusted = np.zeros(n, bool)  # a failing gate trusts nothing
+        trusted &= finite_rows(X) & finite_rows(Y)
+        n_trusted = int(trusted.sum())
+        self._n_model_rows += n_trusted
+        self._n_rows += n
+        if n_trusted == n:
+            self._n_model += 1
+            self._maybe_shadow(frame, X, Y, n)
+            return self._put_outputs(frame, Y)
+        self._n_fallbacks += n - n_trusted
+        if not self.batched:
+            # One call: the original answers it whole, and the row is captured.
+            ins = self._read_inputs(frame)
+            frame.result = self._call_original(args, kwargs)
+            self._record(self.spec, frame, ins)
+            return frame.result
+        return self._auto_batched_fallback(frame, X, Y, trusted)
+
+    def _auto_batched_fallback(self, frame: CallFrame, X: np.ndarray, Y: np.ndarray, trusted: np.ndarray) -> Any:
+        """Rejected rows go to the original as one batched call; results merge row by row."""
+        rejected = np.flatnonzero(~trusted)
+        sub = CallFrame(dict(frame.args))
+        n = len(trusted)
+        for name, value in frame.args.items():
+            if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n:
+                sub.args[name] = value[rejected]  # a copy: inout writes land here first
+        ins = self._read_inputs(sub)
+        sub.result = self._call_frame(sub)
+        outs = self._read_outputs(sub)
+        Y = Y.copy()
+        Y[rejected] = pack(self._out_vars, dict(zip((v.name for v in self._out_vars), outs)), len(rejected), Y.dtype)
+        writer = self._writer_for(self.spec)  # type: ignore[arg-type]
+        if writer is not None:
+            writer.append_batch(ins, outs)
+            self._n_captured += len(rejected)
+        if Y.dtype != np.float64 and any(v.dtype == np.float64 for v in self._out_vars):
+            # Keep the original's exact float64 answers for rejected rows.
+            return self._merge_exact(frame, Y, rejected, outs)
+        return self._put_outputs(frame, Y)
+
+    def _merge_exact(self, frame: CallFrame, Y: np.ndarray, rejected: np.ndarray, outs: list[np.ndarray]) -> Any:
+        values = unpack(self._out_vars, Y)
+        for v, exact in zip(self._out_vars, outs):
+            merged = values[v.name].astype(v.dtype)  # type: ignore[index]
+            merged[rejected] = exact
+            v.optic.put(frame, merged, n_items=self._n_items)  # type: ignore[union-attr]
+        return frame.result
+
+    # -- shadow and summarize ---------------------------------------------
+
+    def _maybe_shadow(self, frame: CallFrame, X: np.ndarray, Y: np.ndarray, n: int) -> None:
+        if self.shadow_fraction <= 0 or self._rng.random() >= self.shadow_fraction:
+            return
+        if any(v.direction == "inout" for v in self._in_vars):
+            return  # the original would overwrite the caller's array; shadow mode handles inout
+        check = CallFrame(dict(frame.args))
+        check.result = self._call_frame(check)
+        outs = self._read_outputs(check)
+        self._record_shadow(Y, pack(self._out_vars, dict(zip((v.name for v in self._out_vars), outs)), n, np.float64))
+
+    def _call_shadow(self, args: tuple, kwargs: dict) -> Any:
+        frame = self._frame(args, kwargs)
+        if self.spec is None or self.model is None:
+            return self._call_capture(args, kwargs)
+        X, n = self._pack_frame(frame)
+        ins = self._read_inputs(frame)
+        Y = self._predict(X)
+        result = self._call_original(args, kwargs)
+        frame.result = result
+        outs = self._read_outputs(frame)
+        Y_true = pack(self._out_vars, dict(zip((v.name for v in self._out_vars), outs)), n, np.float64)
+        self._record_shadow(Y, Y_true)
+        self._n_rows += n
+        writer = self._writer_for(self.spec)
+        if writer is not None:
+            (writer.append_batch if self.batched else writer.append_row)(ins, outs)
+            self._n_captured += n
+        return result
+
+    def _record_shadow(self, Y_pred: np.ndarray, Y_true: np.ndarray) -> None:
+        spec = self.spec
+        assert spec is not None
+        tol = self.tolerance or Tolerance(rel=0.01)
+        errors = tol.variable_errors(spec, Y_true, Y_pred)
+        self._shadow_rows += len(Y_true)
+        if self.tolerance is not None:
+            self._shadow_misses += int(tol.misses(spec, Y_true, Y_pred).sum())
+        for name, (rel, mabs) in errors.items():
+            acc = self._shadow_err.setdefault(name, {"max_rel": 0.0, "sum_rel": 0.0, "max_abs": 0.0})
+            acc["max_rel"] = max(acc["max_rel"], float(rel.max()))
+            acc["sum_rel"] += float(rel.sum())
+            acc["max_abs"] = max(acc["max_abs"], float(mabs.max()))
+
+    def _call_summarize(self, args: tuple, kwargs: dict) -> Any:
+        frame = self._frame(args, kwargs)
+        if self.spec is None:
+            before = self._snapshot_arrays(frame)
+            frame.result = self._call_original(args, kwargs)
+            self._ensure_spec(frame, self._mutated(frame, before))
+            ins = [before.get(v.optic.root_argument) if v.direction == "inout" else v.optic.get(frame)  # type: ignore[union-attr]
+                   for v in self._in_vars]
+        else:
+            ins = self._read_inputs(frame)
+            frame.result = self._call_original(args, kwargs)
+        outs = self._read_outputs(frame)
+        for prefix, variables, values in (("in", self._in_vars, ins), ("out", self._out_vars, outs)):
+            for v, value in zip(variables, values):
+                self._summary.setdefault(f"{prefix}:{v.name}", RunningStats()).update(np.asarray(value).reshape(-1))
+        self._n_rows += self._batch_size(frame) if self.batched else 1
+        return frame.result
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per-variable statistics gathered in ``summarize`` mode (``"in:x"``, ``"out:y"`` keys)."""
+        return {k: s.summary() for k, s in self._summary.items()}
+
+    def save_summary(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write :meth:`summary` as JSON (default: next to the store, ``<store>.summary.json``)."""
+        import json
+
+        if path is None:
+            if self.store_path is None:
+                raise ValueError(f"{self.name}: give a path (no store configured)")
+            path = self.store_path.with_name(self.store_path.name + ".summary.json")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"function": self.name, "variables": self.summary()}, indent=1))
+        return path
+
+    # -- statistics ---------------------------------------------------------
+
+    def _reset_counters(self) -> None:
+        self._n_calls = 0
+        self._n_rows = 0
+        self._n_original = 0
+        self._n_model = 0
+        self._n_model_rows = 0
+        self._n_fallbacks = 0
+        self._n_captured = 0
+        self._t_original = 0.0
+        self._t_model = 0.0
+        self._shadow_rows = 0
+        self._shadow_misses = 0
+        self._shadow_err: dict[str, dict[str, float]] = {}
+
+    @property
+    def stats(self) -> SurrogateStats:
+        """Counters since creation (or :meth:`reset_stats`)."""
+        shadow = {
+            k: {"max_rel": v["max_rel"], "mean_rel": v["sum_rel"] / max(self._shadow_rows, 1), "max_abs": v["max_abs"]}
+            for k, v in self._shadow_err.items()
+        }
+        return SurrogateStats(
+            calls=self._n_calls, rows=self._n_rows, original_calls=self._n_original, model_calls=self._n_model,
+            model_rows=self._n_model_rows, fallbacks=self._n_fallbacks, captured_rows=self._n_captured,
+            time_original_s=self._t_original, time_model_s=self._t_model, shadow_rows=self._shadow_rows,
+            shadow_misses=self._shadow_misses, shadow_error=shadow,
+        )
+
+    def reset_stats(self) -> None:
+        self._reset_counters()
+
+    # -- store, training, persistence ----------------------------------------
+
+    def flush(self) -> None:
+        """Write buffered captured rows to the store now."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the capture store (a later capture reopens it)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._summary and self.store_path is not None:
+            self.save_summary()
+
+    def capture_store(self) -> Any:
+        """The capture store as a :class:`~phasm.store.CaptureStore` (buffered rows flushed first)."""
+        from phasm.store.reader import CaptureStore
+
+        if self.store_path is None:
+            raise ValueError(f"{self.name}: no store configured; pass store= to phasm.surrogate")
+        self.flush()
+        return CaptureStore(self.store_path)
+
+    def train(self, backend: str | None = None, *, store: str | os.PathLike[str] | None = None,
+              val_fraction: float = 0.2, seed: int = 0, verbose: bool = False, **params: Any) -> Any:
+        """Train a model on the captured rows and attach it; returns a :class:`~phasm.train.TrainResult`.
+
+        ``backend`` defaults to the surrogate's backend (``"torch"``); extra
+        keyword arguments go to the backend (e.g. ``epochs=200``).
+        """
+        from phasm.store.reader import CaptureStore
+        from phasm.train.fit import fit_model
+
+        source = CaptureStore(store) if store is not None else self.capture_store()
+        if self.spec is None:
+            self._set_spec(source.spec)  # type: ignore[arg-type]
+        art, result = fit_model(source, self.spec, backend=backend or self.backend, val_fraction=val_fraction,
+                                seed=seed, verbose=verbose, **params)
+        self._attach(art)
+        return result
+
+    def _attach(self, art: Any) -> None:
+        self.model = art
+        if not self._user_gate:
+            self.gate = gate_from_json(art.sections.get("gate"))
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save the attached model as an artefact folder."""
+        if self.model is None:
+            raise ModelNotLoaded(f"{self.name}: no model to save; train or load one first")
+        if not self._user_gate and type(self.gate) is not FiniteGate:
+            self.model.sections["gate"] = self.gate.to_json()
+        return self.model.save(path)
+
+    def load(self, path: str | os.PathLike[str]) -> "Surrogate":
+        """Load a model artefact; refuses one whose spec differs from this function's."""
+        from phasm.train.artefact import ModelArtefact
+
+        art = ModelArtefact.load(path, expect_spec=self.spec)
+        if self.spec is None:
+            self._set_spec(art.spec)
+        self._attach(art)
+        return self
+
+    def __repr__(self) -> str:
+        return f"<phasm.Surrogate {self.name} mode={self.mode.value} model={'yes' if self.model else 'no'}>"
+
+
+def surrogate(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    inputs: Mapping[str, Variable] | None = None,
+    outputs: Mapping[str, Variable] | None = None,
+    store: str | os.PathLike[str] | None = None,
+    batched: bool = False,
+    mode: Mode | str | None = None,
+    model: str | os.PathLike[str] | None = None,
+    backend: str = "torch",
+    tolerance: Tolerance | None = None,
+    gate: Gate | None = None,
+    flush_rows: int = 1024,
+    shadow_fraction: float = 0.0,
+) -> Any:
+    """Wrap a function so a trained model may answer its calls.
+
+    Nothing changes until a mode says so (``fn.mode``, ``PHASM_CALL_MODE``).
+
+    Parameters
+    ----------
+    name: defaults to ``module.qualname``; also names ``PHASM_CALL_MODE_<NAME>``.
+    inputs, outputs: explicit declarations (``phasm.Scalar()``, ``phasm.Array(shape)``);
+        without them the spec is inferred from the first call.
+    store: HDF5 capture store path.
+    batched: the function is vectorised: every input and output has a leading batch axis.
+    model: a model artefact folder to load now.
+    backend: the default backend for :meth:`Surrogate.train`.
+    tolerance: the error tolerance (see :class:`phasm.Tolerance`).
+    gate: a trust gate; default: the one stored with the model, else finite-only.
+    shadow_fraction: share of model-answered calls in ``auto`` mode also run on the original
+        to measure the miss rate in production.
+
+    Example
+    -------
+    >>> import phasm
+    >>> @phasm.surrogate(mode="original")
+    ... def f(x: float) -> float:
+    ...     return 2 * x
+    >>> f(3.0)
+    6.0
+    """
+    kwargs = dict(name=name, inputs=inputs, outputs=outputs, store=store, batched=batched, mode=mode,
+                  model=model, backend=backend, tolerance=tolerance, gate=gate, flush_rows=flush_rows,
+                  shadow_fraction=shadow_fraction)
+    if fn is None:
+        return lambda f: Surrogate(f, **kwargs)  # type: ignore[arg-type]
+    return Surrogate(fn, **kwargs)  # type: ignore[arg-type]
