@@ -125,18 +125,17 @@ class Variable:
         axis).  Raises :class:`SpecError` naming the variable, the expected
         and the actual shape or dtype.
         """
-        label = f"{where}{self.name!r}"
+        label = f"{where}variable {self.name!r}"
         arr = _as_numeric_array(value, label)
         if not np.can_cast(arr.dtype, self.dtype, "same_kind") and not (
             arr.dtype.kind == "b" and self.dtype.kind in "iuf"
         ):
             raise SpecError(
-                f"variable {label}: expected dtype {self.dtype} (or one that casts safely to it), "
-                f"got {arr.dtype}"
+                f"{label}: expected dtype {self.dtype} (or one that casts safely to it), got {arr.dtype}"
             )
         expected = self.shape if batch is None else (batch, *self.shape)
         if arr.shape != expected:
-            raise SpecError(f"variable {label}: expected shape {expected}, got {arr.shape}")
+            raise SpecError(f"{label}: expected shape {expected}, got {arr.shape}")
         return arr
 
 
@@ -147,10 +146,10 @@ def _as_numeric_array(value: Any, label: str) -> np.ndarray:
         try:
             arr = np.asarray(value)
         except Exception as exc:  # ragged nested lists and the like
-            raise SpecError(f"variable {label}: cannot convert {type(value).__name__} to an array: {exc}") from None
-    if arr.dtype.kind not in "biuf":
+            raise SpecError(f"{label}: cannot convert {type(value).__name__} to an array: {exc}") from None
+    if arr.dtype.kind not in "biufc":
         raise SpecError(
-            f"variable {label}: expected a numeric value, got {type(value).__name__} with dtype {arr.dtype}"
+            f"{label}: expected a numeric value, got {type(value).__name__} with dtype {arr.dtype}"
         )
     return arr
 
@@ -234,11 +233,13 @@ class Spec:
             if decl.direction == "out":
                 raise SpecError(f"variable {name!r} is declared in inputs with direction 'out'; put it in outputs")
             variables.append(replace(decl, name=name, optic=decl.optic or Arg(name)))
-        outs = [(n, _as_variable(d, n)) for n, d in (outputs or {}).items()]
+        outs = []
+        for n, d in (outputs or {}).items():
+            d = _as_variable(d, n)
+            # Declarations default to "in"; in outputs that means "out".
+            outs.append((n, replace(d, direction="out") if d.direction == "in" else d))
         returned = [(n, d) for n, d in outs if d.direction == "out" and d.optic is None]
         for name, decl in outs:
-            if decl.direction == "in":
-                decl = replace(decl, direction="out")
             if decl.optic is None:
                 if decl.direction == "inout":
                     optic: Optic = Arg(name)

@@ -229,7 +229,7 @@ class CaptureWriter:
     def _set(buf: np.ndarray, i: int, value: Any, var: Variable, what: str) -> None:
         try:
             buf[i] = value
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise SpecError(
                 f"{what} variable {var.name!r}: expected shape {var.shape} dtype {var.dtype}, "
                 f"got {type(value).__name__} {getattr(value, 'shape', '')} ({exc})"

@@ -31,6 +31,8 @@ from phasm.surrogate.mode import Mode, mode_from_env, parse_mode
 from phasm.surrogate.stats import SurrogateStats
 
 _UNRESOLVED = object()
+# Python scalars that store into a scalar variable of a dtype kind without loss: skip the array check.
+_FAST_SCALAR_TYPES = {((), "f"): (float, int), ((), "i"): (int,), ((), "u"): (int,), ((), "b"): (bool,)}
 
 
 class ModelNotLoaded(RuntimeError):
@@ -214,7 +216,7 @@ class Surrogate:
                 value = v.optic.get(frame)  # type: ignore[union-attr]
             except OpticError as exc:
                 raise SpecError(f"{self.name}: input variable {v.name!r}: {exc}") from None
-            if not (batch is None and not v.shape and type(value) in (float, int)):
+            if not (batch is None and type(value) in _FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ())):
                 value = v.check_value(value, batch=batch, where=f"{self.name}: input ")
                 if v.direction == "inout":
                     value = value.copy()
@@ -229,7 +231,9 @@ class Surrogate:
                 value = v.optic.get(frame)  # type: ignore[union-attr]
             except OpticError as exc:
                 raise SpecError(f"{self.name}: output variable {v.name!r}: {exc}") from None
-            values.append(v.check_value(value, batch=batch, where=f"{self.name}: output "))
+            if not (batch is None and type(value) in _FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ())):
+                value = v.check_value(value, batch=batch, where=f"{self.name}: output ")
+            values.append(value)
         return values
 
     def _batch_size(self, frame: CallFrame) -> int:

@@ -1,0 +1,16 @@
+"""Shared fixtures: every test runs in its own temporary working directory."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for var in list(os.environ):
+        if var.startswith("PHASM_"):
+            monkeypatch.delenv(var)
+    yield
