@@ -10,7 +10,9 @@ Core phasm needs numpy and h5py only; ML libraries load lazily through backends.
 
 __version__ = "0.1.0"
 
+from phasm.bindings.declare import attr, each, fields, glob, item, setter
 from phasm.bindings.optics import Arg, Return
+from phasm.bindings.ragged import RaggedArray
 from phasm.bindings.spec import Array, Scalar, Spec, SpecError, Variable
 from phasm.gate.base import FiniteGate, Gate
 from phasm.gate.tolerance import Tolerance
@@ -21,4 +23,6 @@ from phasm.surrogate.wrapper import ModelNotLoaded, Surrogate, surrogate
 __all__ = [
     "Arg", "Array", "FiniteGate", "Gate", "Mode", "ModelNotLoaded", "Return", "Scalar", "Spec", "SpecError",
     "Surrogate", "SurrogateStats", "Tolerance", "Variable", "__version__", "surrogate",
+    # optics for objects, globals, collections (bindings)
+    "RaggedArray", "attr", "each", "fields", "glob", "item", "setter",
 ]

@@ -133,10 +133,31 @@ class Variable:
             raise SpecError(
                 f"{label}: expected dtype {self.dtype} (or one that casts safely to it), got {arr.dtype}"
             )
+        if self.ragged:
+            return self._check_ragged(arr, label, batch)
         expected = self.shape if batch is None else (batch, *self.shape)
         if arr.shape != expected:
             raise SpecError(f"{label}: expected shape {expected}, got {arr.shape}")
         return arr
+
+    def _check_ragged(self, arr: np.ndarray, label: str, batch: int | None) -> np.ndarray:
+        """A ragged value of one call: ``(m, *shape)`` with any ``m`` (up to ``meta['max_len']``)."""
+        if batch is not None:
+            raise SpecError(f"{label}: ragged variables are supported in unbatched functions only")
+        if arr.ndim != 1 + len(self.shape) or arr.shape[1:] != self.shape:
+            raise SpecError(
+                f"{label}: expected a variable-length array of shape (m, {', '.join(map(str, self.shape))}), "
+                f"got {arr.shape}"
+            )
+        max_len = self.meta.get("max_len")
+        if max_len is not None and arr.shape[0] > max_len:
+            raise SpecError(f"{label}: {arr.shape[0]} elements, more than the declared max_len={max_len}")
+        return arr
+
+    @property
+    def ragged_shape(self) -> tuple[int | None, ...]:
+        """Per-call shape with ``None`` for the variable length: ``(None, k)`` for a ragged variable."""
+        return (None, *self.shape) if self.ragged else self.shape
 
 
 def _as_numeric_array(value: Any, label: str) -> np.ndarray:

@@ -92,6 +92,13 @@ class CaptureStore:
             for group, variables in (("in", spec.inputs), ("out", spec.outputs)):
                 for v in variables:
                     name = dataset_name(group, v)
+                    if v.ragged:
+                        from phasm.store import ragged
+
+                        problem = ragged.validate(f, name, v, rows, path)
+                        if problem:
+                            raise StoreError(problem)
+                        continue
                     if name not in f:
                         raise StoreError(f"{path}: dataset {name!r} for variable {v.name!r} is missing")
                     ds = f[name]
@@ -116,7 +123,11 @@ class CaptureStore:
     # -- reading ----------------------------------------------------------
 
     def read(self, start: int = 0, stop: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Rows ``[start, stop)`` as ``(inputs, outputs)``: dicts of arrays ``(n, *shape)``."""
+        """Rows ``[start, stop)`` as ``(inputs, outputs)``: dicts of arrays ``(n, *shape)``.
+
+        Ragged variables come back as :class:`~phasm.bindings.ragged.RaggedArray`
+        (``.to_awkward()`` for an awkward array, ``.to_padded()`` for arrays + mask).
+        """
         spec = self.spec
         assert spec is not None
         stop = len(self) if stop is None else min(stop, len(self))
@@ -128,9 +139,9 @@ class CaptureStore:
             if lo < hi:
                 with _open_h5(part.path) as f:
                     for v in spec.inputs:
-                        chunks_in[v.name].append(f[dataset_name("in", v)][lo:hi])  # type: ignore[index]
+                        chunks_in[v.name].append(_read_rows(f, "in", v, lo, hi))  # type: ignore[index]
                     for v in spec.outputs:
-                        chunks_out[v.name].append(f[dataset_name("out", v)][lo:hi])  # type: ignore[index]
+                        chunks_out[v.name].append(_read_rows(f, "out", v, lo, hi))  # type: ignore[index]
             offset += part.rows
         return _concat(spec.inputs, chunks_in), _concat(spec.outputs, chunks_out)
 
@@ -144,6 +155,11 @@ class CaptureStore:
         """Rows as flat model matrices ``X (n, n_in_features)``, ``Y (n, n_out_features)``."""
         spec = self.spec
         assert spec is not None
+        if any(v.ragged for v in spec.variables):
+            raise StoreError(
+                f"{self.path}: the spec has variable-length (ragged) variables, which do not fit a flat matrix; "
+                "use read() (RaggedArray values) or phasm.train.ragged.RaggedData"
+            )
         ins, outs = self.read(start, stop)
         n = next(iter(ins.values())).shape[0]
         return pack(spec.inputs, ins, n, dtype), pack(spec.outputs, outs, n, dtype)
@@ -166,6 +182,7 @@ class CaptureStore:
         for ins, outs in self.iter_batches(batch_rows):
             for prefix, values in (("in", ins), ("out", outs)):
                 for name, arr in values.items():
+                    arr = getattr(arr, "values", arr)  # a RaggedArray: statistics over its elements
                     acc.setdefault(f"{prefix}:{name}", RunningStats()).update(arr.reshape(-1))
         return {k: s.summary() for k, s in acc.items()}
 
@@ -173,10 +190,24 @@ class CaptureStore:
         return f"CaptureStore({str(self.path)!r}, rows={len(self)}, files={len(self._parts)})"
 
 
+def _read_rows(f: Any, group: str, v: Variable, lo: int, hi: int) -> Any:
+    if v.ragged:
+        from phasm.store import ragged
+
+        return ragged.read(f, dataset_name(group, v), lo, hi)
+    return f[dataset_name(group, v)][lo:hi]
+
+
 def _concat(variables: tuple[Variable, ...], chunks: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
     out = {}
     for v in variables:
         parts = chunks[v.name]  # type: ignore[index]
+        if v.ragged:
+            from phasm.bindings.ragged import RaggedArray
+
+            out[v.name] = (RaggedArray.concat(parts) if parts  # type: ignore[index]
+                           else RaggedArray(np.empty((0, *v.shape), v.dtype), np.zeros(1, np.int64)))
+            continue
         if not parts:
             out[v.name] = np.empty((0, *v.shape), v.dtype)  # type: ignore[index]
         else:

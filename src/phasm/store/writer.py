@@ -104,8 +104,8 @@ class CaptureWriter:
         self._lock = threading.Lock()
         self._in_vars = spec.inputs
         self._out_vars = spec.outputs
-        self._buffers_in = [np.empty((self.flush_rows, *v.shape), v.dtype) for v in self._in_vars]
-        self._buffers_out = [np.empty((self.flush_rows, *v.shape), v.dtype) for v in self._out_vars]
+        self._buffers_in = [self._buffer(v) for v in self._in_vars]
+        self._buffers_out = [self._buffer(v) for v in self._out_vars]
         self._pending = 0
         self._last_flush = time.monotonic()
         self._lockfile: Any = None
@@ -113,6 +113,21 @@ class CaptureWriter:
         self._closed = False
         self.file_path = self._open(shard if shard is not None else default_shard_id())
         _open_writers.add(self)
+
+    def _buffer(self, v: Variable) -> Any:
+        if v.ragged:
+            from phasm.store.ragged import RaggedBuffer
+
+            return RaggedBuffer(v, self.flush_rows)
+        return np.empty((self.flush_rows, *v.shape), v.dtype)
+
+    @staticmethod
+    def _existing(f: Any, group: str, v: Variable) -> Any:
+        if v.ragged:
+            from phasm.store import ragged
+
+            return ragged.open_existing(f, dataset_name(group, v))
+        return f[dataset_name(group, v)]
 
     # -- opening ----------------------------------------------------------
 
@@ -175,8 +190,8 @@ class CaptureWriter:
             if f.attrs.get("spec_hash") != self.spec.hash:
                 f.close()
                 raise SpecError(f"store file {path} holds another spec")
-            self._datasets_in = [f[dataset_name("in", v)] for v in self._in_vars]
-            self._datasets_out = [f[dataset_name("out", v)] for v in self._out_vars]
+            self._datasets_in = [self._existing(f, "in", v) for v in self._in_vars]
+            self._datasets_out = [self._existing(f, "out", v) for v in self._out_vars]
             self._rows_ds = f[ROWS_DATASET]
             self.rows_in_file = int(self._rows_ds[0])
             for ds in (*self._datasets_in, *self._datasets_out):
@@ -201,6 +216,10 @@ class CaptureWriter:
         return f
 
     def _create(self, f: Any, group: str, v: Variable) -> Any:
+        if v.ragged:
+            from phasm.store import ragged
+
+            return ragged.create(f, dataset_name(group, v), v)
         row_bytes = max(1, v.size * v.dtype.itemsize)
         chunk_rows = int(min(65536, max(64, (1 << 20) // row_bytes)))
         return f.create_dataset(
@@ -240,6 +259,9 @@ class CaptureWriter:
         with self._lock:
             n = None
             for arr, var in zip((*inputs, *outputs), (*self._in_vars, *self._out_vars)):
+                if var.ragged:
+                    n = self._check_ragged_batch(arr, var, n)
+                    continue
                 shape = np.shape(arr)
                 if n is None:
                     n = shape[0] if shape else -1
@@ -252,6 +274,19 @@ class CaptureWriter:
                 return
             self._flush_locked()
             self._write(inputs, outputs, n)
+
+    @staticmethod
+    def _check_ragged_batch(arr: Any, var: Variable, n: int | None) -> int:
+        from phasm.bindings.ragged import RaggedArray
+
+        if not isinstance(arr, RaggedArray) or arr.element_shape != var.shape:
+            raise SpecError(
+                f"variable {var.name!r}: a ragged variable takes a RaggedArray of elements of shape {var.shape}, "
+                f"got {type(arr).__name__} {getattr(arr, 'element_shape', np.shape(arr))}"
+            )
+        if n is not None and len(arr) != n:
+            raise SpecError(f"variable {var.name!r}: {len(arr)} rows in a batch of {n}")
+        return len(arr)
 
     def flush(self) -> None:
         """Write buffered rows and commit them (they survive a crash from here on)."""
