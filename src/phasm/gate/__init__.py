@@ -1,5 +1,12 @@
 """Trust gates: decide, per row, whether the model's answer may be used."""
 
 from phasm.gate.base import FiniteGate, Gate, finite_rows, gate_from_json
+from phasm.gate.calibrate import train_calibrated
+from phasm.gate.conformal import CalibrationReport, ConformalGate, clopper_pearson_upper
+from phasm.gate.domain import DomainGate
+from phasm.gate.tolerance import Tolerance
 
-__all__ = ["FiniteGate", "Gate", "finite_rows", "gate_from_json"]
+__all__ = [
+    "CalibrationReport", "ConformalGate", "DomainGate", "FiniteGate", "Gate", "Tolerance", "clopper_pearson_upper",
+    "finite_rows", "gate_from_json", "train_calibrated",
+]

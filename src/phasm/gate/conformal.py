@@ -1,0 +1,350 @@
+"""The calibrated gate: an uncertainty score, a threshold certified on held-out captures.
+
+Score.  ``"spread"``: for each output variable, the ensemble members' standard
+deviation (L2 over the variable's elements) divided by the error the
+tolerance allows there (``max(rel * ||prediction||, abs)``); the row's score
+is the largest ratio.  ``"distance"``: the domain gate's distance divided by
+its radius (for single models, which have no spread).  Rows the domain gate
+rejects, and non-finite rows, score ``inf``.
+
+Calibration (selective risk control, "Learn then Test").  The calibration
+rows are split, with a seed, into a *tuning* part and a *certifying* part.
+The tuning part proposes candidate thresholds, the score quantiles at
+acceptance levels from the smallest that could be certified up to 100%.  On
+the certifying part the candidates are tested in that fixed order (the most
+conservative first): candidate ``t`` passes when the exact one-sided
+Clopper-Pearson upper bound, at confidence ``1 - delta``, on the miss rate of
+the rows it accepts is at most ``max_miss_rate``.  Testing stops at the first
+failure and the last candidate that passed is kept.  Fixed-sequence testing
+needs no multiplicity correction, so: *with probability at least
+``confidence`` over the draw of the calibration rows, the miss rate among
+calls the gate accepts is at most ``max_miss_rate``*, for calls drawn from the
+distribution the captures came from.  When no candidate passes the gate
+accepts nothing (everything falls back) and the report says how many
+calibration rows would be needed.
+
+Example
+-------
+>>> import numpy as np
+>>> round(clopper_pearson_upper(0, 299, 0.95), 4)   # zero misses in 299 rows: bound just under 1%
+0.0099
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from phasm.gate.base import Gate, finite_rows
+from phasm.gate.domain import DomainGate
+from phasm.gate.tolerance import Tolerance
+
+METHOD = ("Clopper-Pearson upper bound, fixed-sequence testing over tuned thresholds "
+          "(Learn then Test); holds with the stated confidence for in-distribution calls")
+
+
+def _log_binom_terms(k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    i = np.arange(k + 1, dtype=np.float64)
+    lg = np.vectorize(math.lgamma, otypes=[np.float64])
+    return i, math.lgamma(n + 1) - lg(i + 1) - lg(n - i + 1)
+
+
+def binomial_cdf(k: int, n: int, p: float, _terms: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    """``P(Bin(n, p) <= k)``, summed in log space (numpy only)."""
+    if p <= 0.0 or k >= n:
+        return 1.0
+    if p >= 1.0:
+        return 0.0
+    i, logc = _terms if _terms is not None else _log_binom_terms(k, n)
+    terms = logc + i * math.log(p) + (n - i) * math.log1p(-p)
+    m = terms.max()
+    return float(min(1.0, math.exp(m) * np.exp(terms - m).sum()))
+
+
+def clopper_pearson_upper(k: int, n: int, confidence: float) -> float:
+    """Exact one-sided upper confidence bound on a binomial rate from ``k`` events in ``n`` trials."""
+    if n <= 0 or k >= n:
+        return 1.0
+    delta = 1.0 - confidence
+    terms = _log_binom_terms(k, n)
+    lo, hi = k / n, 1.0
+    for _ in range(60):  # bisection: P(Bin(n, p) <= k) = delta
+        mid = 0.5 * (lo + hi)
+        if binomial_cdf(k, n, mid, terms) > delta:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def min_rows_to_certify(max_miss_rate: float, confidence: float) -> int:
+    """Accepted rows needed to certify ``max_miss_rate`` when none of them misses."""
+    if max_miss_rate <= 0:
+        return 10**12
+    return int(math.ceil(math.log(1.0 - confidence) / math.log1p(-max_miss_rate)))
+
+
+@dataclass
+class CalibrationReport:
+    """What calibration found: the threshold, its certified bound, the expected fallback rate."""
+
+    score: str
+    threshold: float
+    certified: bool
+    confidence: float
+    max_miss_rate: float
+    n_calibration: int
+    n_tune: int
+    n_certify: int
+    accepted: int
+    accepted_misses: int
+    miss_rate_bound: float
+    expected_fallback_rate: float
+    domain_rejected_rate: float
+    min_rows_needed: int
+    method: str = METHOD
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["threshold"] = _num(self.threshold)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "CalibrationReport":
+        d = dict(d)
+        d["threshold"] = float(d["threshold"])
+        return cls(**d)
+
+    def __str__(self) -> str:
+        if not self.certified:
+            return (f"gate NOT certified: no threshold keeps the miss rate <= {self.max_miss_rate:.2%} at "
+                    f"{self.confidence:.0%} confidence with {self.n_certify} certifying rows; everything falls back "
+                    f"(at least {self.min_rows_needed} accepted certifying rows are needed)")
+        return (f"gate certified: miss rate among accepted calls <= {self.miss_rate_bound:.3%} "
+                f"(bound <= {self.max_miss_rate:.2%}) at {self.confidence:.0%} confidence; "
+                f"expected fallback rate {self.expected_fallback_rate:.1%} "
+                f"({self.accepted_misses} misses in {self.accepted} accepted of {self.n_certify} certifying rows)")
+
+
+def _num(x: float) -> float | str:
+    return x if np.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+class ConformalGate(Gate):
+    """Accepts rows in domain whose uncertainty score is below a certified threshold.
+
+    Parameters
+    ----------
+    tolerance: the user's :class:`~phasm.Tolerance` (error per call and ``max_miss_rate``).
+    confidence: probability, over the calibration draw, that the miss-rate bound holds.
+    score: ``"spread"`` (ensemble), ``"distance"`` (domain distance) or ``"auto"``
+        (spread when the model has members).
+    domain: the out-of-domain gate (default: a :class:`DomainGate`).
+    tune_fraction: share of calibration rows that propose thresholds (the rest certify).
+
+    Example
+    -------
+    >>> gate = ConformalGate(Tolerance(rel=0.01, max_miss_rate=0.01))   # doctest: +SKIP
+    >>> gate.fit(X_cal, Y_cal, model, X_train=X_train)                  # doctest: +SKIP
+    >>> print(gate.report_)                                             # doctest: +SKIP
+    """
+
+    kind = "conformal"
+
+    def __init__(self, tolerance: Tolerance, confidence: float = 0.95, score: str = "auto",
+                 domain: DomainGate | None = None, tune_fraction: float = 0.3, seed: int = 0) -> None:
+        if not isinstance(tolerance, Tolerance):
+            raise TypeError(f"ConformalGate: tolerance must be a phasm.Tolerance, got {type(tolerance).__name__}")
+        if not 0.5 <= confidence < 1.0:
+            raise ValueError(f"ConformalGate: confidence must be in [0.5, 1), got {confidence}")
+        if score not in ("auto", "spread", "distance"):
+            raise ValueError(f"ConformalGate: score must be 'auto', 'spread' or 'distance', got {score!r}")
+        if not 0.0 < tune_fraction < 1.0:
+            raise ValueError(f"ConformalGate: tune_fraction must be in (0, 1), got {tune_fraction}")
+        self.tolerance, self.confidence, self.score = tolerance, float(confidence), score
+        self.domain = domain if domain is not None else DomainGate()
+        self.tune_fraction, self.seed = float(tune_fraction), int(seed)
+
+    # -- scores -------------------------------------------------------------
+
+    def _spread_score(self, members: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        spec = self._spec
+        n = Y.shape[0]
+        score = np.zeros(n)
+        col = 0
+        std = members.std(axis=0, ddof=1) if len(members) > 1 else np.zeros_like(Y)
+        for v in spec.outputs:
+            s = np.linalg.norm(std[:, col : col + v.size].astype(np.float64), axis=1)
+            y = np.linalg.norm(Y[:, col : col + v.size].astype(np.float64), axis=1)
+            col += v.size
+            rel, mabs = self.tolerance.limits(v.name)
+            allowed = np.zeros(n)
+            if rel is not None:
+                allowed = np.maximum(allowed, rel * y)
+            if mabs is not None:
+                allowed = np.maximum(allowed, mabs)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(s == 0, 0.0, s / allowed)
+            score = np.maximum(score, np.nan_to_num(ratio, nan=np.inf))
+        return score
+
+    def predict_scores(self, X: np.ndarray, model: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The model's answer ``Y (n, n_out)`` and each row's score ``(n,)`` (``inf``: rejected).
+
+        For an ensemble, members are evaluated once and ``Y`` is their mean.
+        """
+        X = np.asarray(X)
+        X2 = X.reshape(len(X), -1)
+        kind = self._score_kind(model)
+        if kind == "spread":
+            members = np.asarray(model.predict_members(X), np.float32)
+            Y = members.mean(axis=0)
+        else:
+            members, Y = None, np.asarray(model.predict(X), np.float32)
+        ok = self.domain.accept(X2, Y, model)
+        score = np.full(len(X2), np.inf)
+        if ok.any():
+            idx = np.flatnonzero(ok)
+            if members is not None:
+                score[idx] = self._spread_score(members[:, idx], Y[idx])
+            else:
+                radius = self.domain.radius_ if self.domain.radius_ > 0 else 1.0
+                score[idx] = self.domain.distance(X2[idx]) / radius
+        return Y, score
+
+    def _score_kind(self, model: Any) -> str:
+        if self.score != "auto":
+            return self.score
+        return "spread" if model is not None and _has_members(model) else "distance"
+
+    # -- learning -----------------------------------------------------------
+
+    def fit(self, X_cal: np.ndarray, Y_cal: np.ndarray, model: Any, *, X_train: np.ndarray, spec: Any = None) -> "ConformalGate":
+        """Calibrate on held-out raw rows ``(X_cal, Y_cal)`` (true outputs) the model never trained on.
+
+        ``X_train`` (raw training inputs) sets the domain; ``spec`` defaults to ``model.spec``.
+        """
+        self._spec = spec if spec is not None else model.spec
+        X_cal = np.asarray(X_cal, np.float64)
+        Y_cal = np.asarray(Y_cal, np.float64)
+        if X_cal.ndim != 2 or X_cal.shape[1] != self._spec.n_in_features:
+            raise ValueError(f"ConformalGate.fit: X_cal must be (n, {self._spec.n_in_features}), got {X_cal.shape}")
+        if Y_cal.shape != (len(X_cal), self._spec.n_out_features):
+            raise ValueError(f"ConformalGate.fit: Y_cal must be ({len(X_cal)}, {self._spec.n_out_features}), got {Y_cal.shape}")
+        keep = finite_rows(X_cal) & finite_rows(Y_cal)
+        X_cal, Y_cal = X_cal[keep], Y_cal[keep]
+        if self.score == "spread" and not _has_members(model):
+            raise ValueError("ConformalGate: score='spread' needs an ensemble model (backend='ensemble'); "
+                             "use score='distance' or 'auto'")
+        self.score_ = self._score_kind(model)
+        rng = np.random.default_rng(self.seed)
+        tune = rng.random(len(X_cal)) < self.tune_fraction
+        self.domain.fit(X_train, X_cal[tune])
+        Y_pred, score = self.predict_scores(X_cal.astype(np.float32), model)
+        miss = self.tolerance.misses(self._spec, Y_cal, Y_pred)
+        self.threshold_, self.report_ = self._select(score, miss, tune)
+        return self
+
+    def _select(self, score: np.ndarray, miss: np.ndarray, tune: np.ndarray) -> tuple[float, CalibrationReport]:
+        alpha, conf = self.tolerance.max_miss_rate, self.confidence
+        s_t, s_c, m_c = score[tune], score[~tune], miss[~tune]
+        n_c = len(s_c)
+        need = min_rows_to_certify(alpha, conf)
+        finite_t = np.sort(s_t[np.isfinite(s_t)])
+        candidates: list[float] = []
+        if len(finite_t) and n_c:
+            # Start where the certifying rows should hold `need` accepted rows, with a 25% margin
+            # (a fixed-sequence test that starts below it would fail at once and certify nothing).
+            start = min(1.0, 1.25 * need / n_c + 0.01)
+            for level in np.arange(start, 1.0 + 1e-9, 0.01):
+                # Acceptance level relative to the tuning rows that pass the domain check.
+                t = float(finite_t[min(len(finite_t) - 1, int(math.ceil(level * len(finite_t))) - 1)])
+                if not candidates or t > candidates[-1]:
+                    candidates.append(t)
+            candidates.append(np.inf)
+        best, best_stats = -np.inf, (0, 0, 1.0)
+        for t in candidates:
+            acc = s_c <= t
+            acc &= np.isfinite(s_c)
+            n_acc, k = int(acc.sum()), int(m_c[acc].sum())
+            # The Clopper-Pearson bound is <= alpha exactly when P(Bin(n_acc, alpha) <= k) <= delta.
+            if n_acc == 0 or binomial_cdf(k, n_acc, alpha) > 1.0 - conf:
+                break
+            best, best_stats = t, (n_acc, k, -1.0)
+        if best > -np.inf:
+            best_stats = (best_stats[0], best_stats[1], clopper_pearson_upper(best_stats[1], best_stats[0], conf))
+        all_scores = score
+        fallback = float(np.mean(~(np.isfinite(all_scores) & (all_scores <= best)))) if len(all_scores) else 1.0
+        report = CalibrationReport(
+            score=self.score_, threshold=float(best), certified=bool(best > -np.inf),
+            confidence=conf, max_miss_rate=alpha, n_calibration=len(score), n_tune=int(tune.sum()), n_certify=n_c,
+            accepted=best_stats[0], accepted_misses=best_stats[1], miss_rate_bound=float(best_stats[2]),
+            expected_fallback_rate=fallback, domain_rejected_rate=float(np.mean(~np.isfinite(score))) if len(score) else 1.0,
+            min_rows_needed=need,
+        )
+        return float(best), report
+
+    # -- gating -------------------------------------------------------------
+
+    def accept(self, X: np.ndarray, Y: np.ndarray, model: Any) -> np.ndarray:
+        """Rows in domain whose score is at most the certified threshold (and finite model answer)."""
+        return self.predict_accept(X, model)[1] & finite_rows(Y)
+
+    def predict_accept(self, X: np.ndarray, model: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The model's answer and the trusted-row mask in one pass over the ensemble members."""
+        self._check()
+        Y, score = self.predict_scores(X, model)
+        X2 = np.asarray(X).reshape(len(X), -1)
+        trusted = np.isfinite(score) & (score <= self.threshold_)  # inf: rejected by the domain, even when threshold is inf
+        return Y, trusted & finite_rows(X2) & finite_rows(Y)
+
+    def _check(self) -> None:
+        if not hasattr(self, "threshold_"):
+            raise RuntimeError("ConformalGate: call fit() first (or load a calibrated gate)")
+
+    @property
+    def expected_fallback_rate(self) -> float:
+        """Share of in-distribution calls expected to fall back (measured on the calibration rows)."""
+        self._check()
+        return self.report_.expected_fallback_rate
+
+    # -- persistence ----------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        self._check()
+        return {"kind": self.kind, "tolerance": self.tolerance.to_json(), "confidence": self.confidence,
+                "score": self.score, "tune_fraction": self.tune_fraction, "seed": self.seed,
+                "score_": self.score_, "threshold": _num(self.threshold_), "spec": self._spec.to_json(),
+                "domain": self.domain.to_json(), "report": self.report_.to_json()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ConformalGate":
+        from phasm.bindings.spec import Spec
+
+        try:
+            self = cls(Tolerance.from_json(d["tolerance"]), d["confidence"], d["score"], DomainGate.from_json(d["domain"]),
+                       d.get("tune_fraction", 0.3), d.get("seed", 0))
+            self.score_ = d["score_"]
+            self.threshold_ = float(d["threshold"])
+            self._spec = Spec.from_json(d["spec"])
+            self.report_ = CalibrationReport.from_json(d["report"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"conformal gate record is incomplete or malformed: {exc}") from None
+        return self
+
+    def describe(self) -> str:
+        return f"{self.domain.describe()}; {self.score_} score <= {self.threshold_:.3g}; {self.report_}"
+
+
+def _has_members(model: Any) -> bool:
+    backend = getattr(model, "backend", model)
+    return type(backend).predict_members is not _base_predict_members()
+
+
+def _base_predict_members() -> Any:
+    from phasm.backends.base import Backend
+
+    return Backend.predict_members

@@ -1,0 +1,228 @@
+"""Out-of-domain detection: the captured input range plus a distance to the training inputs.
+
+A row is *in domain* when every input lies inside the per-feature range seen
+in the captures (optionally widened by ``margin`` times the range) and its
+distance to the training inputs, in standardised units, is at most
+``radius_``.  The distance is the mean distance to the ``k`` nearest of up to
+``max_reference`` training rows (``metric="knn"``), or the Mahalanobis
+distance to the training mean (``metric="mahalanobis"``, for many inputs).
+``radius_`` is the ``quantile`` of the distances of held-out in-domain rows,
+so about ``1 - quantile`` of in-distribution calls are turned away by the
+distance test alone.
+
+Example
+-------
+>>> import numpy as np
+>>> X = np.random.default_rng(0).uniform(0, 1, (500, 2))
+>>> gate = DomainGate().fit(X)
+>>> gate.accept(np.array([[0.5, 0.5], [2.0, 0.5], [np.nan, 0.5]]), np.zeros((3, 1)), None).tolist()
+[True, False, False]
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+from phasm.gate.base import Gate, finite_rows
+
+KNN_MAX_FEATURES = 16
+DIAGONAL_ABOVE = 256
+
+
+def _encode(a: np.ndarray) -> dict[str, Any]:
+    a = np.ascontiguousarray(a, np.float32)
+    return {"shape": list(a.shape), "float32_base64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def _decode(d: dict[str, Any], what: str) -> np.ndarray:
+    try:
+        raw = base64.b64decode(d["float32_base64"], validate=True)
+        return np.frombuffer(raw, np.float32).reshape(d["shape"]).copy()
+    except Exception as exc:
+        raise ValueError(f"domain gate: bad {what} record: {exc}") from None
+
+
+class DomainGate(Gate):
+    """Rejects rows outside the captured input range or far from the training inputs.
+
+    Parameters
+    ----------
+    metric: ``"knn"``, ``"mahalanobis"`` or ``"auto"`` (kNN up to 16 input features).
+    k: neighbours averaged by the kNN distance.
+    quantile: share of held-out in-distribution rows the distance test keeps.
+    margin: widen the captured range by this fraction of its width on each side.
+    max_reference: training rows kept (seeded subsample) for the kNN distance.
+    """
+
+    kind = "domain"
+
+    def __init__(self, metric: str = "auto", k: int = 5, quantile: float = 0.999, margin: float = 0.0,
+                 max_reference: int = 2048, seed: int = 0) -> None:
+        if metric not in ("auto", "knn", "mahalanobis"):
+            raise ValueError(f"DomainGate: metric must be 'auto', 'knn' or 'mahalanobis', got {metric!r}")
+        if int(k) < 1:
+            raise ValueError(f"DomainGate: k must be >= 1, got {k}")
+        if not 0.0 < quantile <= 1.0:
+            raise ValueError(f"DomainGate: quantile must be in (0, 1], got {quantile}")
+        if margin < 0:
+            raise ValueError(f"DomainGate: margin must be >= 0, got {margin}")
+        self.metric, self.k, self.quantile, self.margin = metric, int(k), float(quantile), float(margin)
+        self.max_reference, self.seed = int(max_reference), int(seed)
+
+    # -- learning -----------------------------------------------------------
+
+    def fit(self, X_train: np.ndarray, X_held: np.ndarray | None = None) -> "DomainGate":
+        """Learn the range and reference set from raw training inputs ``(n, n_in)``.
+
+        ``X_held``: held-out in-distribution rows that set ``radius_``; without
+        them, leave-one-out distances of the reference rows are used.
+        """
+        X = np.asarray(X_train, np.float64)
+        if X.ndim != 2:
+            raise ValueError(f"DomainGate.fit: X_train must be (n, n_in), got shape {X.shape}")
+        X = X[finite_rows(X)]
+        if len(X) < 2:
+            raise ValueError(f"DomainGate.fit: need at least 2 finite training rows, got {len(X)}")
+        lo, hi = X.min(0), X.max(0)
+        width = hi - lo
+        self.low_, self.high_ = lo - self.margin * width, hi + self.margin * width
+        self.mean_ = X.mean(0)
+        std = X.std(0)
+        self.scale_ = np.where(std > 0, std, 1.0)
+        n_in = X.shape[1]
+        self.metric_ = self.metric if self.metric != "auto" else ("knn" if n_in <= KNN_MAX_FEATURES else "mahalanobis")
+        Z = self._standardise(X)
+        if self.metric_ == "knn":
+            rng = np.random.default_rng(self.seed)
+            idx = rng.choice(len(Z), self.max_reference, replace=False) if len(Z) > self.max_reference else np.arange(len(Z))
+            self.reference_ = Z[idx].astype(np.float32)
+            self.__dict__.pop("_tree_", None)
+            self.k_ = min(self.k, len(self.reference_) - 1)
+        else:
+            if n_in > DIAGONAL_ABOVE:
+                self.precision_ = np.ones(n_in, np.float32)  # diagonal: standardised Euclidean norm
+            else:
+                cov = np.cov(Z, rowvar=False).reshape(n_in, n_in)
+                self.precision_ = np.linalg.pinv(cov + 1e-6 * np.eye(n_in)).astype(np.float32)
+        if X_held is not None:
+            H = np.asarray(X_held, np.float64)
+            H = H[finite_rows(H) & self.in_range(H)]
+            d = self.distance(H) if len(H) else np.empty(0)
+        else:
+            d = self._distance(Z, leave_one_out=self.metric_ == "knn")
+        self.radius_ = float(np.quantile(d, self.quantile)) if len(d) else float(np.inf)
+        return self
+
+    # -- scores -------------------------------------------------------------
+
+    def _standardise(self, X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, np.float64) - self.mean_) / self.scale_
+
+    def _distance(self, Z: np.ndarray, leave_one_out: bool = False) -> np.ndarray:
+        if self.metric_ == "mahalanobis":
+            P = self.precision_
+            q = (Z * Z) @ P if P.ndim == 1 else np.einsum("ij,jk,ik->i", Z, P, Z)
+            return np.sqrt(np.maximum(q, 0.0))
+        R = self.reference_.astype(np.float64)
+        k = self.k_ + (1 if leave_one_out else 0)
+        tree = self._tree()
+        if tree is not None and len(Z):
+            d, _ = tree.query(Z, k=k)
+            d = np.asarray(d).reshape(len(Z), k)
+            return (d[:, 1:] if leave_one_out else d).mean(1)
+        r2 = (R * R).sum(1)
+        out = np.empty(len(Z))
+        step = max(1, 4_000_000 // max(len(R), 1))
+        for s in range(0, len(Z), step):
+            z = Z[s : s + step]
+            d2 = np.maximum((z * z).sum(1)[:, None] + r2[None, :] - 2.0 * z @ R.T, 0.0)
+            near = np.partition(d2, k - 1, axis=1)[:, :k] if k < d2.shape[1] else d2
+            near = np.sort(near, axis=1)[:, 1:] if leave_one_out else near
+            out[s : s + step] = np.sqrt(near).mean(1)
+        return out
+
+    def _tree(self) -> Any:
+        """A k-d tree over the reference rows when scipy is installed (optional), else ``None`` (brute force)."""
+        if "_tree_" not in self.__dict__:
+            try:
+                from scipy.spatial import cKDTree
+            except ImportError:
+                self._tree_ = None
+            else:
+                self._tree_ = cKDTree(self.reference_.astype(np.float64))
+        return self._tree_
+
+    def distance(self, X: np.ndarray) -> np.ndarray:
+        """Distance ``(n,)`` of raw input rows to the training inputs (standardised units)."""
+        self._check()
+        return self._distance(self._standardise(X))
+
+    def in_range(self, X: np.ndarray) -> np.ndarray:
+        """Rows ``(n,)`` whose every feature lies in the captured (widened) range."""
+        self._check()
+        X = np.asarray(X, np.float64)
+        return ((X >= self.low_) & (X <= self.high_)).all(1)
+
+    def accept(self, X: np.ndarray, Y: np.ndarray, model: Any) -> np.ndarray:
+        """Finite rows inside the captured range and within ``radius_`` of the training inputs."""
+        X = np.asarray(X)
+        X2 = X.reshape(len(X), -1)
+        ok = finite_rows(X2) & finite_rows(Y)
+        if self.low_.shape != X2.shape[1:]:
+            raise ValueError(f"DomainGate: inputs have {X2.shape[1]} features, the gate was fitted on {self.low_.shape[0]}")
+        with np.errstate(invalid="ignore"):
+            ok &= self.in_range(np.where(np.isfinite(X2), X2, 0.0))
+        if ok.any():
+            idx = np.flatnonzero(ok)
+            ok[idx] = self.distance(X2[idx]) <= self.radius_
+        return ok
+
+    def _check(self) -> None:
+        if not hasattr(self, "low_"):
+            raise RuntimeError("DomainGate: call fit() first (or load a fitted gate)")
+
+    # -- persistence ----------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        self._check()
+        d: dict[str, Any] = {
+            "kind": self.kind, "metric": self.metric, "k": self.k, "quantile": self.quantile, "margin": self.margin,
+            "max_reference": self.max_reference, "seed": self.seed, "metric_": self.metric_,
+            "low": self.low_.tolist(), "high": self.high_.tolist(), "mean": self.mean_.tolist(),
+            "scale": self.scale_.tolist(), "radius": self.radius_ if np.isfinite(self.radius_) else "inf",
+        }
+        if self.metric_ == "knn":
+            d["reference"] = _encode(self.reference_)
+            d["k_"] = self.k_
+        else:
+            d["precision"] = _encode(self.precision_)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "DomainGate":
+        self = cls(d.get("metric", "auto"), d.get("k", 5), d.get("quantile", 0.999), d.get("margin", 0.0),
+                   d.get("max_reference", 2048), d.get("seed", 0))
+        try:
+            self.metric_ = d["metric_"]
+            self.low_, self.high_ = np.asarray(d["low"], np.float64), np.asarray(d["high"], np.float64)
+            self.mean_, self.scale_ = np.asarray(d["mean"], np.float64), np.asarray(d["scale"], np.float64)
+            self.radius_ = float(d["radius"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"domain gate record is incomplete or malformed: {exc}") from None
+        n = len(self.low_)
+        if not (self.high_.shape == self.mean_.shape == self.scale_.shape == (n,)):
+            raise ValueError("domain gate record: low/high/mean/scale lengths differ")
+        if self.metric_ == "knn":
+            self.reference_ = _decode(d["reference"], "reference")
+            self.k_ = int(d["k_"])
+            if self.reference_.ndim != 2 or self.reference_.shape[1] != n:
+                raise ValueError(f"domain gate record: reference has shape {self.reference_.shape}, expected (m, {n})")
+        else:
+            self.precision_ = _decode(d["precision"], "precision")
+        return self
+
+    def describe(self) -> str:
+        return f"captured input range and {self.metric_} distance <= {self.radius_:.3g}"
