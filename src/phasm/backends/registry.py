@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "phasm.backends"
 _BUILTIN = {
     "ridge": "phasm.backends.ridge:RidgeBackend",
     "ensemble": "phasm.backends.ensemble:EnsembleBackend",
+    "torch-sets": "phasm.backends.torch_sets:TorchSetsBackend",
 }
 
 

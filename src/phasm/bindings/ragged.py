@@ -137,7 +137,16 @@ class RaggedArray:
         idx = np.asarray(index)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
-        return RaggedArray.from_list([self[int(i)] for i in idx], self.element_shape, self.dtype)
+        idx = idx.astype(np.int64, copy=False)
+        if len(idx) and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise IndexError(f"RaggedArray index out of range for {len(self)} rows")
+        idx = np.where(idx < 0, idx + len(self), idx)
+        lengths = self.lengths[idx]
+        offsets = np.zeros(len(idx) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # element positions: row start + position within the row
+        pos = np.repeat(self.offsets[idx] - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return RaggedArray(self.values[pos], offsets)
 
     def to_list(self) -> list[np.ndarray]:
         """Per-row arrays (views into ``values``)."""
@@ -229,3 +238,52 @@ class RaggedInputs:
 
     def __repr__(self) -> str:
         return f"RaggedInputs(rows={len(self)}, fixed={self.fixed.shape[1]}, sets={ {k: v.element_shape for k, v in self.sets.items()} })"
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """A flat per-row summary for code that wants a matrix (finite checks, domain gates):
+        the fixed inputs, then each set's element mean (0 for an empty set) and element count."""
+        cols = [np.asarray(self.fixed, np.float64)]
+        for r in self.sets.values():
+            lengths = r.lengths
+            vals = np.asarray(r.values, np.float64).reshape(len(r.values), -1)
+            sums = np.zeros((len(r), vals.shape[1]))
+            if len(vals):
+                np.add.at(sums, np.repeat(np.arange(len(r)), lengths), vals)
+            cols.append(sums / np.maximum(lengths, 1)[:, None])
+            cols.append(lengths[:, None].astype(np.float64))
+        out = np.hstack(cols) if cols else np.empty((len(self), 0))
+        return out if dtype is None else out.astype(dtype)
+
+
+def pack_ragged_call(variables: Sequence[Any], values: Sequence[Any]) -> RaggedInputs:
+    """One call's input values (spec order) as a one-row :class:`RaggedInputs`."""
+    fixed_vals = [np.asarray(x, np.float32).reshape(-1) for v, x in zip(variables, values) if not v.ragged]
+    fixed = (np.concatenate(fixed_vals) if fixed_vals else np.empty(0, np.float32))[None, :]
+    sets = {}
+    for v, x in zip(variables, values):
+        if v.ragged:
+            a = np.asarray(x, np.float32)
+            a = a.reshape(len(a), -1)
+            sets[v.name] = RaggedArray(a, np.array([0, len(a)], np.int64))
+    return RaggedInputs(fixed, sets)
+
+
+def pack_ragged_batch(variables: Sequence[Any], values: dict[str, Any], n: int) -> RaggedInputs:
+    """Per-variable batch values (arrays ``(n, *shape)``, :class:`RaggedArray` for ragged ones) as :class:`RaggedInputs`."""
+    fixed_vars = [v for v in variables if not v.ragged]
+    width = sum(v.size for v in fixed_vars)
+    fixed = np.empty((n, width), np.float32)
+    col = 0
+    for v in fixed_vars:
+        fixed[:, col : col + v.size] = np.asarray(values[v.name]).reshape(n, v.size)
+        col += v.size
+    sets = {}
+    for v in variables:
+        if v.ragged:
+            r = values[v.name]
+            sets[v.name] = RaggedArray(np.asarray(r.values, np.float32).reshape(len(r.values), -1), r.offsets)
+    return RaggedInputs(fixed, sets)
+
+
+def has_ragged(variables: Iterable[Any]) -> bool:
+    return any(getattr(v, "ragged", False) for v in variables)

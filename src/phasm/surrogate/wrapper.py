@@ -22,6 +22,8 @@ import numpy as np
 
 from phasm.bindings.infer import infer_spec
 from phasm.bindings.optics import Arg, CallFrame, OpticError, Return
+from phasm.bindings.paths import finish_frame
+from phasm.bindings.ragged import has_ragged, pack_ragged_call
 from phasm.bindings.spec import Spec, SpecError, Variable, pack, unpack
 from phasm.gate.base import FiniteGate, Gate, finite_rows, gate_from_json
 from phasm.gate.tolerance import Tolerance
@@ -191,6 +193,7 @@ class Surrogate:
         for v in self._in_vars:
             self._in_cols.append((col, v.size))
             col += v.size
+        self._ragged = has_ragged(self._in_vars)  # variable-length inputs: models take RaggedInputs
 
     def _ensure_spec(self, frame: CallFrame, mutated: set[str]) -> Spec:
         if self.spec is None:
@@ -299,6 +302,8 @@ class Surrogate:
 
     def _pack_frame(self, frame: CallFrame) -> tuple[np.ndarray, int]:
         """Model input rows ``(n, n_in)`` from a call frame (validated)."""
+        if self._ragged:
+            return pack_ragged_call(self._in_vars, self._read_inputs(frame)), 1
         if self.batched:
             n = self._batch_size(frame)
             values = dict(zip((v.name for v in self._in_vars), self._read_inputs(frame)))
@@ -321,7 +326,7 @@ class Surrogate:
                 if not v.shape:
                     value = value.item()
             v.optic.put(frame, value, n_items=self._n_items)  # type: ignore[union-attr]
-        return frame.result
+        return finish_frame(frame)  # builds a return value that output optics filled field by field
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
@@ -398,7 +403,7 @@ class Surrogate:
             merged = values[v.name].astype(v.dtype)  # type: ignore[index]
             merged[rejected] = exact
             v.optic.put(frame, merged, n_items=self._n_items)  # type: ignore[union-attr]
-        return frame.result
+        return finish_frame(frame)
 
     # -- shadow and summarize ---------------------------------------------
 

@@ -81,12 +81,23 @@ class ModelArtefact:
     # -- inference ----------------------------------------------------------
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Raw inputs ``(n, n_in)`` -> raw outputs ``(n, n_out)`` (float32)."""
+        """Raw inputs ``(n, n_in)`` -> raw outputs ``(n, n_out)`` (float32).
+
+        A spec with variable-length inputs takes :class:`~phasm.bindings.ragged.RaggedInputs`.
+        """
+        if not isinstance(X, np.ndarray) and hasattr(X, "sets"):
+            from phasm.train.ragged import predict_ragged
+
+            return predict_ragged(self, X)
         Z = self.backend.predict(self.x_norm.transform(X))
         return self.y_norm.inverse(Z)
 
     def predict_members(self, X: np.ndarray) -> np.ndarray | None:
         """Per-member raw predictions ``(members, n, n_out)`` for ensemble backends, else ``None``."""
+        if not isinstance(X, np.ndarray) and hasattr(X, "sets"):
+            from phasm.train.ragged import predict_ragged
+
+            return predict_ragged(self, X, members=True)
         Z = self.backend.predict_members(self.x_norm.transform(X))
         return None if Z is None else self.y_norm.inverse(Z)
 

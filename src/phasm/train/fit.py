@@ -71,6 +71,12 @@ def fit_model(
     ``source`` is a capture store, or raw matrices ``(X, Y)`` with ``spec``
     given.  Extra keyword arguments go to the backend's constructor.
     """
+    declared = spec if spec is not None else getattr(source, "spec", None)
+    if declared is not None and any(v.ragged for v in declared.inputs):
+        # Variable-length inputs: set models on padded + masked batches (phasm.train.ragged).
+        from phasm.train.ragged import fit_ragged_model
+
+        return fit_ragged_model(source, spec, backend=backend, val_fraction=val_fraction, seed=seed, verbose=verbose, **params)
     if isinstance(source, CaptureStore):
         spec = spec or source.spec
         assert spec is not None

@@ -1,0 +1,226 @@
+"""Training data and training for specs with variable-length (ragged) inputs.
+
+The flat matrix path (``pack`` / :class:`~phasm.train.data.ArrayData`) does
+not fit a list of hits per call.  :class:`RaggedData` keeps the inputs as
+:class:`~phasm.bindings.ragged.RaggedInputs` (fixed matrix + one
+:class:`~phasm.bindings.ragged.RaggedArray` per set), standardises them, and
+serves mini-batches bucketed by length (rows of similar length together, so
+little padding) as *encoded* matrices: per row the fixed features, then for
+each set ``L`` padded elements (flattened) and an ``L``-wide mask, ``L``
+being the longest set in the batch.  Set backends (``torch-sets``) decode
+that layout (:func:`decode_widths`), so the generic torch training loop
+(:func:`phasm.backends.torch_train.train_module`) trains them unchanged.
+
+Normalisation columns: the fixed input variables in spec order, then each
+ragged variable's element features in spec order (``spec.n_in_features``
+entries in all), stored in the artefact like any other model's.
+
+Example
+-------
+>>> import numpy as np
+>>> from phasm.bindings.ragged import RaggedArray, RaggedInputs
+>>> rng = np.random.default_rng(0)
+>>> sets = RaggedArray.from_list([rng.normal(size=(m, 2)) for m in rng.integers(1, 6, 50)])
+>>> X = RaggedInputs(rng.normal(size=(50, 1)).astype(np.float32), {"hits": sets})
+>>> Y = np.array([[s.sum()] for s in sets.to_list()], np.float32)
+>>> data = RaggedData(X, Y, val_fraction=0.2, seed=0)
+>>> xb, yb = next(data.train_batches(16, seed=0))
+>>> xb.shape[0], yb.shape
+(16, (16, 1))
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import numpy as np
+
+from phasm.bindings.ragged import RaggedArray, RaggedInputs, has_ragged, length_buckets, pack_ragged_batch
+from phasm.bindings.spec import Spec, pack
+from phasm.train.data import Standardizer, split_mask
+
+MAX_VAL_ROWS = 50_000
+
+
+def _row_max_lengths(X: RaggedInputs) -> np.ndarray:
+    if not X.sets:
+        return np.zeros(len(X), np.int64)
+    return np.max(np.stack([r.lengths for r in X.sets.values()]), axis=0)
+
+
+def encode(X: RaggedInputs, length: int | None = None) -> np.ndarray:
+    """Encoded float32 matrix of a batch: fixed | per set (L*k values, L mask) with one ``L`` for all sets."""
+    n = len(X)
+    L = length if length is not None else max(1, int(_row_max_lengths(X).max()) if n else 1)
+    cols = [np.asarray(X.fixed, np.float32)]
+    for r in X.sets.values():
+        padded, mask = r.to_padded(L)
+        cols.append(padded.reshape(n, -1).astype(np.float32, copy=False))
+        cols.append(mask.astype(np.float32))
+    return np.ascontiguousarray(np.hstack(cols), dtype=np.float32)
+
+
+def decode_widths(width: int, n_fixed: int, set_dims: list[int]) -> int:
+    """The padded length ``L`` of an encoded matrix ``width`` columns wide."""
+    per_slot = sum(k + 1 for k in set_dims)
+    L, rem = divmod(width - n_fixed, per_slot) if per_slot else (0, 0)
+    if rem or L < 0:
+        raise ValueError(f"encoded width {width} does not fit {n_fixed} fixed features and sets of widths {set_dims}")
+    return L
+
+
+def _finite_rows(X: RaggedInputs, Y: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(X.fixed).all(1) & np.isfinite(Y).all(1)
+    for r in X.sets.values():
+        bad = ~np.isfinite(r.values.reshape(len(r.values), -1)).all(1)
+        if bad.any():
+            rows = np.repeat(np.arange(len(r)), r.lengths)[bad]
+            ok[rows] = False
+    return ok
+
+
+class RaggedData:
+    """In-memory training data with variable-length inputs (the backend ``TrainingData`` protocol).
+
+    ``train_batches`` yields encoded matrices (see the module docstring) of
+    rows bucketed by length; ``validation`` one encoded matrix of the
+    held-out rows.  ``n_fixed`` and ``set_dims`` tell a set backend how to
+    decode them.
+    """
+
+    def __init__(self, X: RaggedInputs, Y: np.ndarray, *, val_fraction: float = 0.2, seed: int = 0,
+                 x_norm: Standardizer | None = None, y_norm: Standardizer | None = None) -> None:
+        Y = np.asarray(Y, np.float32)
+        if Y.ndim != 2 or len(Y) != len(X):
+            raise ValueError(f"RaggedData: Y must be (n, k) with n = {len(X)} input rows, got {Y.shape}")
+        finite = _finite_rows(X, Y)
+        self.dropped_nonfinite = int((~finite).sum())
+        X, Y = X.take(np.flatnonzero(finite)), Y[finite]
+        mask = split_mask(len(Y), val_fraction, seed)
+        tr, va = np.flatnonzero(~mask), np.flatnonzero(mask)[:MAX_VAL_ROWS]
+        Xt = X.take(tr)
+        self.n_fixed = X.fixed.shape[1]
+        self.set_names = list(X.sets)
+        self.set_dims = [int(r.values.shape[1]) for r in X.sets.values()]
+        if x_norm is None:
+            parts = [Standardizer.fit([Xt.fixed])] if self.n_fixed else []
+            for r in Xt.sets.values():
+                parts.append(Standardizer.fit([r.values]) if len(r.values) else
+                             Standardizer(np.zeros(r.values.shape[1], np.float32), np.ones(r.values.shape[1], np.float32)))
+            x_norm = Standardizer(np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts]))
+        self.x_norm = x_norm
+        self.y_norm = y_norm or Standardizer.fit([Y[tr]])
+        self._Xt = standardise(Xt, self.x_norm)
+        self._Yt = self.y_norm.transform(Y[tr])
+        self._Xv_raw, self._Yv_raw = X.take(va), Y[va]
+        self._Xv = standardise(self._Xv_raw, self.x_norm)
+        self._Yv = self.y_norm.transform(Y[va])
+        self._lengths = _row_max_lengths(self._Xt)
+        self.n_in = self.n_fixed + sum(self.set_dims)
+        self.n_out = Y.shape[1]
+        self.n_train, self.n_val = len(tr), len(va)
+
+    def train_batches(self, batch_size: int, *, seed: int, shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng(seed) if shuffle else None
+        for idx in length_buckets(self._lengths, batch_size, rng):
+            yield encode(self._Xt.take(idx)), self._Yt[idx]
+
+    def train_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return encode(self._Xt), self._Yt
+
+    def validation(self) -> tuple[np.ndarray, np.ndarray]:
+        return encode(self._Xv), self._Yv
+
+    def raw_validation(self) -> tuple[RaggedInputs, np.ndarray]:
+        return self._Xv_raw, self._Yv_raw
+
+
+def standardise(X: RaggedInputs, norm: Standardizer) -> RaggedInputs:
+    """Apply a ragged model's input normalisation (fixed columns first, then each set's element features)."""
+    nf = X.fixed.shape[1]
+    fixed = ((np.asarray(X.fixed, np.float32) - norm.mean[:nf]) / norm.scale[:nf]).astype(np.float32)
+    sets, col = {}, nf
+    for name, r in X.sets.items():
+        k = r.values.shape[1]
+        vals = ((np.asarray(r.values, np.float32) - norm.mean[col : col + k]) / norm.scale[col : col + k]).astype(np.float32)
+        sets[name] = RaggedArray(vals, r.offsets)
+        col += k
+    return RaggedInputs(fixed, sets)
+
+
+def predict_ragged(art: Any, X: RaggedInputs, members: bool = False) -> Any:
+    """Raw ragged inputs -> raw outputs through an artefact (used by ``ModelArtefact.predict``)."""
+    Z = standardise(X, art.x_norm)
+    if members:
+        out = art.backend.predict_members(Z)
+        return None if out is None else art.y_norm.inverse(out)
+    return art.y_norm.inverse(art.backend.predict(Z))
+
+
+def ragged_matrices(spec: Spec, ins: dict[str, Any], outs: dict[str, Any]) -> tuple[RaggedInputs, np.ndarray]:
+    """Store rows (``CaptureStore.read()``) as raw model inputs and output matrix."""
+    bad = [v.name for v in spec.outputs if v.ragged]
+    if bad:
+        raise ValueError(
+            f"{spec.function}: variable-length outputs {bad} cannot be modelled yet (no backend predicts a "
+            "variable number of rows); they can be captured, read back and written back, not trained"
+        )
+    n = len(next(iter(outs.values())))
+    return pack_ragged_batch(spec.inputs, ins, n), pack(spec.outputs, outs, n, np.float32)
+
+
+def fit_ragged_model(source: Any, spec: Spec | None = None, *, backend: Any = "torch-sets", val_fraction: float = 0.2,
+                     seed: int = 0, verbose: bool = False, **params: Any) -> tuple[Any, Any]:
+    """Train a set model on a store (or ``(RaggedInputs, Y)``) whose spec has ragged inputs.
+
+    ``backend="torch"`` means its set variant ``"torch-sets"``; a backend must
+    declare ``accepts_ragged = True``.  Returns ``(ModelArtefact, TrainResult)``.
+    """
+    from phasm.backends.registry import make_backend
+    from phasm.store.reader import CaptureStore
+    from phasm.train.artefact import ModelArtefact
+    from phasm.train.fit import TrainResult
+    from phasm.train.metrics import output_metrics
+
+    if isinstance(source, CaptureStore):
+        spec = spec or source.spec
+        assert spec is not None
+        source.spec.check_compatible(spec, f"store {source.path}")  # type: ignore[union-attr]
+        X, Y = ragged_matrices(spec, *source.read())
+    else:
+        if spec is None:
+            raise ValueError("fit_ragged_model: a spec is required when training from arrays")
+        X, Y = source
+    if not has_ragged(spec.inputs):
+        raise ValueError(f"{spec.function}: no variable-length inputs; use phasm.train.fit_model")
+    if isinstance(backend, str):
+        name = "torch-sets" if backend == "torch" else backend
+        est = make_backend(name, **params)
+    else:
+        est = backend
+    if not getattr(est, "accepts_ragged", False):
+        raise ValueError(
+            f"backend {est.name!r} takes flat matrices only, but {spec.function} has variable-length inputs "
+            f"{[v.name for v in spec.inputs if v.ragged]}; use backend='torch-sets'"
+        )
+    data = RaggedData(X, Y, val_fraction=val_fraction, seed=seed)
+    if data.n_train < 1:
+        raise ValueError(f"no finite training rows for {spec.function}")
+    t0 = time.perf_counter()
+    history = est.fit(data, verbose=verbose)
+    seconds = time.perf_counter() - t0
+    art = ModelArtefact(spec, est, data.x_norm, data.y_norm)
+    metrics: dict[str, Any] = {}
+    if data.n_val:
+        Xv, Yv = data.raw_validation()
+        metrics = output_metrics(spec, Yv, art.predict(Xv))
+    result = TrainResult(est.name, data.n_train, data.n_val, seconds, history, metrics)
+    art.metrics = metrics
+    art.training = {
+        "seed": seed, "val_fraction": val_fraction, "n_train": data.n_train, "n_val": data.n_val,
+        "dropped_nonfinite": data.dropped_nonfinite, "seconds": seconds, "epochs": history.epochs,
+        "best_epoch": history.best_epoch, "device": history.device, "train_loss": history.train_loss,
+        "val_loss": history.val_loss, "ragged": {"sets": data.set_names, "set_dims": data.set_dims},
+    }
+    return art, result
