@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import operator
 import re
+import typing
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -30,6 +31,18 @@ from phasm.bindings.ragged import RaggedArray
 
 _IDENT = re.compile(r"[A-Za-z_]\w*$")
 _SMALL = 64  # below this many values, one pass with tuple getters beats per-field fromiter
+
+
+def _field_casts(cls: Any, names: Sequence[str]) -> list[Any] | None:
+    """``int``/``bool`` converters for fields a class annotates so (values arrive as floats)."""
+    if cls is dict:
+        return None
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:
+        return None
+    casts = [hints.get(n) if hints.get(n) in (int, bool) else None for n in names]
+    return casts if any(casts) else None
 
 
 class Each(Optic):
@@ -215,6 +228,9 @@ class Each(Optic):
             raise OpticError(f"{self!r}: cannot build new elements with nested fields {self.fields}; pass a collection to fill")
         names = self.fields
         cls = resolve_class(self.cls) if self.cls is not None else dict
+        casts = _field_casts(cls, names)
+        if casts:
+            rows = [[c(x) if c else x for c, x in zip(casts, row)] for row in rows]
         try:
             return [cls(**dict(zip(names, row))) for row in rows]
         except TypeError as exc:
