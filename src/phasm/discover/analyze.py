@@ -1,0 +1,282 @@
+"""Interface discovery: combine static and dynamic analysis into one finding per path.
+
+:func:`inspect_function` is the entry point behind ``phasm inspect``: static
+analysis of the source (all branches), one traced call per example (what
+really happens, with shapes), a purity check, and the merge of the three into
+an :class:`Inspection` with a proposed binding spec.
+
+Example
+-------
+>>> import numpy as np
+>>> def relax(f, u):
+...     u[1:-1] = 0.5 * (u[:-2] + u[2:]) - f[1:-1]
+>>> ins = inspect_function(relax, [((np.ones(5), np.zeros(5)), {})])
+>>> [(v.name, v.kind) for v in ins.variables]
+[('f', 'in'), ('u', 'inout')]
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from phasm.discover.dynamic import DynamicResult, trace_call
+from phasm.discover.paths import EACH, Access, Path, normalized, render
+from phasm.discover.static import StaticResult, analyze_static, in_scope_predicate
+
+
+@dataclass
+class Finding:
+    """One data path of the function's interface, classified."""
+
+    path: Path
+    kind: str  # in / out / inout / unused / scratch
+    shape: tuple | None = None  # per call; None entries are variable lengths
+    dtype: str | None = None
+    ragged: bool = False
+    type_name: str | None = None
+    source: str = "dynamic"  # dynamic / static / both
+    where: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    passed: bool = True  # arguments: given in the example (False: a default value)
+
+    @property
+    def name(self) -> str:
+        return render(self.path)
+
+    @property
+    def numeric(self) -> bool:
+        return self.dtype is not None
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"path": self.name, "kind": self.kind,
+                             "shape": list(self.shape) if self.shape is not None else None,
+                             "dtype": self.dtype, "source": self.source}
+        if self.ragged:
+            d["ragged"] = True
+        if self.type_name and self.dtype is None:
+            d["type"] = self.type_name
+        if self.where:
+            d["where"] = sorted(self.where)
+        if self.notes:
+            d["notes"] = list(self.notes)
+        if not self.passed:
+            d["default"] = True
+        return d
+
+
+@dataclass
+class FlagFinding:
+    """A reason the function may be unsafe to replace."""
+
+    flag: str
+    what: str
+    where: str
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"flag": self.flag, "what": self.what, "where": self.where, "source": self.source}
+
+
+@dataclass
+class Inspection:
+    """The discovered interface of one function (see :mod:`phasm.discover.report` to print it)."""
+
+    function: str
+    params: list[str]
+    variables: list[Finding]
+    flag_details: list[FlagFinding]
+    disagreements: list[str]
+    notes: list[str]
+    examples: int
+    seconds: float
+    errors: list[str]
+    calls: list[str]
+
+    @property
+    def flags(self) -> list[str]:
+        return sorted({f.flag for f in self.flag_details})
+
+    def by_name(self, name: str) -> Finding:
+        for v in self.variables:
+            if v.name == name:
+                return v
+        raise KeyError(f"no path {name!r}; found {[v.name for v in self.variables]}")
+
+    def kinds(self) -> dict[str, str]:
+        """``{path: kind}`` for every finding."""
+        return {v.name: v.kind for v in self.variables}
+
+    def to_json(self) -> dict[str, Any]:
+        from phasm.discover.report import proposed_code
+
+        return {
+            "function": self.function,
+            "variables": [v.to_json() for v in self.variables],
+            "flags": self.flags,
+            "flag_details": [f.to_json() for f in self.flag_details],
+            "disagreements": list(self.disagreements),
+            "notes": list(self.notes),
+            "calls": list(self.calls),
+            "examples": self.examples,
+            "seconds_per_call": self.seconds,
+            "errors": list(self.errors),
+            "proposed_spec": proposed_code(self),
+        }
+
+
+def inspect_function(
+    fn: Callable[..., Any],
+    examples: Iterable[tuple[tuple, dict[str, Any]]],
+    *,
+    depth: int = 2,
+    purity: bool = True,
+) -> Inspection:
+    """Discover the interface of ``fn`` from its source and from calls on ``examples``.
+
+    ``examples``: ``(args, kwargs)`` pairs, each one call.  ``depth``: how
+    many levels of called functions (within the user's package) static
+    analysis follows.  ``purity``: run each example twice more, untraced, to
+    detect nondeterminism.
+    """
+    target = getattr(inspect.unwrap(fn), "__func__", inspect.unwrap(fn))
+    in_scope = in_scope_predicate(target)
+    static = analyze_static(target, depth=depth, in_scope=in_scope)
+    runs: list[DynamicResult] = []
+    for args, kwargs in examples:
+        runs.append(trace_call(target, tuple(args), dict(kwargs), globals_used=static.globals_used,
+                               in_scope=in_scope, purity=purity))
+    return combine(static, runs)
+
+
+def combine(static: StaticResult, runs: list[DynamicResult]) -> Inspection:
+    """Merge static findings and dynamic runs into one :class:`Inspection`."""
+    merged: dict[Path, Access] = {}
+    for run in runs:
+        for path, acc in run.accesses.items():
+            if path in merged:
+                merged[path].merge(acc)
+            else:
+                merged[path] = Access(path)
+                merged[path].merge(acc)
+    passed = set.intersection(*(set(r.passed) for r in runs)) if runs else set(static.params)
+    leaves = _leaves(merged)
+    static_paths = _static_kinds(static)
+    dyn_norm = {normalized(p) for p in merged}
+    findings: list[Finding] = []
+    disagreements: list[str] = []
+    for path in leaves:
+        acc = merged[path]
+        f = _finding(acc)
+        f.passed = path[0][0] != "arg" or path[0][1] in passed
+        if not f.passed:
+            f.notes.append("default value, not passed by the example")
+        norm = normalized(path)
+        hits = [k for k in static_paths if k == norm or norm[: len(k)] == k or k[: len(norm)] == norm]
+        if hits:
+            f.source = "both"
+            for k in hits:
+                f.where.extend(sorted(static_paths[k][1]))
+        static_kinds = {static_paths[k][0] for k in hits}
+        if f.kind == "unused" and static_kinds:
+            f.kind = "in" if static_kinds == {"in"} else "inout"
+            f.notes.append("used only in code the example did not execute")
+            disagreements.append(f"{f.name}: the example never used it, static analysis finds a use at "
+                                 f"{', '.join(sorted(set(f.where)))}; classified {f.kind}")
+        if f.kind in ("out", "inout") and path[0][0] != "return" and not any(
+            static_paths[k][0] in ("out", "inout") for k in hits
+        ):
+            disagreements.append(f"{f.name}: written at run time, but static analysis found no write "
+                                 "(a method call or dynamic attribute access?)")
+        findings.append(f)
+    for norm, (kind, wheres) in static_paths.items():
+        if any(d == norm or d[: len(norm)] == norm for d in dyn_norm):
+            continue
+        f = Finding(norm, kind, source="static", where=sorted(wheres),
+                    notes=["not executed by the example(s)"])
+        findings.append(f)
+        disagreements.append(f"{f.name}: static analysis finds a {'write' if kind != 'in' else 'read'} at "
+                             f"{', '.join(sorted(wheres))}, not executed by the example(s) (a branch not taken?)")
+    findings.sort(key=_order(static.params))
+    flags: list[FlagFinding] = []
+    seen: set[tuple[str, str]] = set()
+    for flag, what, where in static.unsafe:
+        if (flag, what) not in seen:
+            seen.add((flag, what))
+            flags.append(FlagFinding(flag, what, where, "static"))
+    for run in runs:
+        for flag, what, where in run.flags:
+            match = [f for f in flags if f.flag == flag and f.where == where]
+            if match:
+                for f in match:
+                    f.source = "both"
+            elif (flag, what) not in seen:
+                seen.add((flag, what))
+                flags.append(FlagFinding(flag, what, where, "dynamic"))
+        if run.nondeterministic:
+            flags.append(FlagFinding("nondeterministic", ", ".join(run.nondeterministic),
+                                     "two runs on copies of the same input differ", "dynamic"))
+        if run.error:
+            flags.append(FlagFinding("raises", run.error, "the example call", "dynamic"))
+    seconds = min((r.seconds for r in runs), default=0.0)
+    notes = list(dict.fromkeys(static.notes + [n for r in runs for n in r.notes]))
+    return Inspection(static.function, static.params, findings, flags, disagreements, notes, len(runs), seconds,
+                      [r.error for r in runs if r.error], list(static.calls))
+
+
+def _leaves(merged: dict[Path, Access]) -> list[Path]:
+    out = []
+    for path, acc in merged.items():
+        has_children = any(len(q) > len(path) and q[: len(path)] == path for q in merged)
+        if has_children and not (acc.written or (acc.changed and acc.new_object)):
+            continue
+        out.append(path)
+    return out
+
+
+def _finding(acc: Access) -> Finding:
+    ragged = EACH in acc.path[1:] or bool(acc.lengths) or len(acc.shapes) > 1
+    shape: tuple | None = None
+    if acc.shapes:
+        shapes = sorted(acc.shapes, key=len)
+        base = shapes[0]
+        if len(acc.shapes) > 1:  # differs between examples: variable-length along the differing axes
+            base = tuple(s if all(len(o) == len(base) and o[i] == s for o in shapes) else None
+                         for i, s in enumerate(base))
+        n_each = sum(1 for s in acc.path[1:] if s == EACH)
+        shape = (None,) * n_each + tuple(base)
+    dtype = sorted(acc.dtypes)[-1] if acc.dtypes else None
+    notes = list(acc.notes)
+    if acc.methods:
+        notes.append("methods called: " + ", ".join(sorted(acc.methods)))
+    return Finding(acc.path, acc.kind, shape, dtype, ragged, acc.type_name, "dynamic", sorted(acc.lines), notes)
+
+
+def _static_kinds(static: StaticResult) -> dict[tuple, tuple[str, set[str]]]:
+    out: dict[tuple, tuple[str, set[str]]] = {}
+    for table, kind in ((static.reads, "in"), (static.writes, "out")):
+        for path, wheres in table.items():
+            norm = normalized(path)
+            old = out.get(norm)
+            if old is None:
+                out[norm] = (kind, set(wheres))
+            else:
+                k = old[0] if old[0] == kind else "inout"
+                out[norm] = (k, old[1] | set(wheres))
+    # A read of a parent path (e.g. `track` passed along) is structural when a deeper path is known.
+    for norm in list(out):
+        if out[norm][0] == "in" and any(len(o) > len(norm) and o[: len(norm)] == norm for o in out):
+            del out[norm]
+    return out
+
+
+def _order(params: list[str]) -> Callable[[Finding], tuple]:
+    rank = {"arg": 0, "closure": 1, "global": 2, "return": 3}
+
+    def key(f: Finding) -> tuple:
+        root = f.path[0]
+        idx = params.index(root[1]) if root[0] == "arg" and root[1] in params else 0
+        return (rank.get(root[0], 9), idx, f.name)
+
+    return key

@@ -1,0 +1,511 @@
+"""Instrumented stand-ins for program data: they log every read and write by path.
+
+The Python counterpart of a memory-access tracer.  :class:`Instrumenter`
+walks a (deep-copied) value and replaces, in place where it can:
+
+- numpy arrays by :class:`TracedArray` views (same memory, an ``ndarray``
+  subclass whose indexing, ufunc and array-function hooks log reads and
+  writes; a boolean "written" mask per array tells a read of data the call
+  wrote itself from a read of the caller's data);
+- lists and dicts by :class:`TracedList` / :class:`TracedDict` subclasses;
+- instances of user classes by swapping their ``__class__`` to a generated
+  subclass whose ``__getattribute__`` / ``__setattr__`` log (identity,
+  ``isinstance`` and methods keep working; ``self`` inside methods is traced).
+
+Every hook reports to the active :class:`Recorder`; with none active they
+are plain pass-throughs.  One recorder at a time (tracing is not thread-safe).
+
+Example
+-------
+>>> import numpy as np
+>>> rec = Recorder()
+>>> inst = Instrumenter(rec)
+>>> a = inst.instrument(np.zeros(3), (("arg", "a"),))
+>>> with rec:
+...     a[0] = a[1] + 1.0
+>>> acc = rec.accesses[(("arg", "a"),)]
+>>> acc.first, acc.rbw, acc.written
+('read', True, True)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from phasm.discover.paths import EACH, Access, Path, is_scalar
+
+_ACTIVE: "Recorder | None" = None
+_PATHS: dict[int, tuple[Path, "Recorder"]] = {}  # id(object) -> path, for class-swapped objects
+
+
+class Recorder:
+    """Collects :class:`Access` records by path while it is active (``with rec:``)."""
+
+    def __init__(self) -> None:
+        self.accesses: dict[Path, Access] = {}
+
+    def access(self, path: Path) -> Access:
+        acc = self.accesses.get(path)
+        if acc is None:
+            acc = self.accesses[path] = Access(path)
+        return acc
+
+    def read(self, path: Path, value: Any = None) -> None:
+        acc = self.access(path)
+        acc.on_read()
+        if value is not None and not acc.shapes:
+            acc.observe(value)
+
+    def write(self, path: Path, value: Any = None) -> None:
+        self.access(path).on_write()
+
+    def touch(self, path: Path, value: Any = None) -> None:
+        acc = self.access(path)
+        acc.touched = True
+        if value is not None and not acc.shapes and acc.type_name is None:
+            acc.observe(value)
+
+    def __enter__(self) -> "Recorder":
+        global _ACTIVE
+        self._previous = _ACTIVE
+        _ACTIVE = self
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        global _ACTIVE
+        _ACTIVE = self._previous
+
+
+# -- numpy arrays -----------------------------------------------------------
+
+
+class _Tracker:
+    """Per-array state: its path and which elements the call has written."""
+
+    __slots__ = ("path", "mask", "done", "rec")
+
+    def __init__(self, rec: Recorder, path: Path, shape: tuple[int, ...]) -> None:
+        self.rec = rec
+        self.path = path
+        self.mask = np.zeros(shape, dtype=bool)
+        self.done = False  # read-before-write and a write both seen: nothing more to learn
+
+    def read(self, mask: np.ndarray | None) -> None:
+        acc = self.rec.access(self.path)
+        acc.read = True
+        if acc.first is None:
+            acc.first = "read"
+        region = self.mask if mask is None else mask
+        if not acc.rbw and not region.all():
+            acc.rbw = True
+        self.done = acc.rbw and acc.written
+
+    def write(self, mask: np.ndarray | None, key: Any = Ellipsis) -> None:
+        acc = self.rec.access(self.path)
+        if acc.first is None:
+            acc.first = "write"
+        acc.written = True
+        if mask is not None:
+            try:
+                mask[key] = True
+            except (IndexError, ValueError, TypeError):
+                pass
+        self.done = acc.rbw and acc.written
+
+
+def _plain(x: Any) -> Any:
+    return x.view(np.ndarray) if isinstance(x, TracedArray) else x
+
+
+def _plain_key(key: Any) -> Any:
+    if isinstance(key, tuple):
+        return tuple(_plain(k) for k in key)
+    return _plain(key)
+
+
+def _is_basic(key: Any) -> bool:
+    items = key if isinstance(key, tuple) else (key,)
+    return all(k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice)) for k in items)
+
+
+def _note_read(x: Any) -> None:
+    if isinstance(x, TracedArray) and _ACTIVE is not None and x._ph is not None:
+        x._ph.read(x._ph_mask)
+
+
+def _note_write(x: Any) -> None:
+    if isinstance(x, TracedArray) and _ACTIVE is not None and x._ph is not None:
+        x._ph.write(x._ph_mask)
+
+
+def _flatten(values: Any) -> list:
+    out = []
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            out.extend(_flatten(v))
+        else:
+            out.append(v)
+    return out
+
+
+# numpy functions that write into their first argument without reading it, or read and write it.
+_WRITE_FIRST = {"copyto", "put", "place", "putmask", "fill_diagonal"}
+
+
+class TracedArray(np.ndarray):
+    """An ``ndarray`` view that reports element reads and writes to the active recorder."""
+
+    _ph: _Tracker | None = None
+    _ph_mask: np.ndarray | None = None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        # Views made by numpy itself (reshape, transpose, ...): same tracker, unknown mask mapping.
+        self._ph = getattr(obj, "_ph", None)
+        self._ph_mask = None
+
+    def __getitem__(self, key: Any) -> Any:
+        tr = self._ph
+        pkey = _plain_key(key)
+        result = np.ndarray.__getitem__(self, pkey)
+        if tr is None or _ACTIVE is None:
+            return result
+        if isinstance(result, TracedArray) and _is_basic(pkey):
+            # A view: not a read yet; it shares the tracker and (a view of) the written mask.
+            if self._ph_mask is not None:
+                try:
+                    result._ph_mask = self._ph_mask[pkey]
+                except (IndexError, ValueError):
+                    result._ph_mask = None
+            return result
+        if not tr.done:
+            region = None
+            if self._ph_mask is not None:
+                try:
+                    region = np.asarray(self._ph_mask[pkey])
+                except (IndexError, ValueError):
+                    region = None
+            tr.read(region)
+        return result.view(np.ndarray) if isinstance(result, TracedArray) else result
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        _note_read(value)
+        pkey = _plain_key(key)
+        tr = self._ph
+        if tr is not None and _ACTIVE is not None:
+            tr.write(self._ph_mask, pkey)
+        np.ndarray.__setitem__(self.view(np.ndarray), pkey, _plain(value))
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        for x in inputs:
+            _note_read(x)
+        out = kwargs.get("out")
+        if out is not None:
+            for x in out:
+                _note_write(x)
+            kwargs["out"] = tuple(_plain(x) for x in out)
+        if method == "at":  # ufunc.at(a, idx, b): reads and writes a in place
+            _note_write(inputs[0])
+        result = getattr(ufunc, method)(*(_plain(x) for x in inputs), **kwargs)
+        if out is not None:
+            return out[0] if len(out) == 1 else tuple(out)
+        return result
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        name = getattr(func, "__name__", "")
+        rest = list(args)
+        if name in _WRITE_FIRST and rest:
+            target = rest.pop(0)
+            if name != "copyto":
+                _note_read(target)
+            _note_write(target)
+        for x in _flatten(rest) + _flatten(v for k, v in kwargs.items() if k != "out"):
+            _note_read(x)
+        out = kwargs.get("out")
+        if out is not None:
+            for x in out if isinstance(out, tuple) else (out,):
+                _note_write(x)
+        pargs = [_plain(a) if not isinstance(a, (list, tuple)) else type(a)(_plain(x) for x in a) for a in args]
+        pkwargs = {k: (_plain(v) if not isinstance(v, tuple) else tuple(_plain(x) for x in v)) for k, v in kwargs.items()}
+        result = func(*pargs, **pkwargs)
+        if out is not None:
+            return out
+        return result
+
+    # ndarray methods implemented in C that read values without going through ufuncs.
+    def _read_method(name: str) -> Callable[..., Any]:  # type: ignore[misc]
+        base = getattr(np.ndarray, name)
+
+        def method(self: "TracedArray", *a: Any, **kw: Any) -> Any:
+            _note_read(self)
+            result = base(self.view(np.ndarray), *a, **kw)
+            return result
+
+        method.__name__ = name
+        return method
+
+    for _name in ("copy", "astype", "tolist", "tobytes", "item", "flatten", "dot", "__iter__",
+                  "__float__", "__int__", "__bool__", "__index__", "__repr__", "__str__", "__reduce__",
+                  "__array__", "__deepcopy__", "__copy__"):
+        locals()[_name] = _read_method(_name)
+    del _name, _read_method
+
+    def fill(self, value: Any) -> None:
+        _note_write(self)
+        np.ndarray.fill(self.view(np.ndarray), value)
+
+    def sort(self, *a: Any, **kw: Any) -> None:
+        _note_read(self)
+        _note_write(self)
+        np.ndarray.sort(self.view(np.ndarray), *a, **kw)
+
+
+# -- lists and dicts --------------------------------------------------------
+
+
+def _read_elem(rec: Recorder, path: Path, value: Any) -> None:
+    if is_scalar(value):
+        rec.read(path, value)
+
+
+class TracedList(list):
+    """A list that logs element reads (``path[*]``) and structural writes."""
+
+    _ph: tuple[Recorder, Path] | None = None
+
+    def _elem(self) -> Path:
+        return self._ph[1] + (EACH,)  # type: ignore[index]
+
+    def __getitem__(self, i: Any) -> Any:
+        value = list.__getitem__(self, i)
+        if self._ph is not None and _ACTIVE is not None:
+            for v in value if isinstance(i, slice) else (value,):
+                _read_elem(self._ph[0], self._elem(), v)
+        return value
+
+    def __iter__(self) -> Any:
+        if self._ph is None or _ACTIVE is None:
+            yield from list.__iter__(self)
+            return
+        rec, path = self._ph[0], self._elem()
+        for v in list.__iter__(self):
+            if _ACTIVE is not None:
+                _read_elem(rec, path, v)
+            yield v
+
+    def __len__(self) -> int:
+        if self._ph is not None and _ACTIVE is not None:
+            self._ph[0].touch(self._ph[1])
+        return list.__len__(self)
+
+    def __setitem__(self, i: Any, value: Any) -> None:
+        if self._ph is not None and _ACTIVE is not None:
+            self._ph[0].write(self._elem())
+        list.__setitem__(self, i, value)
+
+    def _mutator(name: str) -> Callable[..., Any]:  # type: ignore[misc]
+        base = getattr(list, name)
+
+        def method(self: "TracedList", *a: Any, **kw: Any) -> Any:
+            if self._ph is not None and _ACTIVE is not None:
+                self._ph[0].write(self._ph[1])
+            return base(self, *a, **kw)
+
+        method.__name__ = name
+        return method
+
+    for _name in ("append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse",
+                  "__delitem__", "__iadd__", "__imul__"):
+        locals()[_name] = _mutator(_name)
+    del _name, _mutator
+
+
+class TracedDict(dict):
+    """A dict that logs item reads (``path[key]``) and writes."""
+
+    _ph: tuple[Recorder, Path] | None = None
+
+    def _item(self, key: Any) -> Path:
+        return self._ph[1] + (("item", key),)  # type: ignore[index]
+
+    def __getitem__(self, key: Any) -> Any:
+        value = dict.__getitem__(self, key)
+        if self._ph is not None and _ACTIVE is not None:
+            _read_elem(self._ph[0], self._item(key), value)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        return default
+
+    def values(self) -> Any:
+        return [self[k] for k in dict.keys(self)]
+
+    def items(self) -> Any:
+        return [(k, self[k]) for k in dict.keys(self)]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if self._ph is not None and _ACTIVE is not None:
+            self._ph[0].write(self._item(key))
+        dict.__setitem__(self, key, value)
+
+    def _mutator(name: str) -> Callable[..., Any]:  # type: ignore[misc]
+        base = getattr(dict, name)
+
+        def method(self: "TracedDict", *a: Any, **kw: Any) -> Any:
+            if self._ph is not None and _ACTIVE is not None:
+                self._ph[0].write(self._ph[1])
+            return base(self, *a, **kw)
+
+        method.__name__ = name
+        return method
+
+    for _name in ("update", "pop", "popitem", "clear", "setdefault", "__delitem__", "__ior__"):
+        locals()[_name] = _mutator(_name)
+    del _name, _mutator
+
+
+# -- objects of user classes ------------------------------------------------
+
+_SUBCLASSES: dict[type, type] = {}
+
+
+def _traced_subclass(cls: type) -> type:
+    sub = _SUBCLASSES.get(cls)
+    if sub is not None:
+        return sub
+    base_getattribute = cls.__getattribute__
+    base_setattr = cls.__setattr__
+    base_delattr = cls.__delattr__
+
+    def __getattribute__(self: Any, name: str) -> Any:
+        value = base_getattribute(self, name)
+        if _ACTIVE is None or name.startswith("__"):
+            return value
+        entry = _PATHS.get(id(self))
+        if entry is None:
+            return value
+        path, rec = entry
+        if callable(value) and not isinstance(value, (np.ndarray, list, dict)):
+            rec.access(path).methods.add(name)
+            return value
+        child = path + (("attr", name),)
+        if is_scalar(value):
+            rec.read(child, value)
+        elif not isinstance(value, (TracedArray, TracedList, TracedDict)) and id(value) not in _PATHS:
+            rec.touch(child, value)
+        return value
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        entry = _PATHS.get(id(self))
+        if _ACTIVE is not None and entry is not None:
+            path, rec = entry
+            rec.write(path + (("attr", name),), value)
+        base_setattr(self, name, value)
+
+    def __delattr__(self: Any, name: str) -> None:
+        entry = _PATHS.get(id(self))
+        if _ACTIVE is not None and entry is not None:
+            entry[1].write(entry[0] + (("attr", name),))
+        base_delattr(self, name)
+
+    sub = type(cls.__name__, (cls,), {
+        "__slots__": (), "__getattribute__": __getattribute__, "__setattr__": __setattr__,
+        "__delattr__": __delattr__, "__module__": cls.__module__, "__qualname__": cls.__qualname__,
+        "_phasm_traced_base": cls,
+    })
+    _SUBCLASSES[cls] = sub
+    return sub
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    out = {}
+    if hasattr(obj, "__dict__"):
+        out.update(vars(obj))
+    for klass in type(obj).__mro__:
+        for name in getattr(klass, "__slots__", ()) or ():
+            if isinstance(name, str) and not name.startswith("__") and hasattr(obj, name):
+                out[name] = object.__getattribute__(obj, name)
+    return out
+
+
+class Instrumenter:
+    """Replaces arrays, lists, dicts and objects inside a value by traced stand-ins.
+
+    Objects are changed in place (class swap, attributes replaced by traced
+    views), so instrument deep copies, never the caller's data; call
+    :meth:`undo` after the run to give objects their classes back.
+    """
+
+    def __init__(self, rec: Recorder, max_depth: int = 8, max_nodes: int = 200_000) -> None:
+        self.rec = rec
+        self.max_depth = max_depth
+        self.max_nodes = max_nodes
+        self._memo: dict[int, Any] = {}
+        self._swapped: list[tuple[Any, type]] = []
+        self._keep: list[Any] = []
+        self._nodes = 0
+
+    def instrument(self, value: Any, path: Path, depth: int = 0) -> Any:
+        """The traced stand-in for ``value`` at ``path`` (``value`` itself when it needs none)."""
+        if value is None or isinstance(value, (str, bytes, bool, int, float, complex, np.generic, type)):
+            return value
+        key = id(value)
+        if key in self._memo:
+            return self._memo[key]
+        self._nodes += 1
+        if depth > self.max_depth or self._nodes > self.max_nodes:
+            return value
+        self._keep.append(value)
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in "biufc" or isinstance(value, TracedArray):
+                return value
+            traced = value.view(TracedArray)
+            traced._ph = _Tracker(self.rec, path, value.shape)
+            traced._ph_mask = traced._ph.mask
+            self._memo[key] = traced
+            return traced
+        if type(value) is list:
+            out = TracedList()
+            self._memo[key] = out
+            list.extend(out, [self.instrument(v, path + (EACH,), depth + 1) for v in value])
+            out._ph = (self.rec, path)
+            return out
+        if type(value) is dict:
+            out = TracedDict()
+            self._memo[key] = out
+            for k, v in value.items():
+                dict.__setitem__(out, k, self.instrument(v, path + (("item", k),), depth + 1))
+            out._ph = (self.rec, path)
+            return out
+        if type(value) is tuple:
+            out = tuple(self.instrument(v, path + (("item", i),), depth + 1) for i, v in enumerate(value))
+            self._memo[key] = out
+            return out
+        if callable(value) or type(value).__module__ in ("builtins",):
+            return value
+        cls = type(value)
+        try:
+            value.__class__ = _traced_subclass(cls)
+        except TypeError:
+            return value
+        self._swapped.append((value, cls))
+        self._memo[key] = value
+        _PATHS[key] = (path, self.rec)
+        for name, v in _fields(value).items():
+            new = self.instrument(v, path + (("attr", name),), depth + 1)
+            if new is not v:
+                object.__setattr__(value, name, new)
+        return value
+
+    def undo(self) -> None:
+        """Give swapped objects their own classes back and forget their paths."""
+        for obj, cls in reversed(self._swapped):
+            try:
+                obj.__class__ = cls
+            except TypeError:  # pragma: no cover - the swap worked, so the reverse does
+                pass
+            _PATHS.pop(id(obj), None)
+        self._swapped.clear()
