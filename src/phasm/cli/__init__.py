@@ -21,6 +21,7 @@ app = typer.Typer(
 # Command modules, each with register(app). Imported when the CLI starts, not by `import phasm`.
 COMMAND_MODULES = [
     "phasm.cli.core",
+    "phasm.cli.inspect",
 ]
 
 
