@@ -20,8 +20,9 @@ torch.Size([4, 3])
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +33,22 @@ from phasm.backends.torch_train import pick_device, train_module
 
 WEIGHTS_FILE = "sets.safetensors"
 PREDICT_CHUNK = 4096
+SMALL_MODEL_PARAMS = 500_000  # below this, one CPU thread trains faster than several (no sync overhead)
+SMALL_BATCH_ROWS = 256
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` intra-op CPU threads (``None``: unchanged), restoring the previous setting."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class SetNet(torch.nn.Module):
@@ -81,6 +98,8 @@ class TorchSetsBackend(Backend):
     rho_hidden: hidden widths of the MLP after pooling.
     activation, epochs, batch_size, lr, weight_decay, lr_schedule, patience, seed, device:
         as for backend ``torch`` (training by ``train_module``).
+    threads: CPU threads for torch while training/predicting; ``None`` (default): one thread for
+        small models and small batches (faster on a busy or small machine), torch's setting otherwise.
 
     Example
     -------
@@ -96,7 +115,7 @@ class TorchSetsBackend(Backend):
     def __init__(self, phi_hidden: Sequence[int] = (64, 64), rho_hidden: Sequence[int] = (128, 128),
                  activation: str = "silu", epochs: int = 200, batch_size: int = 64, lr: float = 2e-3,
                  weight_decay: float = 0.0, lr_schedule: str = "cosine", patience: int | None = 30, seed: int = 0,
-                 device: str | None = None) -> None:
+                 device: str | None = None, threads: int | None = None) -> None:
         if activation not in ACTIVATIONS:
             raise BackendError(f"torch-sets: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if not phi_hidden:
@@ -104,7 +123,8 @@ class TorchSetsBackend(Backend):
         super().__init__(phi_hidden=[int(h) for h in phi_hidden], rho_hidden=[int(h) for h in rho_hidden],
                          activation=activation, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                          weight_decay=float(weight_decay), lr_schedule=lr_schedule,
-                         patience=None if patience is None else int(patience), seed=int(seed), device=device)
+                         patience=None if patience is None else int(patience), seed=int(seed), device=device,
+                         threads=None if threads is None else int(threads))
 
     @classmethod
     def library_version(cls) -> str:
@@ -122,9 +142,12 @@ class TorchSetsBackend(Backend):
         self.set_names_ = list(data.set_names)
         module = self._build()
         dev = pick_device(p["device"])
-        hist = train_module(module, data, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                            weight_decay=p["weight_decay"], lr_schedule=p["lr_schedule"], patience=p["patience"],
-                            seed=p["seed"], device=dev, verbose=verbose)
+        n_params = sum(t.numel() for t in module.parameters())
+        threads = p.get("threads") or (1 if dev.type == "cpu" and n_params < SMALL_MODEL_PARAMS else None)
+        with torch_threads(threads):
+            hist = train_module(module, data, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                                weight_decay=p["weight_decay"], lr_schedule=p["lr_schedule"], patience=p["patience"],
+                                seed=p["seed"], device=dev, verbose=verbose)
         module.eval()
         self.module_, self.device_ = module, dev
         hist.notes["parameters"] = int(sum(t.numel() for t in module.parameters()))
@@ -154,7 +177,8 @@ class TorchSetsBackend(Backend):
         return out
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+        threads = self.params.get("threads") or (1 if len(x) <= SMALL_BATCH_ROWS else None)
+        with torch_threads(threads), torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x, np.float32))
             if self.device_.type == "cpu":
                 return self.module_(t).numpy()
