@@ -22,13 +22,10 @@ def inspect_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the report."),
 ) -> None:
     """Trace and statically analyse a function; print its interface and a proposed @phasm.surrogate spec."""
-    from rich.console import Console
-
     from phasm.discover import inspect_function, render_json, render_text
     from phasm.discover.examples import (TargetError, examples_from_store, load_from_function_name, load_target,
                                          namespace_for, parse_example)
 
-    console = Console(highlight=False)
     try:
         calls = []
         fn = load_target(target) if target else None
@@ -45,12 +42,12 @@ def inspect_command(
             raise TargetError("give at least one --example EXPR (or --from-store STORE) to run the function on")
         result = inspect_function(fn, calls, depth=depth, purity=purity)
     except (TargetError, FileNotFoundError, TypeError, ValueError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
     if as_json:
         print(render_json(result))
     else:
-        console.print(render_text(result), markup=False)
+        print(render_text(result))
     if result.errors:
         raise typer.Exit(code=2)
 

@@ -21,9 +21,14 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+import numpy as np
+
 from phasm.discover.dynamic import DynamicResult, trace_call
 from phasm.discover.paths import EACH, Access, Path, normalized, render
 from phasm.discover.static import StaticResult, analyze_static, in_scope_predicate
+
+
+_ARRAY_METADATA = {"shape", "ndim", "dtype", "size", "T", "strides", "itemsize", "nbytes", "flags", "base"}
 
 
 @dataclass
@@ -190,9 +195,12 @@ def combine(static: StaticResult, runs: list[DynamicResult]) -> Inspection:
             disagreements.append(f"{f.name}: written at run time, but static analysis found no write "
                                  "(a method call or dynamic attribute access?)")
         findings.append(f)
+    value_leaves = {normalized(p) for p, a in merged.items() if a.dtypes}
     for norm, (kind, wheres) in static_paths.items():
         if any(d == norm or d[: len(norm)] == norm for d in dyn_norm):
             continue
+        if any(norm[: len(v)] == v for v in value_leaves) or (len(norm) > 1 and norm[-1][1] in _ARRAY_METADATA):
+            continue  # metadata of an array (u.shape, f.ndim): not data
         f = Finding(norm, kind, source="static", where=sorted(wheres),
                     notes=["not executed by the example(s)"])
         findings.append(f)
@@ -246,7 +254,7 @@ def _finding(acc: Access) -> Finding:
                          for i, s in enumerate(base))
         n_each = sum(1 for s in acc.path[1:] if s == EACH)
         shape = (None,) * n_each + tuple(base)
-    dtype = sorted(acc.dtypes)[-1] if acc.dtypes else None
+    dtype = str(np.result_type(*sorted(acc.dtypes))) if acc.dtypes else None
     notes = list(acc.notes)
     if acc.methods:
         notes.append("methods called: " + ", ".join(sorted(acc.methods)))

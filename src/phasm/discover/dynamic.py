@@ -178,6 +178,7 @@ def trace_call(
     work["cells"] = {p: inst.instrument(v, p) for p, v in work["cells"].items()}
     tracer = _Tracer(rec, fn, in_scope, traced_args)
     ret: Any = None
+    rng_before = _rng_states()
     t0 = time.perf_counter()
     try:
         roots.install(work)
@@ -195,6 +196,9 @@ def trace_call(
         roots.restore()
         inst.undo()
     result.flags = tracer.flags
+    for name, state in _rng_states().items():
+        if not _same_state(state, rng_before.get(name)) and not any(f[0] == "random" for f in result.flags):
+            result.flags.append(("random", f"{name} (global random state consumed)", "the example call"))
     after = {"args": traced_args, **final}
     _mark_changes(rec, pristine, after)
     _observe(rec, pristine, after)
@@ -333,6 +337,27 @@ class _Tracer:
             self.flags.append((flag, name, f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"))
 
 
+def _rng_states() -> dict[str, Any]:
+    """The global random states a function can consume without a seed."""
+    import random
+
+    return {"random": random.getstate(), "numpy.random": np.random.get_state(legacy=False)}
+
+
+def _same_state(a: Any, b: Any) -> bool:
+    try:
+        return diff_free(a, b)
+    except Exception:  # noqa: BLE001
+        return a == b
+
+
+def diff_free(a: Any, b: Any) -> bool:
+    """True when two snapshots hold equal values (arrays compared element-wise)."""
+    out: dict[Path, Any] = {}
+    diff(a, b, (("arg", "state"),), out)
+    return not out
+
+
 def _random_instance() -> Any:
     import random
 
@@ -428,6 +453,18 @@ def diff(before: Any, after: Any, path: Path, out: dict[Path, Any], depth: int =
                 out[path + (("attr", k),)] = a
             else:
                 diff(b, a, path + (("attr", k),), out, depth + 1)
+        return
+    # An opaque object (C type without fields): its own equality, else an informative repr.
+    try:
+        if type(before).__eq__ is not object.__eq__:
+            if not bool(before == after):
+                out[path] = after
+            return
+        rb, ra = repr(before), repr(after)
+    except Exception:  # noqa: BLE001
+        return
+    if " at 0x" not in rb and rb != ra:
+        out[path] = after
 
 
 def _state_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[Path, Any]:

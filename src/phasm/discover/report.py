@@ -144,6 +144,10 @@ def _plan(ins: Inspection) -> tuple[list[tuple[str, str, str]], list[tuple[str, 
             text = f"{root[1]}.{root[2]}" if not rest else f"{root[1]}:{root[2]}{rest}"
             code = _optic_decl("glob", text, f, direction)
             name = _ident(root[2] + rest, taken)
+            if f.kind == "in":  # a module constant: the same in every call unless the program changes it
+                inputs.append((name, code, "module global, only read: uncomment if it changes between calls",))
+                inputs[-1] = ("#" + name, code, inputs[-1][2])
+                continue
         else:
             text = render(f.path)
             code = _optic_decl("attr", text, f, direction)
@@ -206,7 +210,8 @@ def proposed_code(ins: Inspection) -> str:
     for label, decls in (("inputs", inputs), ("outputs", outputs)):
         lines.append(f"    {label}={{")
         for name, code, comment in decls:
-            lines.append(f'        "{name}": {code},' + (f"  # {comment}" if comment else ""))
+            hash_ = "# " if name.startswith("#") else ""
+            lines.append(f'        {hash_}"{name.lstrip("#")}": {code},' + (f"  # {comment}" if comment else ""))
         lines.append("    },")
     lines.append(")")
     return "\n".join(lines)
@@ -220,7 +225,7 @@ def proposed_spec(ins: Inspection) -> Any:
     inputs, outputs, _ = _plan(ins)
     namespace = {"phasm": phasm}
     try:
-        ins_decl = {n: eval(c, namespace) for n, c, _ in inputs}  # noqa: S307 - our own generated code
+        ins_decl = {n: eval(c, namespace) for n, c, _ in inputs if not n.startswith("#")}  # noqa: S307 - our code
         outs_decl = {n: eval(c, namespace) for n, c, _ in outputs}  # noqa: S307
         return Spec.from_declarations(ins.function, ins_decl, outs_decl)
     except Exception:  # noqa: BLE001 - optics not available here, unknown shapes, no outputs
@@ -235,8 +240,10 @@ def render_text(ins: Inspection) -> str:
         out.append("follows calls into: " + ", ".join(ins.calls))
     rows = [("kind", "path", "shape", "dtype", "seen by", "notes")]
     for f in ins.variables:
+        where = sorted(set(f.where))
+        where_text = " ".join(where[:3]) + (f" (+{len(where) - 3} more)" if len(where) > 3 else "")
         rows.append((f.kind, f.name, _shape_text(f.shape) if f.dtype else (f.type_name or "?"), f.dtype or "-",
-                     f.source, "; ".join(f.notes + ([" ".join(sorted(set(f.where)))] if f.where else []))))
+                     f.source, "; ".join(f.notes + ([where_text] if where else []))))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         out.append("  " + "  ".join(r[i].ljust(widths[i]) for i in range(5)) + "  " + r[5])
@@ -245,7 +252,7 @@ def render_text(ins: Inspection) -> str:
         out.append(f"  {f.flag}: {f.what} at {f.where} [{f.source}]")
     if ins.disagreements:
         out.append("static and dynamic analysis disagree:")
-        out.extend(f"  {d}" for d in ins.disagreements)
+        out.extend(f"  {d}" if len(d) < 240 else f"  {d[:237]}..." for d in ins.disagreements)
     if ins.notes:
         out.append("notes:")
         out.extend(f"  {n}" for n in ins.notes)

@@ -166,6 +166,12 @@ class _Visitor(ast.NodeVisitor):
         self.offset = offset
         self.file = fn.__code__.co_filename
         self.globals = fn.__globals__
+        self.closure: dict[str, Any] = {}
+        for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+            try:
+                self.closure[name] = cell.cell_contents
+            except ValueError:  # an empty cell
+                pass
         self.module = fn.__module__
         self.result = result
         self.depth = depth
@@ -229,6 +235,9 @@ class _Visitor(ast.NodeVisitor):
             return ("path", path) if path is not None else ("local", None)
         if name in self.locals:
             return "local", None
+        if name in self.closure and name not in self.global_decl:
+            value = self.closure[name]
+            return ("path", (("closure", name),)) if is_data(value) else ("object", value)
         if name in self.global_decl or name in self.globals:
             value = self.globals.get(name)
             if name in self.global_decl or is_data(value):
@@ -274,8 +283,8 @@ class _Visitor(ast.NodeVisitor):
             return None, None
         kind, base = self._resolve(name)
         attrs = [s[1] for s in steps]
-        if kind == "path" and base is not None and base[0][0] == "global":
-            value = self.globals.get(base[0][2])
+        if kind == "path" and base is not None and base[0][0] in ("global", "closure"):
+            value = self.globals.get(base[0][2]) if base[0][0] == "global" else self.closure.get(base[0][1])
             t = type(value)
             return ".".join([t.__module__, t.__qualname__] + attrs[len(base) - 1:]), None
         if kind != "object":

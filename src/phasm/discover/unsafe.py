@@ -35,7 +35,7 @@ _EXACT = {
     "pickle.load": "io",
 }
 _PREFIX = {
-    "logging.": "io", "io.": "io", "_io.": "io", "shutil.": "io", "h5py.": "io", "pathlib.": "io", "tempfile.": "io",
+    "logging.": "io", "os._Environ": "environment", "io.": "io", "_io.": "io", "shutil.": "io", "h5py.": "io", "pathlib.": "io", "tempfile.": "io",
     "socket.": "network", "urllib.": "network", "http.": "network", "requests.": "network",
     "ftplib.": "network", "smtplib.": "network", "subprocess.": "subprocess",
     "random.": "random", "numpy.random.": "random", "secrets.": "random", "uuid.uuid4": "random",
