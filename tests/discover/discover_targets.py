@@ -176,3 +176,26 @@ def writes_file(x, path="/nonexistent/phasm-never-written.txt"):
 def dict_config(cfg, x):
     """cfg['dt'] in, cfg['unused'] untouched, x in."""
     return x * cfg["dt"]
+
+
+class Step:
+    """An encapsulated object: the deposit is reached through get_edep/set_edep."""
+
+    def __init__(self) -> None:
+        self._edep = 0.0
+
+    def get_edep(self) -> float:
+        return self._edep
+
+    def set_edep(self, value: float) -> None:
+        self._edep = float(value)
+
+
+@dataclass
+class Primary:
+    energy: float
+
+
+def deposit(particle, step):
+    """particle.energy in, step._edep out through set_edep (proposed as phasm.setter)."""
+    step.set_edep(0.5 * particle.energy)

@@ -98,6 +98,17 @@ def test_writes_an_attribute_of_an_object_argument():
     assert {v.name: v.direction for v in spec.variables} == {"p_ax": "in", "dt": "in", "p_e": "out", "p_vx": "inout"}
 
 
+def test_getter_setter_pair_is_proposed_as_a_setter_optic():
+    ins = run(T.deposit, (T.Primary(2.0), T.Step()))
+    kinds = ins.kinds()
+    assert kinds["particle.energy"] == "in" and kinds["step._edep"] == "out"
+    assert ins.methods["step"] == ["set_edep"]
+    code = proposed_code(ins)
+    assert '"edep": phasm.setter("step", get="get_edep", set="set_edep"),' in code
+    spec = proposed_spec(ins)
+    assert repr(spec["edep"].optic) == "step.get_edep()/set_edep()" and spec["edep"].direction == "out"
+
+
 def test_helper_in_same_module_does_the_write():
     ins = run(T.via_helper, (T.State(0.0, np.ones(3)), 0.1))
     assert ins.kinds() == {"state.t": "inout", "state.y": "inout", "dt": "in"}

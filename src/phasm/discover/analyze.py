@@ -98,6 +98,7 @@ class Inspection:
     seconds: float
     errors: list[str]
     calls: list[str]
+    methods: dict[str, list[str]] = field(default_factory=dict)  # object path -> methods used on it
 
     @property
     def flags(self) -> list[str]:
@@ -124,6 +125,7 @@ class Inspection:
             "disagreements": list(self.disagreements),
             "notes": list(self.notes),
             "calls": list(self.calls),
+            "methods": dict(self.methods),
             "examples": self.examples,
             "seconds_per_call": self.seconds,
             "errors": list(self.errors),
@@ -229,8 +231,9 @@ def combine(static: StaticResult, runs: list[DynamicResult]) -> Inspection:
             flags.append(FlagFinding("raises", run.error, "the example call", "dynamic"))
     seconds = min((r.seconds for r in runs), default=0.0)
     notes = list(dict.fromkeys(static.notes + [n for r in runs for n in r.notes]))
+    methods = {render(p): sorted(a.methods) for p, a in merged.items() if a.methods}
     return Inspection(static.function, static.params, findings, flags, disagreements, notes, len(runs), seconds,
-                      [r.error for r in runs if r.error], list(static.calls))
+                      [r.error for r in runs if r.error], list(static.calls), methods)
 
 
 def _leaves(merged: dict[Path, Access]) -> list[Path]:

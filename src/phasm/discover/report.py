@@ -89,6 +89,19 @@ def _ident(text: str, taken: set[str]) -> str:
     return out
 
 
+def _accessor(ins: Inspection, f: Finding) -> tuple[str, str, str] | None:
+    """``(holder path, getter, setter)`` when a get_X/set_X method pair of the holder reaches ``f``."""
+    if len(f.path) < 2 or f.path[-1][0] != "attr" or f.path[0][0] != "arg":
+        return None
+    holder = render(f.path[:-1])
+    used = set(ins.methods.get(holder, ()))
+    stem = f.path[-1][1].lstrip("_")
+    get, set_ = f"get_{stem}", f"set_{stem}"
+    if get in used or set_ in used:
+        return holder, get, set_
+    return None
+
+
 def _plan(ins: Inspection) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]], list[str]]:
     """(inputs, outputs, comments): declarations as (name, code, trailing comment)."""
     inputs: list[tuple[str, str, str]] = []
@@ -139,6 +152,14 @@ def _plan(ins: Inspection) -> tuple[list[tuple[str, str, str]], list[tuple[str, 
             comments.append(f"{f.name}: {f.kind}, shape {_shape_text(f.shape)} varies: declare it by hand")
             continue
         direction = {"in": None, "out": None, "inout": "inout"}[f.kind]
+        accessor = _accessor(ins, f)
+        if accessor is not None:
+            holder, get, set_ = accessor
+            code = f'phasm.setter("{holder}", get="{get}", set="{set_}"' + "".join(
+                ", " + a for a in _args(f, direction, dtype_kw=True)) + ")"
+            name = _ident(get[4:], taken)
+            (inputs if f.kind == "in" else outputs).append((name, code, f"through {get}()/{set_}()"))
+            continue
         if root[0] == "global":
             rest = "".join(f".{s[1]}" if s[0] == "attr" else f"[{s[1]!r}]" for s in f.path[1:])
             text = f"{root[1]}.{root[2]}" if not rest else f"{root[1]}:{root[2]}{rest}"
