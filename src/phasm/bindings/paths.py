@@ -250,6 +250,8 @@ class Path(Optic):
         elif not steps:
             fast = lambda o: o  # noqa: E731
         self._fast = fast
+        self._resolved: dict[int, Any] = {}
+        self._fast_put = self._compile_put()
         if isinstance(root, Arg) and fast is not None:
             name = root.name
             self._fast_frame: Callable[[CallFrame], Any] | None = lambda fr: fast(fr.args[name])  # type: ignore[misc]
@@ -321,7 +323,38 @@ class Path(Optic):
 
     # -- writing ------------------------------------------------------------------
 
+    def _compile_put(self) -> Callable[[CallFrame, Any], None] | None:
+        """A fast writer for the common cases (attribute paths from an argument, one attribute of the return value)."""
+        root, steps = self.root, self.steps
+        if not steps or not all(op == "attr" for op, _ in steps):
+            return None
+        last = steps[-1][1]
+        if isinstance(root, Arg):
+            name = root.name
+            if len(steps) == 1:
+                return lambda fr, v: setattr(fr.args[name], last, v)
+            parent = operator.attrgetter(".".join(k for _, k in steps[:-1]))
+            return lambda fr, v: setattr(parent(fr.args[name]), last, v)
+        if isinstance(root, Return) and root.key is None and len(steps) == 1:
+            def put_return(fr: CallFrame, v: Any) -> None:
+                r = fr.result
+                if r is None:
+                    r = fr.result = self._new(0, steps[0])
+                if type(r) is _Build:
+                    r.fields[last] = v
+                else:
+                    setattr(r, last, v)
+            return put_return
+        return None
+
     def put(self, frame: CallFrame, value: Any, **kw: Any) -> None:
+        fp = self._fast_put
+        if fp is not None:
+            try:
+                fp(frame, value)
+                return
+            except Exception:
+                pass  # nothing was written (setattr is the last step): diagnose below
         if not self.steps:
             self.root.put(frame, value, **kw)
             return
@@ -341,7 +374,10 @@ class Path(Optic):
     def _new(self, depth: int, step: tuple[str, Any] | None) -> "_Build":
         ref = self.classes[depth] if depth < len(self.classes) else None
         if ref is not None:
-            return _Build(resolve_class(ref))
+            cls = self._resolved.get(depth)
+            if cls is None:
+                cls = self._resolved[depth] = resolve_class(ref)
+            return _Build(cls)
         if step is not None and step[0] == "item":
             return _Build(tuple if isinstance(step[1], int) else dict)
         raise OpticError(
