@@ -217,7 +217,7 @@ def combine(static: StaticResult, runs: list[DynamicResult]) -> Inspection:
             flags.append(FlagFinding(flag, what, where, "static"))
     for run in runs:
         for flag, what, where in run.flags:
-            match = [f for f in flags if f.flag == flag and f.where == where]
+            match = [f for f in flags if f.flag == flag and (f.where == where or "state consumed" in what)]
             if match:
                 for f in match:
                     f.source = "both"

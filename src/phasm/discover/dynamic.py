@@ -10,8 +10,10 @@ globals the function refers to, and of its closure cells:
   logs, from the bytecode of each executed line, loads of parameters
   (``LOAD_FAST``), of globals (``LOAD_GLOBAL``), global stores
   (``STORE_GLOBAL``) and closure loads/stores;
-- a ``sys.setprofile`` hook logs calls that make the function unsafe to
-  replace (printing, files, global random state, clocks, ...);
+- well-known unsafe functions (``print``, ``open``, clocks, ``subprocess``,
+  sockets, ...) are wrapped for the duration of the call, and the global
+  random states (``random``, ``numpy.random``) compared before and after, to
+  log what makes the function unsafe to replace;
 - before/after deep snapshots are compared, which catches every net change
   (in-place numpy writes included) even where no hook fired.
 
@@ -183,13 +185,13 @@ def trace_call(
     try:
         roots.install(work)
         sys.settrace(tracer.on_call)
-        sys.setprofile(tracer.on_profile)
+        tracer.intercept()
         with rec:
             ret = _call(fn, sig, traced_args)
     except Exception as exc:  # noqa: BLE001 - the example failing is a finding, not a crash of inspect
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
-        sys.setprofile(None)
+        tracer.release()
         sys.settrace(None)
         result.seconds = time.perf_counter() - t0
         final = roots.collect()
@@ -235,6 +237,7 @@ class _Tracer:
         self.args = args
         self.rebound: set[str] = set()
         self.seen: set[tuple[types.CodeType, int]] = set()
+        self.pending: dict[types.CodeType, set[int]] = {}
         self.lines: dict[types.CodeType, dict[int, list[tuple[str, Any]]]] = {}
         self.scope: dict[types.CodeType, bool] = {}
         self.flags: list[tuple[str, str, str]] = []
@@ -247,8 +250,12 @@ class _Tracer:
         return hit
 
     def on_call(self, frame: Any, event: str, arg: Any) -> Any:
-        if event == "call" and self._in_scope(frame.f_code):
-            return self.on_line
+        code = frame.f_code
+        if event == "call" and self._in_scope(code):
+            pending = self.pending.get(code)
+            if pending is None:
+                pending = self.pending[code] = set(self._by_line(code))
+            return self.on_line if pending else None
         return None
 
     def on_line(self, frame: Any, event: str, arg: Any) -> Any:
@@ -256,11 +263,16 @@ class _Tracer:
             key = (frame.f_code, frame.f_lineno)
             if key not in self.seen:
                 self.seen.add(key)
+                pending = self.pending.get(frame.f_code)
+                if pending is not None:
+                    pending.discard(frame.f_lineno)
                 saved, tracing._ACTIVE = tracing._ACTIVE, None  # our own bookkeeping is not the program's access
                 try:
                     self._line(frame, key)
                 finally:
                     tracing._ACTIVE = saved
+                if not pending:
+                    return None  # every line with a load/store of interest seen: stop tracing this frame
         return self.on_line
 
     def _by_line(self, code: types.CodeType) -> dict[int, list[tuple[str, Any]]]:
@@ -313,28 +325,49 @@ class _Tracer:
                     else:
                         self.rec.touch(path, value)
 
-    def on_profile(self, frame: Any, event: str, arg: Any) -> None:
-        if event == "c_call":
-            if not self._in_scope(frame.f_code):
-                return
-            name = callable_name(arg)
-        elif event == "call":
-            caller = frame.f_back
-            if caller is None or not self._in_scope(caller.f_code):
-                return
-            module = frame.f_globals.get("__name__", "")
-            if module == "random" and frame.f_locals.get("self") is not _random_instance():
-                return
-            name = f"{module}.{frame.f_code.co_qualname}"
-            frame = caller
-        else:
-            return
-        if name is None:
-            return
-        flag = classify(name)
-        if flag is not None and (flag, name) not in self._flagged:
-            self._flagged.add((flag, name))
-            self.flags.append((flag, name, f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"))
+    def intercept(self) -> None:
+        """Wrap the well-known unsafe callables so that calls from user code are logged."""
+        import importlib
+
+        self._patched: list[tuple[Any, str, Any]] = []
+        for qual in _INTERCEPT:
+            mod_name, _, attr = qual.rpartition(".")
+            try:
+                module = importlib.import_module(mod_name)
+                original = getattr(module, attr)
+            except (ImportError, AttributeError):
+                continue
+            setattr(module, attr, self._wrapper(qual, original))
+            self._patched.append((module, attr, original))
+
+    def release(self) -> None:
+        for module, attr, original in reversed(getattr(self, "_patched", [])):
+            setattr(module, attr, original)
+        self._patched = []
+
+    def _wrapper(self, qual: str, original: Any) -> Any:
+        flag = classify("builtins.print" if qual == "builtins.print" else qual)
+        tracer = self
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            caller = sys._getframe(1)
+            if flag is not None and tracer._in_scope(caller.f_code) and (flag, qual) not in tracer._flagged:
+                tracer._flagged.add((flag, qual))
+                tracer.flags.append((flag, qual, f"{os.path.basename(caller.f_code.co_filename)}:{caller.f_lineno}"))
+            return original(*args, **kwargs)
+
+        wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+        return wrapper
+
+
+# Unsafe callables wrapped during the traced call (others are found statically).
+_INTERCEPT = (
+    "builtins.print", "builtins.open", "builtins.input", "io.open",
+    "time.time", "time.time_ns", "time.perf_counter", "time.monotonic", "time.process_time", "time.sleep",
+    "os.system", "os.popen", "os.remove", "os.unlink", "os.makedirs", "os.mkdir", "os.rename", "os.getenv",
+    "subprocess.run", "subprocess.Popen", "subprocess.call", "subprocess.check_call", "subprocess.check_output",
+    "socket.socket", "socket.create_connection",
+)
 
 
 def _rng_states() -> dict[str, Any]:
@@ -356,12 +389,6 @@ def diff_free(a: Any, b: Any) -> bool:
     out: dict[Path, Any] = {}
     diff(a, b, (("arg", "state"),), out)
     return not out
-
-
-def _random_instance() -> Any:
-    import random
-
-    return getattr(random, "_inst", None)
 
 
 # -- snapshots ----------------------------------------------------------------------------

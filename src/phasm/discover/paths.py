@@ -60,8 +60,13 @@ def normalized(path: Path) -> tuple:
     return (path[0],) + tuple(s for s in path[1:] if s[0] == "attr")
 
 
+_SCALAR_TYPES = frozenset((bool, int, float, complex))
+
+
 def is_scalar(value: Any) -> bool:
-    return isinstance(value, (bool, int, float, complex, np.generic))
+    # type() checks, not isinstance: isinstance on a traced object would call its __getattribute__.
+    t = type(value)
+    return t in _SCALAR_TYPES or issubclass(t, (bool, int, float, complex, np.generic))
 
 
 def is_numeric(value: Any) -> bool:

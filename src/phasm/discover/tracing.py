@@ -120,9 +120,13 @@ def _plain(x: Any) -> Any:
 
 
 def _plain_key(key: Any) -> Any:
-    if isinstance(key, tuple):
-        return tuple(_plain(k) for k in key)
-    return _plain(key)
+    t = type(key)
+    if t is tuple:
+        for k in key:
+            if type(k) is TracedArray:
+                return tuple(_plain(k) for k in key)
+        return key
+    return key.view(np.ndarray) if t is TracedArray else key
 
 
 def _is_basic(key: Any) -> bool:
@@ -131,13 +135,17 @@ def _is_basic(key: Any) -> bool:
 
 
 def _note_read(x: Any) -> None:
-    if isinstance(x, TracedArray) and _ACTIVE is not None and x._ph is not None:
-        x._ph.read(x._ph_mask)
+    if type(x) is TracedArray and _ACTIVE is not None:
+        tr = x._ph
+        if tr is not None and not tr.done:
+            tr.read(x._ph_mask)
 
 
 def _note_write(x: Any) -> None:
-    if isinstance(x, TracedArray) and _ACTIVE is not None and x._ph is not None:
-        x._ph.write(x._ph_mask)
+    if type(x) is TracedArray and _ACTIVE is not None:
+        tr = x._ph
+        if tr is not None and not tr.done:
+            tr.write(x._ph_mask)
 
 
 def _flatten(values: Any) -> list:
@@ -169,7 +177,7 @@ class TracedArray(np.ndarray):
         tr = self._ph
         pkey = _plain_key(key)
         result = np.ndarray.__getitem__(self, pkey)
-        if tr is None or _ACTIVE is None:
+        if tr is None or tr.done or _ACTIVE is None:
             return result
         if isinstance(result, TracedArray) and _is_basic(pkey):
             # A view: not a read yet; it shares the tracker and (a view of) the written mask.
@@ -193,7 +201,7 @@ class TracedArray(np.ndarray):
         _note_read(value)
         pkey = _plain_key(key)
         tr = self._ph
-        if tr is not None and _ACTIVE is not None:
+        if tr is not None and _ACTIVE is not None and not tr.done:
             tr.write(self._ph_mask, pkey)
         np.ndarray.__setitem__(self.view(np.ndarray), pkey, _plain(value))
 
@@ -204,10 +212,11 @@ class TracedArray(np.ndarray):
         if out is not None:
             for x in out:
                 _note_write(x)
-            kwargs["out"] = tuple(_plain(x) for x in out)
+            kwargs["out"] = tuple(x.view(np.ndarray) if type(x) is TracedArray else x for x in out)
         if method == "at":  # ufunc.at(a, idx, b): reads and writes a in place
             _note_write(inputs[0])
-        result = getattr(ufunc, method)(*(_plain(x) for x in inputs), **kwargs)
+        plain = [x.view(np.ndarray) if type(x) is TracedArray else x for x in inputs]
+        result = (ufunc(*plain, **kwargs) if method == "__call__" else getattr(ufunc, method)(*plain, **kwargs))
         if out is not None:
             return out[0] if len(out) == 1 else tuple(out)
         return result
@@ -265,7 +274,8 @@ class TracedArray(np.ndarray):
 
 
 def _read_elem(rec: Recorder, path: Path, value: Any) -> None:
-    if is_scalar(value):
+    t = type(value)
+    if t in _SCALAR_TYPES or issubclass(t, np.generic):
         rec.read(path, value)
 
 
@@ -370,6 +380,8 @@ class TracedDict(dict):
 # -- objects of user classes ------------------------------------------------
 
 _SUBCLASSES: dict[type, type] = {}
+_SCALAR_TYPES = frozenset((bool, int, float, complex))
+_TRACED_TYPES = frozenset((TracedArray, TracedList, TracedDict))
 
 
 def _traced_subclass(cls: type) -> type:
@@ -382,20 +394,24 @@ def _traced_subclass(cls: type) -> type:
 
     def __getattribute__(self: Any, name: str) -> Any:
         value = base_getattribute(self, name)
-        if _ACTIVE is None or name.startswith("__"):
+        if _ACTIVE is None or name[:2] == "__":
             return value
         entry = _PATHS.get(id(self))
         if entry is None:
             return value
         path, rec = entry
-        if callable(value) and not isinstance(value, (np.ndarray, list, dict)):
+        t = type(value)
+        if t in _SCALAR_TYPES or issubclass(t, np.generic):
+            acc = rec.accesses.get(path + (("attr", name),))
+            if acc is not None and acc.read and (acc.written or acc.rbw):
+                return value  # nothing new to learn
+            rec.read(path + (("attr", name),), value)
+        elif t in _TRACED_TYPES:
+            pass
+        elif callable(value) and not issubclass(t, (np.ndarray, list, dict)):
             rec.access(path).methods.add(name)
-            return value
-        child = path + (("attr", name),)
-        if is_scalar(value):
-            rec.read(child, value)
-        elif not isinstance(value, (TracedArray, TracedList, TracedDict)) and id(value) not in _PATHS:
-            rec.touch(child, value)
+        elif id(value) not in _PATHS:
+            rec.touch(path + (("attr", name),), value)
         return value
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
