@@ -22,6 +22,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "phasm.cli.core",
     "phasm.cli.inspect",
+    "phasm.cli.profile",
 ]
 
 
