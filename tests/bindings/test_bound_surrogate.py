@@ -104,3 +104,31 @@ def test_declaring_a_path_to_an_unknown_argument_fails_early():
         @phasm.surrogate(inputs={"x": phasm.attr("track.x")}, outputs={"y": phasm.Scalar()})
         def f(particle):
             return 1.0
+
+
+@dataclasses.dataclass
+class Body:
+    pos: np.ndarray
+    n: int
+
+
+def test_shapes_and_dtypes_inferred_from_first_call_and_from_a_model(tmp_path):
+    decl = dict(inputs={"pos": phasm.attr("body.pos", shape=None), "n": phasm.attr("body.n", dtype=None)},
+                outputs={"r": phasm.Scalar()})
+
+    def radius(body: Body) -> float:
+        return float(np.linalg.norm(body.pos) * body.n)
+
+    f = phasm.surrogate(radius, store=tmp_path / "c.h5", mode="capture", **decl)
+    assert f.spec is None  # not known before the first call
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        f(Body(rng.uniform(0.5, 1.5, 3), int(rng.integers(1, 3))))
+    assert [(v.name, v.shape, v.dtype.str) for v in f.spec.variables] == [("pos", (3,), "<f8"), ("n", (), "<i8"), ("r", (), "<f8")]
+    assert "infer" not in f.spec["pos"].meta
+    f.train(backend="ridge", degree=2)
+    f.save(tmp_path / "m")
+    g = phasm.surrogate(radius, model=tmp_path / "m", mode="model", **decl)  # shapes come from the model
+    assert g.spec.hash == f.spec.hash and repr(g.spec["pos"].optic) == "body.pos"
+    b = Body(np.ones(3), 2)
+    assert g(b) == pytest.approx(radius(b), rel=0.05)

@@ -39,14 +39,19 @@ def _shape(shape: Iterable[int] | int) -> tuple[int, ...]:
 
 
 def _var(optic: Any, shape: Any, dtype: Any, direction: str, **kw: Any) -> Variable:
-    return Variable(None, _shape(shape), np.dtype(dtype), direction, optic, **kw)
+    """``shape=None`` / ``dtype=None``: inferred from the first call (or from a loaded model's spec)."""
+    infer = [name for name, given in (("shape", shape), ("dtype", dtype)) if given is None]
+    meta = {"infer": infer} if infer else {}
+    return Variable(None, () if shape is None else _shape(shape), np.dtype("float64" if dtype is None else dtype),
+                    direction, optic, meta=meta, **kw)
 
 
-def attr(path: str, shape: Iterable[int] | int = (), dtype: Any = "float64", *, direction: str = "in", cls: Any = None) -> Variable:
+def attr(path: str, shape: Iterable[int] | int | None = (), dtype: Any = "float64", *, direction: str = "in", cls: Any = None) -> Variable:
     """A value at an attribute path: ``"particle.energy"``, ``"track.momentum.x"``, ``"return.slope"``.
 
     ``cls``: when the path writes into the return value, the class to build it
-    from (``cls(**fields)`` once every output is written).
+    from (``cls(**fields)`` once every output is written).  ``shape=None`` and/or
+    ``dtype=None``: taken from the first call (every helper here accepts them).
 
     >>> attr("track.momentum.x").optic
     track.momentum.x
@@ -54,7 +59,7 @@ def attr(path: str, shape: Iterable[int] | int = (), dtype: Any = "float64", *, 
     return _var(Path.parse(path, classes=[cls] if cls is not None else ()), shape, dtype, direction)
 
 
-def item(path: str, key: int | str, shape: Iterable[int] | int = (), dtype: Any = "float64", *, direction: str = "in") -> Variable:
+def item(path: str, key: int | str, shape: Iterable[int] | int | None = (), dtype: Any = "float64", *, direction: str = "in") -> Variable:
     """Item ``key`` of a container: ``item("cfg", "alpha")`` is ``cfg['alpha']``; ``item("return", 0)`` a returned tuple's first item.
 
     >>> item("cfg", "alpha").optic
@@ -63,7 +68,7 @@ def item(path: str, key: int | str, shape: Iterable[int] | int = (), dtype: Any 
     return _var(Path.parse(path).then("item", key), shape, dtype, direction)
 
 
-def setter(path: str, *, get: str, set: str, shape: Iterable[int] | int = (), dtype: Any = "float64", direction: str = "in") -> Variable:
+def setter(path: str, *, get: str, set: str, shape: Iterable[int] | int | None = (), dtype: Any = "float64", direction: str = "in") -> Variable:
     """A value behind a getter/setter method pair of an (encapsulated) object.
 
     >>> setter("step", get="get_edep", set="set_edep").optic
@@ -72,7 +77,7 @@ def setter(path: str, *, get: str, set: str, shape: Iterable[int] | int = (), dt
     return _var(Path.parse(path).then("call", (get, set)), shape, dtype, direction)
 
 
-def glob(path: str, shape: Iterable[int] | int = (), dtype: Any = "float64", *, direction: str = "in") -> Variable:
+def glob(path: str, shape: Iterable[int] | int | None = (), dtype: Any = "float64", *, direction: str = "in") -> Variable:
     """A module-level global: ``glob("physics.constants.C")`` or ``glob("physics.constants:C.value")``.
 
     >>> glob("math.pi").optic

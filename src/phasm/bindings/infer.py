@@ -99,3 +99,48 @@ def _unique(name: str, taken: set[str]) -> str:
         out = "_" + out
     taken.add(out)
     return out
+
+
+# -- declarations whose shape/dtype come from the first call ---------------------------
+
+
+def needs_inference(spec: Spec) -> bool:
+    """Whether some declared variable left its shape or dtype to be inferred (``shape=None``/``dtype=None``)."""
+    return any(v.meta.get("infer") for v in spec.variables)
+
+
+def resolve_inferred(spec: Spec, *, frame: CallFrame | None = None, template: Spec | None = None) -> Spec:
+    """Fill in inferred shapes/dtypes from a finished call ``frame`` or from ``template`` (a stored spec).
+
+    Declared optics are kept; a variable the template lacks, or whose value
+    cannot be read from the frame, is an error naming it.
+    """
+    from dataclasses import replace
+
+    from phasm.bindings.optics import OpticError
+
+    out = []
+    for v in spec.variables:
+        infer = v.meta.get("infer")
+        if not infer:
+            out.append(v)
+            continue
+        if template is not None:
+            try:
+                t = template[v.name]  # type: ignore[index]
+            except KeyError:
+                raise SpecError(f"variable {v.name!r} (shape to be inferred) is not in the stored spec of {template.function}") from None
+            shape, dtype = t.shape, t.dtype
+        elif frame is not None:
+            try:
+                value = v.optic.get(frame)  # type: ignore[union-attr]
+            except OpticError as exc:
+                raise SpecError(f"{spec.function}: variable {v.name!r}: {exc}") from None
+            if isinstance(value, (list, tuple)):
+                value = np.asarray(value)
+            shape, dtype = describe_value(v.name, value, batched=spec.batched, what="variable")  # type: ignore[arg-type]
+        else:
+            raise SpecError(f"variable {v.name!r}: its shape is to be inferred, but there is no call or stored spec yet")
+        meta = {k: x for k, x in v.meta.items() if k != "infer"}
+        out.append(replace(v, shape=shape if "shape" in infer else v.shape, dtype=dtype if "dtype" in infer else v.dtype, meta=meta))
+    return Spec(spec.function, tuple(out), spec.batched)

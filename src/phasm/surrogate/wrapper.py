@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from phasm.bindings.infer import infer_spec
+from phasm.bindings.infer import infer_spec, needs_inference, resolve_inferred
 from phasm.bindings.optics import Arg, CallFrame, OpticError, Return
 from phasm.bindings.paths import finish_frame
 from phasm.bindings.ragged import has_ragged, pack_ragged_call
@@ -78,8 +78,11 @@ class Surrogate:
         self._param_names = tuple(p.name for p in params)
         self._declared = inputs is not None or outputs is not None
         self.spec: Spec | None = None
+        self._deferred: Spec | None = None  # declarations with shapes/dtypes left to the first call
         if self._declared:
             self._set_spec(Spec.from_declarations(self.name, inputs, outputs, batched=self.batched))
+            if needs_inference(self.spec):  # type: ignore[arg-type]
+                self._deferred, self.spec = self.spec, None
         self._explicit_mode: Mode | None = parse_mode(mode, source="surrogate(mode=)") if mode is not None else None
         self._active_mode: Any = self._explicit_mode if self._explicit_mode is not None else _UNRESOLVED
         self._writer: CaptureWriter | None = None
@@ -197,8 +200,19 @@ class Surrogate:
 
     def _ensure_spec(self, frame: CallFrame, mutated: set[str]) -> Spec:
         if self.spec is None:
-            self._set_spec(infer_spec(self.name, frame, mutated=mutated, batched=self.batched))
+            if self._deferred is not None:
+                self._set_spec(resolve_inferred(self._deferred, frame=frame))
+            else:
+                self._set_spec(infer_spec(self.name, frame, mutated=mutated, batched=self.batched))
         return self.spec  # type: ignore[return-value]
+
+    def _resolved_from(self, stored: Spec) -> Spec:
+        """The spec to adopt from a store or model: declared optics with stored shapes, or the stored spec."""
+        if self._deferred is None:
+            return stored
+        spec = resolve_inferred(self._deferred, template=stored)
+        stored.check_compatible(spec, f"the declarations of {self.name}")
+        return spec
 
     def _snapshot_arrays(self, frame: CallFrame) -> dict[str, np.ndarray]:
         """Copies of array arguments, to find in-place writes when inferring the spec."""
@@ -554,7 +568,7 @@ class Surrogate:
 
         source = CaptureStore(store) if store is not None else self.capture_store()
         if self.spec is None:
-            self._set_spec(source.spec)  # type: ignore[arg-type]
+            self._set_spec(self._resolved_from(source.spec))  # type: ignore[arg-type]
         art, result = fit_model(source, self.spec, backend=backend or self.backend, val_fraction=val_fraction,
                                 seed=seed, verbose=verbose, **params)
         self._attach(art)
@@ -577,9 +591,12 @@ class Surrogate:
         """Load a model artefact; refuses one whose spec differs from this function's."""
         from phasm.train.artefact import ModelArtefact
 
-        art = ModelArtefact.load(path, expect_spec=self.spec)
+        expect = self.spec
+        if expect is None and self._deferred is not None:  # declared optics, shapes from the model's spec
+            expect = self._resolved_from(Spec.from_json(ModelArtefact.read_metadata(path)["spec"]))
+        art = ModelArtefact.load(path, expect_spec=expect)
         if self.spec is None:
-            self._set_spec(art.spec)
+            self._set_spec(expect if expect is not None else art.spec)
         self._attach(art)
         return self
 

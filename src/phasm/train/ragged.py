@@ -24,9 +24,9 @@ Example
 >>> X = RaggedInputs(rng.normal(size=(50, 1)).astype(np.float32), {"hits": sets})
 >>> Y = np.array([[s.sum()] for s in sets.to_list()], np.float32)
 >>> data = RaggedData(X, Y, val_fraction=0.2, seed=0)
->>> xb, yb = next(data.train_batches(16, seed=0))
->>> xb.shape[0], yb.shape
-(16, (16, 1))
+>>> batches = list(data.train_batches(16, seed=0))
+>>> sum(len(yb) for _, yb in batches) == data.n_train, batches[0][0].dtype
+(True, dtype('float32'))
 """
 
 from __future__ import annotations
