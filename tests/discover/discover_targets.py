@@ -199,3 +199,37 @@ class Primary:
 def deposit(particle, step):
     """particle.energy in, step._edep out through set_edep (proposed as phasm.setter)."""
     step.set_edep(0.5 * particle.energy)
+
+
+@dataclass
+class Fit:
+    slope: float
+    intercept: float
+
+
+@dataclass
+class Track:
+    hits: list
+    fit: object = None
+
+
+def attach_fit(track):
+    """Creates an object and keeps it: track.fit.slope and track.fit.intercept out."""
+    slope, intercept = fit_line(track.hits)
+    track.fit = Fit(slope, intercept)
+
+
+def fit_object(hits):
+    """Returns an object: return.slope and return.intercept out."""
+    return Fit(*fit_line(hits))
+
+
+@dataclass
+class Cluster:
+    x: float
+    e: float
+
+
+def find_clusters(energies, threshold):
+    """Returns a variable-length list of objects: return[*].x, return[*].e out (ragged)."""
+    return [Cluster(float(i), float(e)) for i, e in enumerate(energies) if e > threshold]

@@ -188,3 +188,35 @@ def test_exception_in_example_is_reported():
 def test_arguments_that_do_not_fit_the_signature():
     with pytest.raises(TypeError, match=r"example arguments do not fit pure_scalars\(x, y\)"):
         run(T.pure_scalars, (1.0,))
+
+
+HITS = [T.Hit(0.0, 1.0), T.Hit(1.0, 3.0), T.Hit(2.0, 5.1)]
+
+
+def test_object_created_and_kept_is_out_field_by_field():
+    ins = run(T.attach_fit, (T.Track(list(HITS)),))
+    kinds = ins.kinds()
+    assert kinds["track.fit.slope"] == "out" and kinds["track.fit.intercept"] == "out"
+    assert kinds["track.hits[*].x"] == "in" and "track.fit" not in kinds
+    assert "in an object created by the call" in ins.by_name("track.fit.slope").notes
+    assert ins.classes["track.fit"] == "Fit"
+
+
+def test_returned_object_is_built_from_its_class():
+    ins = run(T.fit_object, (list(HITS),))
+    assert {k: v for k, v in ins.kinds().items() if k.startswith("return")} == {
+        "return.intercept": "out", "return.slope": "out"}
+    assert ins.classes["return"] == "Fit"
+    assert '"slope": phasm.attr("return.slope", cls=Fit),' in proposed_code(ins)
+    assert [v.name for v in proposed_spec(ins).outputs] == ["slope", "intercept"]
+
+
+def test_returned_list_of_objects_is_a_ragged_output():
+    ins = run(T.find_clusters, (np.array([0.1, 2.0, 3.0]), 1.0), (np.array([5.0, 0.0, 0.2, 4.0, 6.0]), 1.0))
+    kinds = ins.kinds()
+    assert kinds["return[*].x"] == "out" and kinds["return[*].e"] == "out"
+    assert ins.by_name("return[*].e").ragged
+    assert ins.by_name("energies").shape == (None,)  # lengths 3 and 5 in the two examples
+    assert "\"result\": phasm.each(\"return\", fields=['x', 'e'], cls=Cluster)," in proposed_code(ins)
+    spec = proposed_spec(ins)  # evaluates in the function's module, where Cluster is defined
+    assert spec["result"].ragged and spec["result"].direction == "out" and spec["result"].shape == (2,)

@@ -99,6 +99,8 @@ class Inspection:
     errors: list[str]
     calls: list[str]
     methods: dict[str, list[str]] = field(default_factory=dict)  # object path -> methods used on it
+    classes: dict[str, str] = field(default_factory=dict)  # output object path -> its class name
+    module: str = ""  # the function's module (names in the proposed code resolve there)
 
     @property
     def flags(self) -> list[str]:
@@ -126,6 +128,7 @@ class Inspection:
             "notes": list(self.notes),
             "calls": list(self.calls),
             "methods": dict(self.methods),
+            "classes": dict(self.classes),
             "examples": self.examples,
             "seconds_per_call": self.seconds,
             "errors": list(self.errors),
@@ -147,7 +150,10 @@ def inspect_function(
     analysis follows.  ``purity``: run each example twice more, untraced, to
     detect nondeterminism.
     """
-    target = getattr(inspect.unwrap(fn), "__func__", inspect.unwrap(fn))
+    unwrapped = inspect.unwrap(fn)
+    if inspect.ismethod(unwrapped):  # a bound method: its instance is the first argument
+        examples = [((unwrapped.__self__, *args), kwargs) for args, kwargs in examples]
+    target = getattr(unwrapped, "__func__", unwrapped)
     in_scope = in_scope_predicate(target)
     static = analyze_static(target, depth=depth, in_scope=in_scope)
     runs: list[DynamicResult] = []
@@ -232,15 +238,16 @@ def combine(static: StaticResult, runs: list[DynamicResult]) -> Inspection:
     seconds = min((r.seconds for r in runs), default=0.0)
     notes = list(dict.fromkeys(static.notes + [n for r in runs for n in r.notes]))
     methods = {render(p): sorted(a.methods) for p, a in merged.items() if a.methods}
+    classes = {render(p): a.type_name for p, a in merged.items() if a.expanded and a.type_name}
     return Inspection(static.function, static.params, findings, flags, disagreements, notes, len(runs), seconds,
-                      [r.error for r in runs if r.error], list(static.calls), methods)
+                      [r.error for r in runs if r.error], list(static.calls), methods, classes, static.module)
 
 
 def _leaves(merged: dict[Path, Access]) -> list[Path]:
     out = []
     for path, acc in merged.items():
         has_children = any(len(q) > len(path) and q[: len(path)] == path for q in merged)
-        if has_children and not (acc.written or (acc.changed and acc.new_object)):
+        if has_children and (acc.expanded or not (acc.written or (acc.changed and acc.new_object))):
             continue
         out.append(path)
     return out
@@ -288,6 +295,6 @@ def _order(params: list[str]) -> Callable[[Finding], tuple]:
     def key(f: Finding) -> tuple:
         root = f.path[0]
         idx = params.index(root[1]) if root[0] == "arg" and root[1] in params else 0
-        return (rank.get(root[0], 9), idx, f.name)
+        return (rank.get(root[0], 9), idx)  # then first-seen order (stable sort): fields in access order
 
     return key

@@ -158,6 +158,9 @@ def trace_call(
     fn = inspect.unwrap(fn)
     fn = getattr(fn, "__func__", fn)
     kwargs = kwargs or {}
+    if inspect.isgeneratorfunction(fn) or inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(f"{fn.__qualname__} is a generator or coroutine function: inspect the function "
+                        "that consumes it, a surrogate replaces plain calls")
     sig = inspect.signature(fn)
     try:
         bound = sig.bind(*args, **kwargs)
@@ -182,6 +185,7 @@ def trace_call(
     ret: Any = None
     rng_before = _rng_states()
     t0 = time.perf_counter()
+    previous_trace = sys.gettrace()
     try:
         roots.install(work)
         sys.settrace(tracer.on_call)
@@ -192,7 +196,7 @@ def trace_call(
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         tracer.release()
-        sys.settrace(None)
+        sys.settrace(previous_trace)
         result.seconds = time.perf_counter() - t0
         final = roots.collect()
         roots.restore()
@@ -516,6 +520,18 @@ def _mark_changes(rec: Recorder, before: dict[str, Any], after: dict[str, Any]) 
             acc.notes.append("created by the call")
         elif value is not _MISSING and _base_type(old[0]) is not _base_type(value) and not is_scalar(value):
             acc.new_object = True
+        if acc.new_object and value is not _MISSING and not is_numeric(value) and _fields(value):
+            # An object created and kept (e.g. track.fit = Fit(...)): its fields are the outputs.
+            sub = Recorder()
+            _record_value(sub, path, value, {})
+            for p, a in sub.accesses.items():
+                if p != path:
+                    child = rec.access(p)
+                    child.merge(a)
+                    child.changed = child.new_object = True
+                    child.notes.append("in an object created by the call")
+            acc.expanded = True
+            acc.type_name = type(value).__qualname__
 
 
 def _base_type(value: Any) -> type:
@@ -571,8 +587,11 @@ def _add_unused(rec: Recorder, before: dict[str, Any], passed: list[str]) -> Non
                 acc.observe(value)
 
 
-def _record_return(rec: Recorder, ret: Any, args: dict[str, Any]) -> None:
-    def one(path: Path, value: Any) -> None:
+def _record_value(rec: Recorder, path: Path, value: Any, args: dict[str, Any], depth: int = 0) -> None:
+    """Record an output value at ``path``: numbers and arrays as leaves, lists as ``[*]``, objects by field."""
+    if depth > 4:
+        return
+    if is_numeric(value) or value is None or isinstance(value, (str, bytes)):
         acc = rec.access(path)
         acc.on_write()
         acc.observe(value)
@@ -583,28 +602,33 @@ def _record_return(rec: Recorder, ret: Any, args: dict[str, Any]) -> None:
                     break
             else:
                 acc.notes.append("newly allocated")
-        elif isinstance(value, list):
-            acc.lengths.add(len(value))
-            if value:
-                acc.observe(value[0])
-
-    root: Path = (("return",),)
-    if ret is None:
-        return
-    if isinstance(ret, tuple):
-        for i, v in enumerate(ret):
-            one(root + (("item", i),), v)
-    elif isinstance(ret, dict):
-        for k, v in ret.items():
-            one(root + (("item", k),), v)
-    elif is_numeric(ret) or isinstance(ret, (list, str)):
-        one(root, ret)
+    elif isinstance(value, list):
+        rec.access(path).lengths.add(len(value))
+        for v in value:
+            _record_value(rec, path + (EACH,), v, args, depth + 1)
+            rec.access(path + (EACH,)).lengths.add(len(value))
+        if not value:
+            rec.access(path).on_write()
+    elif isinstance(value, (tuple, dict)):
+        items = enumerate(value) if isinstance(value, tuple) else value.items()
+        for k, v in items:
+            _record_value(rec, path + (("item", k),), v, args, depth + 1)
     else:
-        fields = {k: v for k, v in _fields(ret).items() if is_numeric(v)}
+        fields = {k: v for k, v in _fields(value).items() if not k.startswith("_")}
+        acc = rec.access(path)
         if not fields:
-            one(root, ret)
+            acc.on_write()
+            acc.observe(value)
+        else:
+            acc.expanded = True
+            acc.type_name = type(value).__qualname__
         for k, v in fields.items():
-            one(root + (("attr", k),), v)
+            _record_value(rec, path + (("attr", k),), v, args, depth + 1)
+
+
+def _record_return(rec: Recorder, ret: Any, args: dict[str, Any]) -> None:
+    if ret is not None:
+        _record_value(rec, (("return",),), ret, args)
 
 
 def _purity(fn: Any, sig: inspect.Signature, roots: _Roots, pristine: dict[str, Any]) -> list[str]:

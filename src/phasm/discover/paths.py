@@ -108,6 +108,7 @@ class Access:
     changed: bool = False
     touched: bool = False
     new_object: bool = False
+    expanded: bool = False  # an object whose fields are recorded as separate paths
     shapes: set = field(default_factory=set)
     dtypes: set = field(default_factory=set)
     lengths: set = field(default_factory=set)
@@ -138,7 +139,7 @@ class Access:
 
     def merge(self, other: "Access") -> None:
         self.first = self.first or other.first
-        for name in ("read", "written", "rbw", "changed", "touched", "new_object"):
+        for name in ("read", "written", "rbw", "changed", "touched", "new_object", "expanded"):
             setattr(self, name, getattr(self, name) or getattr(other, name))
         for name in ("shapes", "dtypes", "lengths", "methods", "lines"):
             getattr(self, name).update(getattr(other, name))

@@ -109,10 +109,10 @@ def _plan(ins: Inspection) -> tuple[list[tuple[str, str, str]], list[tuple[str, 
     comments: list[str] = []
     taken: set[str] = set()
     groups: dict[tuple, list[Finding]] = {}
-    returns = [f for f in ins.variables if f.path[0][0] == "return"]
+    returns = [f for f in ins.variables if f.path[0][0] == "return" and EACH not in f.path]
     for f in ins.variables:
         root = f.path[0]
-        if root[0] == "return":
+        if root[0] == "return" and EACH not in f.path:
             continue
         if f.kind == "unused":
             if len(f.path) == 1:
@@ -178,7 +178,7 @@ def _plan(ins: Inspection) -> tuple[list[tuple[str, str, str]], list[tuple[str, 
         fields = [m.path[len(prefix) + 1][1] for m in members
                   if len(m.path) == len(prefix) + 2 and m.path[len(prefix) + 1][0] == "attr"]
         root = prefix[0]
-        if EACH in prefix[1:] or root[0] in ("closure", "return"):
+        if EACH in prefix[1:] or root[0] == "closure":
             comments.append(f"{members[0].name}: elements of a nested collection; no optic proposed")
             continue
         if root[0] == "global":
@@ -186,8 +186,12 @@ def _plan(ins: Inspection) -> tuple[list[tuple[str, str, str]], list[tuple[str, 
             base = f"global:{root[1]}:{rest}"
         else:
             base = render(prefix)
-        name = _ident(re.split(r"[.:\[]", base.rstrip("]'"))[-1] if root[0] != "global" else root[2], taken)
-        code = f'phasm.each("{base}", fields={fields!r})' if fields else f'phasm.each("{base}")'
+        label = root[2] if root[0] == "global" else re.split(r"[.:\[]", base.rstrip("]'"))[-1]
+        name = _ident("result" if label == "return" else label, taken)
+        code = f'phasm.each("{base}"' + (f", fields={fields!r}" if fields else "")
+        if root[0] == "return" and ins.classes.get(render(prefix + (EACH,))):
+            code += f", cls={ins.classes[render(prefix + (EACH,))]}"
+        code += ")"
         kinds = {m.kind for m in members}
         dtypes = sorted({m.dtype for m in members if m.dtype})
         comment = f"variable length (ragged), {', '.join(dtypes) or '?'}"
@@ -211,6 +215,9 @@ def _plan(ins: Inspection) -> tuple[list[tuple[str, str, str]], list[tuple[str, 
             else:
                 name = _ident(step[1], taken)
                 decl = _optic_decl("attr", render(f.path), f, None) if _fixed(f) else None
+                cls = ins.classes.get(render(f.path[:-1]))
+                if decl and cls and len(f.path) == 2:
+                    decl = decl[:-1] + f", cls={cls})"
             outputs.append((name, decl or "phasm.Array(...)  # declare shape by hand", f.name))
     return inputs, outputs, comments
 
@@ -240,11 +247,14 @@ def proposed_code(ins: Inspection) -> str:
 
 def proposed_spec(ins: Inspection) -> Any:
     """The proposal as a :class:`~phasm.bindings.spec.Spec`, or ``None`` if it needs optics beyond arg/return."""
+    import sys
+
     import phasm
     from phasm.bindings.spec import Spec
 
     inputs, outputs, _ = _plan(ins)
-    namespace = {"phasm": phasm}
+    module = sys.modules.get(ins.module)
+    namespace = {**(vars(module) if module is not None else {}), "phasm": phasm}
     try:
         ins_decl = {n: eval(c, namespace) for n, c, _ in inputs if not n.startswith("#")}  # noqa: S307 - our code
         outs_decl = {n: eval(c, namespace) for n, c, _ in outputs}  # noqa: S307

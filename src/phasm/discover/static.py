@@ -62,6 +62,7 @@ class StaticResult:
     globals_used: set[tuple[str, str]] = field(default_factory=set)
     seeded: bool = False
     notes: list[str] = field(default_factory=list)
+    module: str = ""
 
     def add(self, table: str, path: Path, where: str) -> None:
         getattr(self, table).setdefault(path, set()).add(where)
@@ -134,7 +135,7 @@ def analyze_static(fn: Callable[..., Any], depth: int = 2, *, in_scope: Callable
     fn = inspect.unwrap(fn)
     fn = getattr(fn, "__func__", fn)
     params = list(inspect.signature(fn).parameters)
-    result = StaticResult(f"{fn.__module__}.{fn.__qualname__}", params)
+    result = StaticResult(f"{fn.__module__}.{fn.__qualname__}", params, module=fn.__module__)
     in_scope = in_scope or in_scope_predicate(fn)
     mapping = {p: (("arg", p),) for p in params}
     _visit_function(fn, mapping, result, depth, in_scope, set(), via=None)
