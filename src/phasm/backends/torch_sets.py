@@ -35,6 +35,37 @@ WEIGHTS_FILE = "sets.safetensors"
 PREDICT_CHUNK = 4096
 SMALL_MODEL_PARAMS = 500_000  # below this, one CPU thread trains faster than several (no sync overhead)
 SMALL_BATCH_ROWS = 256
+NUMPY_ROWS = 64  # up to this many rows, a numpy forward pass beats torch's per-operator overhead
+
+
+def _np_silu(x: np.ndarray) -> np.ndarray:
+    return x / (1.0 + np.exp(-x))
+
+
+NUMPY_ACTIVATIONS = {
+    "relu": lambda x: np.maximum(x, 0.0),
+    "silu": _np_silu,
+    "tanh": np.tanh,
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+    "softplus": lambda x: np.logaddexp(0.0, x).astype(x.dtype),
+}
+
+
+def _numpy_layers(seq: torch.nn.Module) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Leaf layers in order: ``(W.T, b)`` for a Linear, ``None`` for the activation."""
+    out: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for m in seq.modules():
+        if isinstance(m, torch.nn.Linear):
+            out.append((m.weight.detach().cpu().numpy().T.copy(), m.bias.detach().cpu().numpy().copy()))
+        elif not list(m.children()):
+            out.append(None)
+    return out
+
+
+def _np_mlp(x: np.ndarray, layers: list[Any], act: Any) -> np.ndarray:
+    for layer in layers:
+        x = act(x) if layer is None else x @ layer[0] + layer[1]
+    return x
 
 
 @contextmanager
@@ -150,6 +181,7 @@ class TorchSetsBackend(Backend):
                                 seed=p["seed"], device=dev, verbose=verbose)
         module.eval()
         self.module_, self.device_ = module, dev
+        self._prepare_numpy()
         hist.notes["parameters"] = int(sum(t.numel() for t in module.parameters()))
         return hist
 
@@ -167,7 +199,9 @@ class TorchSetsBackend(Backend):
             raise BackendError(f"torch-sets: inputs have sets {list(X.sets)} and {X.fixed.shape[1]} fixed features; "
                                f"the model was trained on sets {self.set_names_} and {self.n_fixed_} fixed features")
         n = len(X)
-        if n == 1 or n <= 64:
+        if n <= NUMPY_ROWS and getattr(self, "np_layers_", None) is not None:
+            return self._numpy_forward(X)
+        if n <= 64:
             return self._run(encode(X))
         out = np.empty((n, self.n_out_), np.float32)
         order = np.argsort(_row_max_lengths(X), kind="stable")  # similar lengths together: little padding
@@ -175,6 +209,34 @@ class TorchSetsBackend(Backend):
             idx = order[s : s + PREDICT_CHUNK]
             out[idx] = self._run(encode(X.take(idx)))
         return out
+
+    def _prepare_numpy(self) -> None:
+        act = NUMPY_ACTIVATIONS.get(self.params["activation"])
+        if act is None or self.device_.type != "cpu":
+            self.np_layers_ = None
+            return
+        self.np_act_ = act
+        self.np_layers_ = ([_numpy_layers(phi) for phi in self.module_.phis], _numpy_layers(self.module_.rho))
+
+    def _numpy_forward(self, X: Any) -> np.ndarray:
+        """The set network in numpy, on the ragged rows directly (no padding): for a few rows per call."""
+        phis, rho = self.np_layers_
+        act = self.np_act_
+        n = len(X)
+        feats = [np.asarray(X.fixed, np.float32)]
+        for layers, r in zip(phis, X.sets.values()):
+            lengths = r.lengths
+            h = _np_mlp(np.asarray(r.values, np.float32).reshape(len(r.values), -1), layers, act)
+            width = layers[-2][1].shape[0]
+            mean = np.zeros((n, width), np.float32)
+            mx = np.zeros((n, width), np.float32)
+            nonempty = lengths > 0
+            if nonempty.any():
+                starts = r.offsets[:-1][nonempty]
+                mean[nonempty] = np.add.reduceat(h, starts, axis=0) / lengths[nonempty, None]
+                mx[nonempty] = np.maximum.reduceat(h, starts, axis=0)
+            feats += [mean, mx, np.log1p(lengths.astype(np.float32))[:, None]]
+        return _np_mlp(np.concatenate(feats, axis=1), rho, act).astype(np.float32, copy=False)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         threads = self.params.get("threads") or (1 if len(x) <= SMALL_BATCH_ROWS else None)
@@ -214,4 +276,5 @@ class TorchSetsBackend(Backend):
         dev = pick_device(params.get("device"))
         module.to(dev).eval()
         self.module_, self.device_ = module, dev
+        self._prepare_numpy()
         return self
