@@ -25,7 +25,8 @@ import numpy as np
 
 from phasm.discover.dynamic import DynamicResult, trace_call
 from phasm.discover.paths import EACH, Access, Path, normalized, render
-from phasm.discover.static import StaticResult, analyze_static, in_scope_predicate
+from phasm.discover.scope import in_scope_predicate
+from phasm.discover.static import StaticResult, analyze_static
 
 
 _ARRAY_METADATA = {"shape", "ndim", "dtype", "size", "T", "strides", "itemsize", "nbytes", "flags", "base"}

@@ -12,7 +12,8 @@
 
 Example
 -------
->>> parse_example("(np.zeros(3), 2.0)", {})[0][1]
+>>> import numpy as np
+>>> parse_example("(np.zeros(3), 2.0)", {"np": np})[0][1]
 2.0
 >>> parse_example("dict(args=(1,), kwargs={'k': 2})", {})
 ((1,), {'k': 2})

@@ -19,6 +19,7 @@ trace and reports where they disagree.
 
 Example
 -------
+>>> from phasm.discover.paths import render
 >>> def step(state, dt):
 ...     state.x += state.v * dt
 >>> res = analyze_static(step)
@@ -32,13 +33,13 @@ import ast
 import builtins
 import inspect
 import os
-import sys
 import textwrap
 import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from phasm.discover.paths import EACH, Path, render
+from phasm.discover.paths import EACH, Path
+from phasm.discover.scope import in_scope_predicate, is_data
 from phasm.discover.unsafe import IO_METHODS, classify, is_seeding
 
 MUTATING_METHODS = {
@@ -66,48 +67,6 @@ class StaticResult:
 
     def add(self, table: str, path: Path, where: str) -> None:
         getattr(self, table).setdefault(path, set()).add(where)
-
-
-def in_scope_predicate(fn: Callable[..., Any]) -> Callable[[str], bool]:
-    """Which source files count as the user's code: the function's package (or its folder)."""
-    module = sys.modules.get(fn.__module__)
-    top = (fn.__module__ or "").split(".")[0]
-    top_mod = sys.modules.get(top)
-    roots: list[str] = []
-    if top_mod is not None and getattr(top_mod, "__path__", None):
-        roots = [os.path.realpath(p) for p in top_mod.__path__]
-    else:
-        f = getattr(module, "__file__", None) or fn.__code__.co_filename
-        folder = os.path.dirname(os.path.realpath(f))
-        if "site-packages" in folder or "dist-packages" in folder:
-            roots = [os.path.realpath(f)]
-        else:
-            roots = [folder]
-    excluded = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)]
-    own = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # phasm itself is never user code
-    cache: dict[str, bool] = {}
-
-    def in_scope(filename: str) -> bool:
-        hit = cache.get(filename)
-        if hit is None:
-            real = os.path.realpath(filename)
-            hit = any(real == r or real.startswith(r + os.sep) for r in roots) and not any(
-                real.startswith(e + os.sep) and not any(r.startswith(e + os.sep) for r in roots) for e in excluded
-            )
-            hit = hit and not real.startswith(own + os.sep)
-            cache[filename] = hit
-        return hit
-
-    return in_scope
-
-
-def is_data(value: Any) -> bool:
-    """A global worth tracking as data (not a module, function, class or other callable)."""
-    return not (
-        isinstance(value, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType,
-                           types.MethodType, classmethod, staticmethod, property))
-        or callable(value)
-    )
 
 
 def _function_node(fn: Callable[..., Any]) -> tuple[ast.AST, int] | None:

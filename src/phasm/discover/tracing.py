@@ -34,240 +34,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from phasm.discover.paths import EACH, Access, Path, is_scalar
+from phasm.discover import recorder as _rec
+from phasm.discover.paths import EACH, Path
+from phasm.discover.recorder import Recorder
+from phasm.discover.tracearray import TracedArray, traced
 
-_ACTIVE: "Recorder | None" = None
 _PATHS: dict[int, tuple[Path, "Recorder"]] = {}  # id(object) -> path, for class-swapped objects
-
-
-class Recorder:
-    """Collects :class:`Access` records by path while it is active (``with rec:``)."""
-
-    def __init__(self) -> None:
-        self.accesses: dict[Path, Access] = {}
-
-    def access(self, path: Path) -> Access:
-        acc = self.accesses.get(path)
-        if acc is None:
-            acc = self.accesses[path] = Access(path)
-        return acc
-
-    def read(self, path: Path, value: Any = None) -> None:
-        acc = self.access(path)
-        acc.on_read()
-        if value is not None and not acc.shapes:
-            acc.observe(value)
-
-    def write(self, path: Path, value: Any = None) -> None:
-        self.access(path).on_write()
-
-    def touch(self, path: Path, value: Any = None) -> None:
-        acc = self.access(path)
-        acc.touched = True
-        if value is not None and not acc.shapes and acc.type_name is None:
-            acc.observe(value)
-
-    def __enter__(self) -> "Recorder":
-        global _ACTIVE
-        self._previous = _ACTIVE
-        _ACTIVE = self
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        global _ACTIVE
-        _ACTIVE = self._previous
-
-
-# -- numpy arrays -----------------------------------------------------------
-
-
-class _Tracker:
-    """Per-array state: its path and which elements the call has written."""
-
-    __slots__ = ("path", "mask", "done", "rec")
-
-    def __init__(self, rec: Recorder, path: Path, shape: tuple[int, ...]) -> None:
-        self.rec = rec
-        self.path = path
-        self.mask = np.zeros(shape, dtype=bool)
-        self.done = False  # read-before-write and a write both seen: nothing more to learn
-
-    def read(self, mask: np.ndarray | None) -> None:
-        acc = self.rec.access(self.path)
-        acc.read = True
-        if acc.first is None:
-            acc.first = "read"
-        region = self.mask if mask is None else mask
-        if not acc.rbw and not region.all():
-            acc.rbw = True
-        self.done = acc.rbw and acc.written
-
-    def write(self, mask: np.ndarray | None, key: Any = Ellipsis) -> None:
-        acc = self.rec.access(self.path)
-        if acc.first is None:
-            acc.first = "write"
-        acc.written = True
-        if mask is not None:
-            try:
-                mask[key] = True
-            except (IndexError, ValueError, TypeError):
-                pass
-        self.done = acc.rbw and acc.written
-
-
-def _plain(x: Any) -> Any:
-    return x.view(np.ndarray) if isinstance(x, TracedArray) else x
-
-
-def _plain_key(key: Any) -> Any:
-    t = type(key)
-    if t is tuple:
-        for k in key:
-            if type(k) is TracedArray:
-                return tuple(_plain(k) for k in key)
-        return key
-    return key.view(np.ndarray) if t is TracedArray else key
-
-
-def _is_basic(key: Any) -> bool:
-    items = key if isinstance(key, tuple) else (key,)
-    return all(k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice)) for k in items)
-
-
-def _note_read(x: Any) -> None:
-    if type(x) is TracedArray and _ACTIVE is not None:
-        tr = x._ph
-        if tr is not None and not tr.done:
-            tr.read(x._ph_mask)
-
-
-def _note_write(x: Any) -> None:
-    if type(x) is TracedArray and _ACTIVE is not None:
-        tr = x._ph
-        if tr is not None and not tr.done:
-            tr.write(x._ph_mask)
-
-
-def _flatten(values: Any) -> list:
-    out = []
-    for v in values:
-        if isinstance(v, (list, tuple)):
-            out.extend(_flatten(v))
-        else:
-            out.append(v)
-    return out
-
-
-# numpy functions that write into their first argument without reading it, or read and write it.
-_WRITE_FIRST = {"copyto", "put", "place", "putmask", "fill_diagonal"}
-
-
-class TracedArray(np.ndarray):
-    """An ``ndarray`` view that reports element reads and writes to the active recorder."""
-
-    _ph: _Tracker | None = None
-    _ph_mask: np.ndarray | None = None
-
-    def __array_finalize__(self, obj: Any) -> None:
-        # Views made by numpy itself (reshape, transpose, ...): same tracker, unknown mask mapping.
-        self._ph = getattr(obj, "_ph", None)
-        self._ph_mask = None
-
-    def __getitem__(self, key: Any) -> Any:
-        tr = self._ph
-        pkey = _plain_key(key)
-        result = np.ndarray.__getitem__(self, pkey)
-        if tr is None or tr.done or _ACTIVE is None:
-            return result
-        if isinstance(result, TracedArray) and _is_basic(pkey):
-            # A view: not a read yet; it shares the tracker and (a view of) the written mask.
-            if self._ph_mask is not None:
-                try:
-                    result._ph_mask = self._ph_mask[pkey]
-                except (IndexError, ValueError):
-                    result._ph_mask = None
-            return result
-        if not tr.done:
-            region = None
-            if self._ph_mask is not None:
-                try:
-                    region = np.asarray(self._ph_mask[pkey])
-                except (IndexError, ValueError):
-                    region = None
-            tr.read(region)
-        return result.view(np.ndarray) if isinstance(result, TracedArray) else result
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        _note_read(value)
-        pkey = _plain_key(key)
-        tr = self._ph
-        if tr is not None and _ACTIVE is not None and not tr.done:
-            tr.write(self._ph_mask, pkey)
-        np.ndarray.__setitem__(self.view(np.ndarray), pkey, _plain(value))
-
-    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        for x in inputs:
-            _note_read(x)
-        out = kwargs.get("out")
-        if out is not None:
-            for x in out:
-                _note_write(x)
-            kwargs["out"] = tuple(x.view(np.ndarray) if type(x) is TracedArray else x for x in out)
-        if method == "at":  # ufunc.at(a, idx, b): reads and writes a in place
-            _note_write(inputs[0])
-        plain = [x.view(np.ndarray) if type(x) is TracedArray else x for x in inputs]
-        result = (ufunc(*plain, **kwargs) if method == "__call__" else getattr(ufunc, method)(*plain, **kwargs))
-        if out is not None:
-            return out[0] if len(out) == 1 else tuple(out)
-        return result
-
-    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        name = getattr(func, "__name__", "")
-        rest = list(args)
-        if name in _WRITE_FIRST and rest:
-            target = rest.pop(0)
-            if name != "copyto":
-                _note_read(target)
-            _note_write(target)
-        for x in _flatten(rest) + _flatten(v for k, v in kwargs.items() if k != "out"):
-            _note_read(x)
-        out = kwargs.get("out")
-        if out is not None:
-            for x in out if isinstance(out, tuple) else (out,):
-                _note_write(x)
-        pargs = [_plain(a) if not isinstance(a, (list, tuple)) else type(a)(_plain(x) for x in a) for a in args]
-        pkwargs = {k: (_plain(v) if not isinstance(v, tuple) else tuple(_plain(x) for x in v)) for k, v in kwargs.items()}
-        result = func(*pargs, **pkwargs)
-        if out is not None:
-            return out
-        return result
-
-    # ndarray methods implemented in C that read values without going through ufuncs.
-    def _read_method(name: str) -> Callable[..., Any]:  # type: ignore[misc]
-        base = getattr(np.ndarray, name)
-
-        def method(self: "TracedArray", *a: Any, **kw: Any) -> Any:
-            _note_read(self)
-            result = base(self.view(np.ndarray), *a, **kw)
-            return result
-
-        method.__name__ = name
-        return method
-
-    for _name in ("copy", "astype", "tolist", "tobytes", "item", "flatten", "dot", "__iter__",
-                  "__float__", "__int__", "__bool__", "__index__", "__repr__", "__str__", "__reduce__",
-                  "__array__", "__deepcopy__", "__copy__"):
-        locals()[_name] = _read_method(_name)
-    del _name, _read_method
-
-    def fill(self, value: Any) -> None:
-        _note_write(self)
-        np.ndarray.fill(self.view(np.ndarray), value)
-
-    def sort(self, *a: Any, **kw: Any) -> None:
-        _note_read(self)
-        _note_write(self)
-        np.ndarray.sort(self.view(np.ndarray), *a, **kw)
 
 
 # -- lists and dicts --------------------------------------------------------
@@ -289,28 +61,28 @@ class TracedList(list):
 
     def __getitem__(self, i: Any) -> Any:
         value = list.__getitem__(self, i)
-        if self._ph is not None and _ACTIVE is not None:
+        if self._ph is not None and _rec._ACTIVE is not None:
             for v in value if isinstance(i, slice) else (value,):
                 _read_elem(self._ph[0], self._elem(), v)
         return value
 
     def __iter__(self) -> Any:
-        if self._ph is None or _ACTIVE is None:
+        if self._ph is None or _rec._ACTIVE is None:
             yield from list.__iter__(self)
             return
         rec, path = self._ph[0], self._elem()
         for v in list.__iter__(self):
-            if _ACTIVE is not None:
+            if _rec._ACTIVE is not None:
                 _read_elem(rec, path, v)
             yield v
 
     def __len__(self) -> int:
-        if self._ph is not None and _ACTIVE is not None:
+        if self._ph is not None and _rec._ACTIVE is not None:
             self._ph[0].touch(self._ph[1])
         return list.__len__(self)
 
     def __setitem__(self, i: Any, value: Any) -> None:
-        if self._ph is not None and _ACTIVE is not None:
+        if self._ph is not None and _rec._ACTIVE is not None:
             self._ph[0].write(self._elem())
         list.__setitem__(self, i, value)
 
@@ -318,7 +90,7 @@ class TracedList(list):
         base = getattr(list, name)
 
         def method(self: "TracedList", *a: Any, **kw: Any) -> Any:
-            if self._ph is not None and _ACTIVE is not None:
+            if self._ph is not None and _rec._ACTIVE is not None:
                 self._ph[0].write(self._ph[1])
             return base(self, *a, **kw)
 
@@ -341,7 +113,7 @@ class TracedDict(dict):
 
     def __getitem__(self, key: Any) -> Any:
         value = dict.__getitem__(self, key)
-        if self._ph is not None and _ACTIVE is not None:
+        if self._ph is not None and _rec._ACTIVE is not None:
             _read_elem(self._ph[0], self._item(key), value)
         return value
 
@@ -357,7 +129,7 @@ class TracedDict(dict):
         return [(k, self[k]) for k in dict.keys(self)]
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        if self._ph is not None and _ACTIVE is not None:
+        if self._ph is not None and _rec._ACTIVE is not None:
             self._ph[0].write(self._item(key))
         dict.__setitem__(self, key, value)
 
@@ -365,7 +137,7 @@ class TracedDict(dict):
         base = getattr(dict, name)
 
         def method(self: "TracedDict", *a: Any, **kw: Any) -> Any:
-            if self._ph is not None and _ACTIVE is not None:
+            if self._ph is not None and _rec._ACTIVE is not None:
                 self._ph[0].write(self._ph[1])
             return base(self, *a, **kw)
 
@@ -394,7 +166,7 @@ def _traced_subclass(cls: type) -> type:
 
     def __getattribute__(self: Any, name: str) -> Any:
         value = base_getattribute(self, name)
-        if _ACTIVE is None or name[:2] == "__":
+        if _rec._ACTIVE is None or name[:2] == "__":
             return value
         entry = _PATHS.get(id(self))
         if entry is None:
@@ -416,14 +188,14 @@ def _traced_subclass(cls: type) -> type:
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
         entry = _PATHS.get(id(self))
-        if _ACTIVE is not None and entry is not None:
+        if _rec._ACTIVE is not None and entry is not None:
             path, rec = entry
             rec.write(path + (("attr", name),), value)
         base_setattr(self, name, value)
 
     def __delattr__(self: Any, name: str) -> None:
         entry = _PATHS.get(id(self))
-        if _ACTIVE is not None and entry is not None:
+        if _rec._ACTIVE is not None and entry is not None:
             entry[1].write(entry[0] + (("attr", name),))
         base_delattr(self, name)
 
@@ -436,7 +208,7 @@ def _traced_subclass(cls: type) -> type:
     return sub
 
 
-def _fields(obj: Any) -> dict[str, Any]:
+def fields_of(obj: Any) -> dict[str, Any]:
     out = {}
     if hasattr(obj, "__dict__"):
         out.update(vars(obj))
@@ -478,11 +250,9 @@ class Instrumenter:
         if isinstance(value, np.ndarray):
             if value.dtype.kind not in "biufc" or isinstance(value, TracedArray):
                 return value
-            traced = value.view(TracedArray)
-            traced._ph = _Tracker(self.rec, path, value.shape)
-            traced._ph_mask = traced._ph.mask
-            self._memo[key] = traced
-            return traced
+            view = traced(value, self.rec, path)
+            self._memo[key] = view
+            return view
         if type(value) is list:
             out = TracedList()
             self._memo[key] = out
@@ -510,7 +280,7 @@ class Instrumenter:
         self._swapped.append((value, cls))
         self._memo[key] = value
         _PATHS[key] = (path, self.rec)
-        for name, v in _fields(value).items():
+        for name, v in fields_of(value).items():
             new = self.instrument(v, path + (("attr", name),), depth + 1)
             if new is not v:
                 object.__setattr__(value, name, new)
