@@ -52,6 +52,14 @@ class RaggedArray:
         self.values = values
         self.offsets = offsets
 
+    @classmethod
+    def trusted(cls, values: np.ndarray, offsets: np.ndarray) -> "RaggedArray":
+        """Construct without validation, for offsets known to be well formed (internal hot paths)."""
+        self = object.__new__(cls)
+        self.values = values
+        self.offsets = offsets
+        return self
+
     # -- construction -------------------------------------------------------
 
     @classmethod
@@ -132,7 +140,7 @@ class RaggedArray:
             start, stop, step = index.indices(len(self))
             if step == 1:
                 off = self.offsets[start : max(stop, start) + 1]
-                return RaggedArray(self.values[off[0] : off[-1]], off - off[0])
+                return RaggedArray.trusted(self.values[off[0] : off[-1]], off - off[0])
             index = np.arange(start, stop, step)
         idx = np.asarray(index)
         if idx.dtype == bool:
@@ -146,7 +154,7 @@ class RaggedArray:
         np.cumsum(lengths, out=offsets[1:])
         # element positions: row start + position within the row
         pos = np.repeat(self.offsets[idx] - offsets[:-1], lengths) + np.arange(offsets[-1])
-        return RaggedArray(self.values[pos], offsets)
+        return RaggedArray.trusted(self.values[pos], offsets)
 
     def to_list(self) -> list[np.ndarray]:
         """Per-row arrays (views into ``values``)."""
@@ -264,7 +272,7 @@ def pack_ragged_call(variables: Sequence[Any], values: Sequence[Any]) -> RaggedI
         if v.ragged:
             a = np.asarray(x, np.float32)
             a = a.reshape(len(a), -1)
-            sets[v.name] = RaggedArray(a, np.array([0, len(a)], np.int64))
+            sets[v.name] = RaggedArray.trusted(a, np.array([0, len(a)], np.int64))
     return RaggedInputs(fixed, sets)
 
 
@@ -281,7 +289,7 @@ def pack_ragged_batch(variables: Sequence[Any], values: dict[str, Any], n: int) 
     for v in variables:
         if v.ragged:
             r = values[v.name]
-            sets[v.name] = RaggedArray(np.asarray(r.values, np.float32).reshape(len(r.values), -1), r.offsets)
+            sets[v.name] = RaggedArray.trusted(np.asarray(r.values, np.float32).reshape(len(r.values), -1), r.offsets)
     return RaggedInputs(fixed, sets)
 
 

@@ -144,7 +144,7 @@ def standardise(X: RaggedInputs, norm: Standardizer) -> RaggedInputs:
     for name, r in X.sets.items():
         k = r.values.shape[1]
         vals = ((np.asarray(r.values, np.float32) - norm.mean[col : col + k]) / norm.scale[col : col + k]).astype(np.float32)
-        sets[name] = RaggedArray(vals, r.offsets)
+        sets[name] = RaggedArray.trusted(vals, r.offsets)
         col += k
     return RaggedInputs(fixed, sets)
 
