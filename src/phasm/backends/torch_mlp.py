@@ -1,0 +1,331 @@
+"""The ``torch`` backend: an MLP (or your own ``torch.nn.Module``) trained with Adam.
+
+Data arrive standardised (the artefact stores the normalisation), so the
+default network is a plain MLP: ``n_in -> hidden... -> n_out`` with a chosen
+activation and a linear output layer, float32.  Training is
+:func:`phasm.backends.torch_train.train_module` (streamed mini-batches, LR
+schedule, early stopping with the best weights restored, seeded).
+
+Persistence never pickles:
+
+* the default MLP saves its weights in ``torch_mlp.safetensors`` and rebuilds
+  from the JSON parameters (widths, activation);
+* a custom module (``model=MyNet()``) is saved as a ``torch.export`` program
+  ``model.pt2`` (graph + weights, no Python class needed to load it back);
+  its forward must be exportable;
+* a ``.pt2`` exported elsewhere loads through
+  :func:`phasm.train.exported.load_exported` / ``fn.load_exported(path)``.
+
+Example
+-------
+>>> import numpy as np, phasm
+>>> from phasm.train import fit_model
+>>> spec = phasm.Spec.from_declarations("m.f", {"x": phasm.Scalar()}, {"y": phasm.Scalar()})
+>>> X = np.linspace(-2, 2, 400)[:, None]; Y = np.sin(X)
+>>> art, res = fit_model((X, Y), spec, backend="torch", hidden=(32, 32), epochs=40)
+>>> bool(res.metrics["y"]["rmse"] < 0.05)
+True
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from phasm.backends.base import Backend, BackendError, FitHistory, TrainingData
+from phasm.backends.torch_export import export_module, load_pt2, program_widths
+from phasm.backends.torch_train import pick_device, train_module
+
+WEIGHTS_FILE = "torch_mlp.safetensors"
+EXPORT_FILE = "model.pt2"
+
+ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
+    "relu": torch.nn.ReLU,
+    "silu": torch.nn.SiLU,
+    "gelu": torch.nn.GELU,
+    "tanh": torch.nn.Tanh,
+    "elu": torch.nn.ELU,
+    "softplus": torch.nn.Softplus,
+}
+
+
+class SelectColumns(torch.nn.Module):
+    """Keeps the input columns listed in ``index`` (the ones that varied in training)."""
+
+    def __init__(self, index: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("index", index.to(torch.int64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(1, self.index)
+
+
+class SkipMLP(torch.nn.Module):
+    """``linear(x) + mlp(x)``: an MLP plus a linear path from input to output.
+
+    The linear path captures the linear part of the response exactly (for a
+    linear problem, such as a Poisson solve, it is the whole answer); the MLP
+    learns the rest.
+    """
+
+    def __init__(self, linear: torch.nn.Linear, mlp: torch.nn.Sequential) -> None:
+        super().__init__()
+        self.linear = linear
+        self.mlp = mlp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + self.mlp(x)
+
+
+def build_mlp(n_in: int, n_out: int, hidden: Sequence[int] = (128, 128), activation: str = "silu",
+              *, seed: int | None = 0, skip: bool = False) -> torch.nn.Module:
+    """A float32 MLP ``n_in -> hidden... -> n_out`` with a linear output layer.
+
+    ``seed`` fixes the initial weights without touching torch's global RNG
+    (``None``: use the global RNG).  ``skip=True`` adds a linear path from
+    input to output (:class:`SkipMLP`).
+
+    >>> build_mlp(3, 2, hidden=(8,), activation="tanh")
+    Sequential(
+      (0): Linear(in_features=3, out_features=8, bias=True)
+      (1): Tanh()
+      (2): Linear(in_features=8, out_features=2, bias=True)
+    )
+    """
+    if activation not in ACTIVATIONS:
+        raise BackendError(f"torch: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    widths = [int(n_in), *(int(h) for h in hidden), int(n_out)]
+    if any(w < 1 for w in widths):
+        raise BackendError(f"torch: layer widths must be >= 1, got n_in={n_in}, hidden={list(hidden)}, n_out={n_out}")
+    layers: list[torch.nn.Module] = []
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            layers.append(torch.nn.Linear(a, b))
+            if i < len(widths) - 2:
+                layers.append(ACTIVATIONS[activation]())
+        mlp = torch.nn.Sequential(*layers).float()
+        if not skip:
+            return mlp
+        linear = torch.nn.Linear(int(n_in), int(n_out))
+        torch.nn.init.zeros_(linear.weight)
+        torch.nn.init.zeros_(linear.bias)
+    return SkipMLP(linear.float(), mlp)
+
+
+class TorchBackend(Backend):
+    """Backend ``torch``: an MLP or a user module, trained by :func:`train_module`.
+
+    Parameters
+    ----------
+    hidden: widths of the hidden layers of the default MLP.
+    activation: one of ``relu silu gelu tanh elu softplus``.
+    epochs, batch_size, lr, weight_decay, lr_schedule, patience: training (see ``train_module``).
+    skip: add a linear path from input to output (see :class:`SkipMLP`); good for (nearly) linear responses.
+    drop_constant: feed the MLP only the input columns that varied in the training data (a column that
+        never changed carries no information; dropping it makes inference cheaper).
+    seed: initial weights and batch order; the same seed gives the same weights on CPU.
+    device: ``"cpu"``, ``"cuda"``...; default ``cuda`` when available.
+    model: your own ``torch.nn.Module`` mapping ``(batch, n_in)`` to ``(batch, n_out)``
+        standardised rows; it is trained in place and saved with ``torch.export``.
+
+    Example
+    -------
+    >>> TorchBackend(hidden=(64,), epochs=10).get_params()["hidden"]
+    [64]
+    """
+
+    name = "torch"
+    requires = ("torch", "safetensors")
+    extra = "torch"
+
+    def __init__(self, hidden: Sequence[int] = (128, 128), activation: str = "silu", epochs: int = 200,
+                 batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "cosine",
+                 patience: int | None = 30, skip: bool = False, drop_constant: bool = True, seed: int = 0,
+                 device: str | None = None, model: torch.nn.Module | None = None) -> None:
+        if activation not in ACTIVATIONS:
+            raise BackendError(f"torch: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if model is not None and not isinstance(model, torch.nn.Module):
+            raise BackendError(f"torch: model must be a torch.nn.Module, got {type(model).__name__}")
+        super().__init__(hidden=[int(h) for h in hidden], activation=activation, epochs=int(epochs),
+                         batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
+                         lr_schedule=lr_schedule, patience=None if patience is None else int(patience),
+                         skip=bool(skip), drop_constant=bool(drop_constant), seed=int(seed), device=device)
+        self.model = model
+
+    @classmethod
+    def library_version(cls) -> str:
+        return torch.__version__
+
+    # -- learning and inference ------------------------------------------
+
+    def fit(self, data: TrainingData, *, verbose: bool = False) -> FitHistory:
+        p = self.params
+        dev = pick_device(p["device"])
+        if self.model is not None:
+            module = self.model
+            self.kind_ = "export"
+        else:
+            keep = varying_columns(data) if p["drop_constant"] else None
+            module = self._build(int(data.n_in), int(data.n_out), keep, seed=p["seed"])
+            self.kind_ = "mlp"
+        self.n_in_, self.n_out_ = int(data.n_in), int(data.n_out)
+        self._check_widths(module, dev)
+        hist = train_module(module, data, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                            weight_decay=p["weight_decay"], lr_schedule=p["lr_schedule"], patience=p["patience"],
+                            seed=p["seed"], device=dev, verbose=verbose)
+        self._set_module(module, dev)
+        hist.notes["parameters"] = int(sum(t.numel() for t in module.parameters()))
+        return hist
+
+    def _build(self, n_in: int, n_out: int, keep: np.ndarray | None, *, seed: int | None) -> torch.nn.Module:
+        p = self.params
+        if keep is None or len(keep) == n_in:
+            self.n_used_ = n_in
+            return build_mlp(n_in, n_out, p["hidden"], p["activation"], seed=seed, skip=p["skip"])
+        self.n_used_ = int(len(keep))
+        core = build_mlp(len(keep), n_out, p["hidden"], p["activation"], seed=seed, skip=p["skip"])
+        return torch.nn.Sequential(SelectColumns(torch.as_tensor(keep)), core)
+
+    def _check_widths(self, module: torch.nn.Module, dev: torch.device) -> None:
+        module.to(dev)
+        try:
+            with torch.inference_mode():
+                out = module(torch.zeros(2, self.n_in_, device=dev))
+        except Exception as exc:
+            raise BackendError(f"torch: the model does not accept a (batch, {self.n_in_}) input: {exc}") from None
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, self.n_out_):
+            raise BackendError(f"torch: the model must map (batch, {self.n_in_}) to (batch, {self.n_out_}); "
+                               f"it returned {tuple(getattr(out, 'shape', ()))} for a batch of 2")
+
+    def _set_module(self, module: torch.nn.Module, dev: torch.device) -> None:
+        module.eval()
+        self.module_ = module
+        self.device_ = dev
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Standardised ``(n, n_in)`` float32 rows -> ``(n, n_out)``; no copy on CPU for contiguous float32 input."""
+        module = getattr(self, "module_", None)
+        if module is None:
+            raise BackendError("torch: predict called before fit/load")
+        x = torch.from_numpy(X if (X.dtype == np.float32 and X.flags.c_contiguous) else np.ascontiguousarray(X, np.float32))
+        if x.ndim != 2 or x.shape[1] != self.n_in_:
+            raise BackendError(f"torch: X must be (n, {self.n_in_}) float32, got {tuple(x.shape)}")
+        with torch.inference_mode():
+            if self.device_.type == "cpu":
+                return module(x).numpy()
+            return module(x.to(self.device_)).cpu().numpy()
+
+    # -- persistence ------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        if self.kind_ == "mlp":
+            return {"kind": "mlp", "n_in": self.n_in_, "n_out": self.n_out_, "n_used": self.n_used_}
+        return {"kind": self.kind_, "n_in": self.n_in_, "n_out": self.n_out_, "module": type(self.module_).__name__}
+
+    def save(self, directory: Path) -> list[str]:
+        directory = Path(directory)
+        module = self.module_
+        if self.kind_ == "mlp":
+            from safetensors.torch import save_file
+
+            save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(directory / WEIGHTS_FILE))
+            return [WEIGHTS_FILE]
+        if isinstance(module, torch.fx.GraphModule) and hasattr(self, "program_"):
+            torch.export.save(self.program_, str(directory / EXPORT_FILE))
+        else:
+            dev = next((t.device for t in module.parameters()), torch.device("cpu"))
+            try:
+                export_module(module.cpu(), self.n_in_, directory / EXPORT_FILE)
+            finally:
+                module.to(dev)
+        return [EXPORT_FILE]
+
+    @classmethod
+    def load(cls, directory: Path, params: dict[str, Any], state: dict[str, Any]) -> "TorchBackend":
+        directory = Path(directory)
+        self = cls(**params)
+        kind = state.get("kind", "mlp")
+        self.n_in_, self.n_out_ = int(state["n_in"]), int(state["n_out"])
+        dev = pick_device(params.get("device"))
+        if kind == "mlp":
+            from safetensors import SafetensorError
+            from safetensors.torch import load_file
+
+            path = directory / WEIGHTS_FILE
+            try:
+                weights = load_file(str(path))
+            except (SafetensorError, OSError, ValueError) as exc:
+                raise BackendError(f"torch: cannot read weights {path}: {exc} (file truncated or corrupted?)") from None
+            n_used = int(state.get("n_used", self.n_in_))
+            if not 1 <= n_used <= self.n_in_:
+                raise BackendError(f"torch: artefact state n_used={n_used} is outside 1..{self.n_in_}")
+            keep = None if n_used == self.n_in_ else np.zeros(n_used, np.int64)  # real index comes from the weights
+            module = self._build(self.n_in_, self.n_out_, keep, seed=None)
+            try:
+                module.load_state_dict(weights, strict=True)
+            except RuntimeError as exc:
+                raise BackendError(f"torch: weights in {path} do not fit a {self.n_in_}->{list(params.get('hidden', []))}->"
+                                   f"{self.n_out_} MLP: {exc}") from None
+            self.kind_ = "mlp"
+            if keep is not None:
+                index = module[0].index
+                if index.min() < 0 or index.max() >= self.n_in_:
+                    raise BackendError(f"torch: weights in {path} select input columns outside 0..{self.n_in_ - 1}")
+        elif kind == "export":
+            self._attach_program(load_pt2(directory / EXPORT_FILE), directory / EXPORT_FILE)
+            module = self.module_
+        else:
+            raise BackendError(f"torch: unknown model kind {kind!r} in the artefact")
+        self._set_module(module.to(dev), dev)
+        return self
+
+    def _attach_program(self, prog: Any, where: Any) -> None:
+        n_in, n_out = program_widths(prog, where)
+        if (n_in, n_out) != (self.n_in_, self.n_out_):
+            raise BackendError(f"{where}: the exported model maps {n_in} -> {n_out} features; expected {self.n_in_} -> {self.n_out_}")
+        self.program_ = prog
+        self.kind_ = "export"
+        self.module_ = prog.module()
+        self.device_ = torch.device("cpu")
+
+    @classmethod
+    def from_program_file(cls, path: str | Path, n_in: int, n_out: int, **params: Any) -> "TorchBackend":
+        """A backend around a ``.pt2`` exported elsewhere, checked to map ``n_in`` to ``n_out`` features."""
+        self = cls(**params)
+        self.n_in_, self.n_out_ = int(n_in), int(n_out)
+        self._attach_program(load_pt2(path), path)
+        dev = pick_device(self.params["device"])
+        self._set_module(self.module_.to(dev), dev)
+        return self
+
+
+def varying_columns(data: TrainingData) -> np.ndarray:
+    """Indices of the standardised input columns that are not constant over the training split (one pass)."""
+    seen = np.zeros(data.n_in, bool)
+    first: np.ndarray | None = None
+    for X, _ in data.train_batches(65536, seed=0, shuffle=False):
+        if len(X) == 0:
+            continue
+        if first is None:
+            first = X[0].copy()
+        seen |= (X != first).any(axis=0)
+    keep = np.flatnonzero(seen)
+    return keep if len(keep) else np.arange(min(1, data.n_in))
+
+
+def time_forward(module: torch.nn.Module, n_in: int, *, batch: int = 1, repeat: int = 2000) -> float:
+    """Median seconds of one raw ``module(x)`` call under ``inference_mode`` (benchmark helper)."""
+    x = torch.zeros(batch, n_in)
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            module(x)
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))

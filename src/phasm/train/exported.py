@@ -1,0 +1,60 @@
+"""Models trained elsewhere: wrap a ``torch.export`` program (``.pt2``) as a model artefact.
+
+The exported program maps a ``(batch, n_in)`` float32 tensor to ``(batch,
+n_out)``, with the spec's feature order (``phasm.bindings.spec.pack``).  By
+default it is taken to work in the user's units (no standardisation); give
+``x_mean/x_scale/y_mean/y_scale`` if it was trained on standardised data.
+Export it with a dynamic batch axis (``torch.export.Dim("batch")``;
+``torch.export`` needs an example batch of at least 2 rows for that).
+
+Example
+-------
+>>> art = load_exported("price.pt2", price.spec)   # doctest: +SKIP
+>>> price.load_exported("price.pt2")               # the same, attached to the wrapper  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from phasm.bindings.spec import Spec
+from phasm.train.artefact import ModelArtefact
+from phasm.train.data import Standardizer
+
+
+def _norm(mean: Any, scale: Any, size: int, what: str) -> Standardizer:
+    m = np.zeros(size, np.float32) if mean is None else np.broadcast_to(np.asarray(mean, np.float32), (size,)).copy()
+    s = np.ones(size, np.float32) if scale is None else np.broadcast_to(np.asarray(scale, np.float32), (size,)).copy()
+    return Standardizer.from_json({"mean": m.tolist(), "scale": s.tolist()}, size, what)
+
+
+def load_exported(
+    path: str | os.PathLike[str],
+    spec: Spec,
+    *,
+    x_mean: Any = None,
+    x_scale: Any = None,
+    y_mean: Any = None,
+    y_scale: Any = None,
+    device: str | None = None,
+) -> ModelArtefact:
+    """A :class:`ModelArtefact` around the exported program at ``path``, checked against ``spec``'s widths.
+
+    The artefact saves like any other (the ``.pt2`` is copied into the model
+    folder and checksummed), so ``fn.save`` / ``phasm info`` work on it.
+    """
+    from phasm.backends.torch_mlp import TorchBackend
+
+    if spec is None:
+        raise ValueError("load_exported: the function's spec is needed to check the model's input and output widths")
+    backend = TorchBackend.from_program_file(path, spec.n_in_features, spec.n_out_features, device=device)
+    art = ModelArtefact(
+        spec, backend,
+        _norm(x_mean, x_scale, spec.n_in_features, "input"),
+        _norm(y_mean, y_scale, spec.n_out_features, "output"),
+        training={"source": os.fspath(path), "trained": "elsewhere (torch.export program)"},
+    )
+    return art
