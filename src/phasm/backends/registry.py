@@ -27,6 +27,7 @@ ENTRY_POINT_GROUP = "phasm.backends"
 # In-tree backends, so a source checkout without installed metadata still works.
 _BUILTIN = {
     "ridge": "phasm.backends.ridge:RidgeBackend",
+    "torch": "phasm.backends.torch_mlp:TorchBackend",
     "ensemble": "phasm.backends.ensemble:EnsembleBackend",
     "torch-sets": "phasm.backends.torch_sets:TorchSetsBackend",
 }
