@@ -220,3 +220,25 @@ def test_returned_list_of_objects_is_a_ragged_output():
     assert "\"result\": phasm.each(\"return\", fields=['x', 'e'], cls=Cluster)," in proposed_code(ins)
     spec = proposed_spec(ins)  # evaluates in the function's module, where Cluster is defined
     assert spec["result"].ragged and spec["result"].direction == "out" and spec["result"].shape == (2,)
+
+
+def test_bound_method_state_and_asarray_alias():
+    class Solver:
+        def __init__(self):
+            self.alpha = 0.5
+            self.cache = np.zeros(3)
+
+        def step(self, u):
+            self.cache[:] = u * self.alpha
+            return self.cache.sum()
+
+    s = Solver()
+    ins = run(s.step, (np.ones(3),))
+    assert ins.kinds() == {"self.alpha": "in", "self.cache": "out", "u": "in", "return": "out"}
+    assert not s.cache.any()
+
+    def via_asarray(out, x):
+        a = np.asarray(out)  # a plain view: the write order is not observed, the net change is
+        a[:] = x
+
+    assert run(via_asarray, (np.zeros(3), 1.0)).kinds() == {"out": "inout", "x": "in"}

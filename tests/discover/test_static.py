@@ -87,3 +87,14 @@ def test_seeding_inside_the_function_clears_random_flags():
 
     res = analyze_static(f)
     assert res.unsafe == [] and res.seeded
+
+
+def test_scope_is_the_users_folder_never_frozen_or_library_code(tmp_path):
+    from phasm.discover.examples import load_target
+    from phasm.discover.scope import in_scope_predicate
+
+    (tmp_path / "loose_mod.py").write_text("def f(x):\n    return x\n")
+    in_scope = in_scope_predicate(load_target(f"{tmp_path / 'loose_mod.py'}:f"))
+    assert in_scope(str(tmp_path / "other.py"))
+    assert not in_scope("<frozen importlib._bootstrap>") and not in_scope("<string>")  # cwd is tmp_path
+    assert not in_scope(np.__file__) and not in_scope(logging.__file__)

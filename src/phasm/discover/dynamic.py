@@ -118,15 +118,15 @@ def trace_call(
     previous_trace = sys.gettrace()
     try:
         roots.install(work)
-        sys.settrace(tracer.on_call)
         tracer.intercept()
+        sys.settrace(tracer.on_call)
         with rec:
             ret = _call(fn, sig, traced_args)
     except Exception as exc:  # noqa: BLE001 - the example failing is a finding, not a crash of inspect
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
-        tracer.release()
         sys.settrace(previous_trace)
+        tracer.release()
         result.seconds = time.perf_counter() - t0
         final = roots.collect()
         roots.restore()

@@ -41,6 +41,8 @@ def in_scope_predicate(fn: Callable[..., Any]) -> Callable[[str], bool]:
 
     def in_scope(filename: str) -> bool:
         hit = cache.get(filename)
+        if hit is None and filename.startswith("<"):  # <frozen ...>, <string>: not a file of the user's
+            hit = cache[filename] = False
         if hit is None:
             real = os.path.realpath(filename)
             hit = any(real == r or real.startswith(r + os.sep) for r in roots) and not any(
