@@ -108,6 +108,10 @@ def test_numbers_and_arrays_as_collections():
     rec = np.zeros(2, dtype=[("x", "f8"), ("y", "f8"), ("tag", "U3")])
     rec["x"], rec["y"] = [1, 2], [3, 4]
     assert Each("a", fields=["x", "y"]).get(CallFrame({"a": rec})).tolist() == [[1, 3], [2, 4]]
+    Each("a", fields=["x", "y"]).put(CallFrame({"a": rec}), np.array([[5.0, 6.0], [7.0, 8.0]]))
+    assert rec["x"].tolist() == [5, 7] and rec["y"].tolist() == [6, 8] and rec["tag"].tolist() == ["", ""]
+    Each("a", fields=["u", "v"]).put(CallFrame({"a": arr}), arr * 2)
+    assert arr[2].tolist() == [8.0, 10.0]
     dicts = [{"x": 1.0, "y": 2.0}, {"x": 3.0, "y": 4.0}]
     assert Each("a", fields=["x", "y"]).get(CallFrame({"a": dicts})).tolist() == [[1, 2], [3, 4]]
 

@@ -121,8 +121,11 @@ def test_auto_and_shadow_modes_with_ragged_inputs(trained):
     fit_line, _, _, _ = trained
     fit_line.mode = "auto"
     hits = make_events(1, seed=7)[0]
+    model_calls = fit_line.stats.model_calls
     p = fit_line(hits)
-    assert type(p) is LineFit
+    assert type(p) is LineFit and fit_line.stats.model_calls == model_calls + 1  # the gate trusted the model
+    a, b = least_squares(hits)
+    assert abs(p.slope - a) < 0.3 and abs(p.intercept - b) < 0.3
     fit_line.mode = "shadow"
     before = fit_line.stats.shadow_rows
     exact = fit_line(hits)

@@ -201,6 +201,10 @@ class Each(Optic):
         if isinstance(target, np.ndarray) and target.shape == value.shape and not target.dtype.names:
             target[...] = value
             return
+        if isinstance(target, np.ndarray) and target.dtype.names and len(target) == len(value) and self.fields:
+            for j, f in enumerate(self.fields):
+                target[f] = value[:, j]
+            return
         rows = value.tolist()
         if isinstance(target, (list, tuple)) and len(target) == len(rows) and rows and not self._numbers(target):
             if self.fields is not None and self._write_in_place(target, rows):
