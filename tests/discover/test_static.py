@@ -98,3 +98,12 @@ def test_scope_is_the_users_folder_never_frozen_or_library_code(tmp_path):
     assert in_scope(str(tmp_path / "other.py"))
     assert not in_scope("<frozen importlib._bootstrap>") and not in_scope("<string>")  # cwd is tmp_path
     assert not in_scope(np.__file__) and not in_scope(logging.__file__)
+
+
+def test_comprehension_variables_are_bound_before_the_element_is_read():
+    def f(hits, table):
+        xs = [h.x for h in hits]
+        return {k: v.w for k, v in table.items()}, sum(xs)
+
+    res = analyze_static(f)
+    assert "hits[*].x" in names(res.reads)

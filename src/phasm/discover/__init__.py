@@ -10,10 +10,10 @@ Entry points: :func:`inspect_function` (both analyses, combined),
 
 from phasm.discover.analyze import Finding, FlagFinding, Inspection, inspect_function
 from phasm.discover.dynamic import DynamicResult, trace_call
-from phasm.discover.report import proposed_code, proposed_spec, render_json, render_text
+from phasm.discover.report import proposed_code, proposed_declarations, proposed_spec, render_json, render_text
 from phasm.discover.static import StaticResult, analyze_static
 
 __all__ = [
     "DynamicResult", "Finding", "FlagFinding", "Inspection", "StaticResult", "analyze_static", "inspect_function",
-    "proposed_code", "proposed_spec", "render_json", "render_text", "trace_call",
+    "proposed_code", "proposed_declarations", "proposed_spec", "render_json", "render_text", "trace_call",
 ]

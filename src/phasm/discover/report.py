@@ -245,21 +245,32 @@ def proposed_code(ins: Inspection) -> str:
     return "\n".join(lines)
 
 
-def proposed_spec(ins: Inspection) -> Any:
-    """The proposal as a :class:`~phasm.bindings.spec.Spec`, or ``None`` if it needs optics beyond arg/return."""
+def proposed_declarations(ins: Inspection) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The proposal evaluated: ``(inputs, outputs)`` dicts to pass to ``phasm.surrogate``.
+
+    Names in the code (``cls=Fit``) resolve in the function's module.  Raises
+    if the proposal cannot be evaluated (e.g. a shape that must be declared by hand).
+    """
     import sys
 
     import phasm
-    from phasm.bindings.spec import Spec
 
     inputs, outputs, _ = _plan(ins)
     module = sys.modules.get(ins.module)
     namespace = {**(vars(module) if module is not None else {}), "phasm": phasm}
+    ins_decl = {n: eval(c, namespace) for n, c, _ in inputs if not n.startswith("#")}  # noqa: S307 - our code
+    outs_decl = {n: eval(c, namespace) for n, c, _ in outputs}  # noqa: S307
+    return ins_decl, outs_decl
+
+
+def proposed_spec(ins: Inspection) -> Any:
+    """The proposal as a :class:`~phasm.bindings.spec.Spec`, or ``None`` if it cannot be built as it stands."""
+    from phasm.bindings.spec import Spec
+
     try:
-        ins_decl = {n: eval(c, namespace) for n, c, _ in inputs if not n.startswith("#")}  # noqa: S307 - our code
-        outs_decl = {n: eval(c, namespace) for n, c, _ in outputs}  # noqa: S307
-        return Spec.from_declarations(ins.function, ins_decl, outs_decl)
-    except Exception:  # noqa: BLE001 - optics not available here, unknown shapes, no outputs
+        inputs, outputs = proposed_declarations(ins)
+        return Spec.from_declarations(ins.function, inputs, outputs)
+    except Exception:  # noqa: BLE001 - unknown shapes, no outputs, names that do not resolve
         return None
 
 

@@ -362,6 +362,15 @@ class _Visitor(ast.NodeVisitor):
         for stmt in node.body + node.orelse:
             self.visit(stmt)
 
+    def _visit_comp(self, node: Any) -> None:
+        for gen in node.generators:  # bind the loop variables before reading the element expression
+            self.visit(gen)
+        for part in ("key", "value", "elt"):
+            if hasattr(node, part):
+                self.visit(getattr(node, part))
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _visit_comp
+
     def visit_comprehension(self, node: ast.comprehension) -> None:
         self.visit(node.iter)
         self._bind_loop(node.target, node.iter)
