@@ -242,3 +242,8 @@ def test_bound_method_state_and_asarray_alias():
         a[:] = x
 
     assert run(via_asarray, (np.zeros(3), 1.0)).kinds() == {"out": "inout", "x": "in"}
+
+
+def test_builtin_function_is_refused_with_a_clear_error():
+    with pytest.raises(TypeError, match="not a Python function"):
+        run(np.sin, (1.0,))

@@ -155,6 +155,9 @@ def inspect_function(
     if inspect.ismethod(unwrapped):  # a bound method: its instance is the first argument
         examples = [((unwrapped.__self__, *args), kwargs) for args, kwargs in examples]
     target = getattr(unwrapped, "__func__", unwrapped)
+    if not inspect.isfunction(target):
+        raise TypeError(f"{fn!r} is not a Python function: phasm inspect needs its code (a builtin or "
+                        "C-extension function can only be bound by hand)")
     in_scope = in_scope_predicate(target)
     static = analyze_static(target, depth=depth, in_scope=in_scope)
     runs: list[DynamicResult] = []

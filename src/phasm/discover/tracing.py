@@ -91,6 +91,8 @@ class TracedList(list):
 
         def method(self: "TracedList", *a: Any, **kw: Any) -> Any:
             if self._ph is not None and _rec._ACTIVE is not None:
+                if name != "clear":  # append, sort, pop ...: the result depends on what was there
+                    self._ph[0].read(self._ph[1])
                 self._ph[0].write(self._ph[1])
             return base(self, *a, **kw)
 
@@ -138,6 +140,8 @@ class TracedDict(dict):
 
         def method(self: "TracedDict", *a: Any, **kw: Any) -> Any:
             if self._ph is not None and _rec._ACTIVE is not None:
+                if name != "clear":
+                    self._ph[0].read(self._ph[1])
                 self._ph[0].write(self._ph[1])
             return base(self, *a, **kw)
 
