@@ -31,6 +31,15 @@ class Config:
 CONFIG = Config()
 
 
+class Stats:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.total = 0.0
+
+
+STATS = Stats()
+
+
 def pure_scalars(x, y):
     """x in, y in, return out; no flags."""
     return x * y + 1.0
@@ -233,3 +242,10 @@ class Cluster:
 def find_clusters(energies, threshold):
     """Returns a variable-length list of objects: return[*].x, return[*].e out (ragged)."""
     return [Cluster(float(i), float(e)) for i, e in enumerate(energies) if e > threshold]
+
+
+def counts_calls(x):
+    """STATS.calls and STATS.total inout (global object attributes updated in place), x in."""
+    STATS.calls += 1
+    STATS.total = STATS.total + x
+    return x

@@ -71,3 +71,19 @@ def test_example_that_raises_exits_2():
     res = runner.invoke(app, ["inspect", f"{TARGETS}:fit_line", "-e", "[Hit(1.0, 1.0)]"])
     assert res.exit_code == 2
     assert "raises: ZeroDivisionError" in res.output
+
+
+def test_from_store_with_object_optics_says_why_it_cannot_replay(tmp_path):
+    sys.path.insert(0, str(HERE))
+    import discover_targets as T
+
+    import phasm
+
+    wrapped = phasm.surrogate(store=tmp_path / "k.h5", mode="capture",
+                              inputs={"p_ax": phasm.attr("p.ax"), "dt": phasm.Scalar()},
+                              outputs={"p_e": phasm.attr("p.e")})(T.kick)
+    wrapped(T.Particle(1.0, 2.0), 0.1)
+    wrapped.close()
+    res = runner.invoke(app, ["inspect", f"{TARGETS}:kick", "--from-store", str(tmp_path / "k.h5")])
+    assert res.exit_code == 1
+    assert "variable 'p_ax'" in res.output and "cannot be replayed as a call; use --example" in res.output

@@ -247,3 +247,12 @@ def test_bound_method_state_and_asarray_alias():
 def test_builtin_function_is_refused_with_a_clear_error():
     with pytest.raises(TypeError, match="not a Python function"):
         run(np.sin, (1.0,))
+
+
+def test_attributes_of_a_global_object_updated_in_place():
+    ins = run(T.counts_calls, (2.0,))
+    assert ins.kinds() == {"x": "in", G + "STATS.calls": "inout", G + "STATS.total": "inout", "return": "out"}
+    assert (T.STATS.calls, T.STATS.total) == (0, 0.0)
+    spec = proposed_spec(ins)
+    assert repr(spec["STATS_calls"].optic) == "global:discover_targets.STATS.calls"
+    assert spec["STATS_calls"].direction == "inout" and spec["STATS_calls"].dtype == np.int64
