@@ -249,3 +249,14 @@ def counts_calls(x):
     STATS.calls += 1
     STATS.total = STATS.total + x
     return x
+
+
+def mark_hits(hits, cut):
+    """hits[*].x in, hits[*].used out (a new attribute on every hit): one inout collection."""
+    for h in hits:
+        h.used = h.x > cut
+
+
+def positive_part(signal):
+    """Returns an array whose length depends on the data."""
+    return signal[signal > 0]

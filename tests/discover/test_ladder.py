@@ -256,3 +256,20 @@ def test_attributes_of_a_global_object_updated_in_place():
     spec = proposed_spec(ins)
     assert repr(spec["STATS_calls"].optic) == "global:discover_targets.STATS.calls"
     assert spec["STATS_calls"].direction == "inout" and spec["STATS_calls"].dtype == np.int64
+
+
+def test_collection_read_and_written_is_one_inout_each():
+    ins = run(T.mark_hits, (list(HITS), 0.5))
+    kinds = ins.kinds()
+    assert kinds["hits[*].x"] == "in" and kinds["hits[*].used"] == "out" and kinds["cut"] == "in"
+    assert "\"hits\": phasm.each(\"hits\", fields=['x', 'used'], direction='inout')," in proposed_code(ins)
+    assert proposed_spec(ins)["hits"].direction == "inout"
+
+
+def test_data_dependent_output_length_is_left_to_the_user():
+    ins = run(T.positive_part, (np.array([1.0, -1.0, 2.0]),), (np.array([-1.0, 3.0]),))
+    ret = ins.by_name("return")
+    assert ret.kind == "out" and ret.shape == (None,) and ret.ragged
+    code = proposed_code(ins)
+    assert "# return: shape n, not a fixed-shape numeric value: declare the output by hand" in code
+    assert proposed_spec(ins) is None  # no output it could declare

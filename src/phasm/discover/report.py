@@ -31,6 +31,8 @@ import json
 import re
 from typing import Any
 
+import numpy as np
+
 from phasm.discover.analyze import Finding, Inspection
 from phasm.discover.paths import EACH, render
 
@@ -166,8 +168,7 @@ def _plan(ins: Inspection) -> tuple[list[tuple[str, str, str]], list[tuple[str, 
             code = _optic_decl("glob", text, f, direction)
             name = _ident(root[2] + rest, taken)
             if f.kind == "in":  # a module constant: the same in every call unless the program changes it
-                inputs.append((name, code, "module global, only read: uncomment if it changes between calls",))
-                inputs[-1] = ("#" + name, code, inputs[-1][2])
+                inputs.append(("#" + name, code, "module global, only read: uncomment if it changes between calls"))
                 continue
         else:
             text = render(f.path)
@@ -188,21 +189,30 @@ def _plan(ins: Inspection) -> tuple[list[tuple[str, str, str]], list[tuple[str, 
             base = render(prefix)
         label = root[2] if root[0] == "global" else re.split(r"[.:\[]", base.rstrip("]'"))[-1]
         name = _ident("result" if label == "return" else label, taken)
-        code = f'phasm.each("{base}"' + (f", fields={fields!r}" if fields else "")
-        if root[0] == "return" and ins.classes.get(render(prefix + (EACH,))):
-            code += f", cls={ins.classes[render(prefix + (EACH,))]}"
-        code += ")"
         kinds = {m.kind for m in members}
         dtypes = sorted({m.dtype for m in members if m.dtype})
-        comment = f"variable length (ragged), {', '.join(dtypes) or '?'}"
+        code = f'phasm.each("{base}"' + (f", fields={fields!r}" if fields else "")
+        common = str(np.result_type(*dtypes)) if dtypes else "float64"
+        if common != "float64":
+            code += f", dtype={common!r}"
+        if root[0] == "return" and ins.classes.get(render(prefix + (EACH,))):
+            code += f", cls={ins.classes[render(prefix + (EACH,))]}"
+        if kinds & {"in"} and kinds & {"out", "inout"} or "inout" in kinds:
+            code += ", direction='inout'"
+        code += ")"
+        comment = "variable length (ragged)"
         if kinds <= {"in"}:
             inputs.append((name, code, comment))
         else:
             outputs.append((name, code, comment + f"; {'/'.join(sorted(kinds))}"))
     if len(returns) == 1 and len(returns[0].path) == 1:
         f = returns[0]
-        decl = _decl(f) or f"phasm.Array({_shape_text(f.shape)!r})  # ragged/unknown shape: declare by hand"
-        outputs.append((_ident("result", taken), decl, ""))
+        decl = _decl(f)
+        if decl is None:
+            comments.append(f"return: {f.type_name or 'shape ' + _shape_text(f.shape)}, not a fixed-shape "
+                            "numeric value: declare the output by hand")
+        else:
+            outputs.append((_ident("result", taken), decl, ""))
     else:
         for f in returns:
             step = f.path[1]
@@ -218,7 +228,10 @@ def _plan(ins: Inspection) -> tuple[list[tuple[str, str, str]], list[tuple[str, 
                 cls = ins.classes.get(render(f.path[:-1]))
                 if decl and cls and len(f.path) == 2:
                     decl = decl[:-1] + f", cls={cls})"
-            outputs.append((name, decl or "phasm.Array(...)  # declare shape by hand", f.name))
+            if decl is None:
+                comments.append(f"{f.name}: {f.type_name or 'shape ' + _shape_text(f.shape)}: declare it by hand")
+            else:
+                outputs.append((name, decl, f.name))
     return inputs, outputs, comments
 
 
