@@ -138,3 +138,25 @@ def test_hidden_state_in_a_closure_is_an_inout_not_noise():
     assert k["closure:counter"] == "inout"  # state carried between calls: it is an input and an output
     assert res.nondeterministic == []  # each run starts from a copy of the same state
     assert next(counter) == 0  # and the caller's counter was not advanced
+
+
+def test_cyclic_and_widely_shared_structures_are_compared_once():
+    class Node:
+        def __init__(self, parent=None):
+            self.parent = parent
+            self.children = []
+            self.value = 0.0
+
+    root = Node()
+    for _ in range(12):
+        child = Node(root)
+        root.children.append(child)
+        child.children = [Node(child) for _ in range(12)]
+
+    def touch_leaf(tree):
+        tree.children[3].children[5].value = 1.0
+
+    res = trace_call(touch_leaf, (root,), {})
+    k = {render(p): a.kind for p, a in res.accesses.items()}
+    assert k["tree.children[*].children[*].value"] == "out"
+    assert root.children[3].children[5].value == 0.0

@@ -150,12 +150,22 @@ def root_value(state: dict[str, Any], root: tuple) -> Any:
     return MISSING
 
 
-def diff(before: Any, after: Any, path: Path, out: dict[Path, Any], depth: int = 0) -> None:
-    """Paths whose value differs between two snapshots, with the value after."""
-    if depth > 12:
+def diff(before: Any, after: Any, path: Path, out: dict[Path, Any]) -> None:
+    """Paths whose value differs between two snapshots, with the value after (into ``out``).
+
+    Each pair of objects is compared once, so shared and cyclic structures are cheap.
+    """
+    _diff(before, after, path, out, 0, set())
+
+
+def _diff(before: Any, after: Any, path: Path, out: dict[Path, Any], depth: int, seen: set) -> None:
+    if depth > 12 or before is after:
         return
-    if before is after and not isinstance(before, (list, dict, np.ndarray)) and not hasattr(before, "__dict__"):
-        return
+    if not is_scalar(before):
+        key = (id(before), id(after))
+        if key in seen:
+            return
+        seen.add(key)
     if isinstance(before, np.ndarray) or isinstance(after, np.ndarray):
         if not (isinstance(before, np.ndarray) and isinstance(after, np.ndarray)) or before.shape != after.shape \
                 or before.dtype != after.dtype:
@@ -171,11 +181,11 @@ def diff(before: Any, after: Any, path: Path, out: dict[Path, Any], depth: int =
             out[path] = after
             return
         for b, a in zip(list.__iter__(before), list.__iter__(after)):
-            diff(b, a, path + (EACH,), out, depth + 1)
+            _diff(b, a, path + (EACH,), out, depth + 1, seen)
         return
     if isinstance(before, tuple) and isinstance(after, tuple) and len(before) == len(after):
         for i, (b, a) in enumerate(zip(before, after)):
-            diff(b, a, path + (("item", i),), out, depth + 1)
+            _diff(b, a, path + (("item", i),), out, depth + 1, seen)
         return
     if isinstance(before, dict) and isinstance(after, dict):
         for k in set(before) | set(after):
@@ -184,7 +194,7 @@ def diff(before: Any, after: Any, path: Path, out: dict[Path, Any], depth: int =
             if b is MISSING or a is MISSING:
                 out[path + (("item", k),)] = a
             else:
-                diff(b, a, path + (("item", k),), out, depth + 1)
+                _diff(b, a, path + (("item", k),), out, depth + 1, seen)
         return
     bt = getattr(type(before), "_phasm_traced_base", type(before))
     at = getattr(type(after), "_phasm_traced_base", type(after))
@@ -206,7 +216,7 @@ def diff(before: Any, after: Any, path: Path, out: dict[Path, Any], depth: int =
             if b is MISSING or a is MISSING:
                 out[path + (("attr", k),)] = a
             else:
-                diff(b, a, path + (("attr", k),), out, depth + 1)
+                _diff(b, a, path + (("attr", k),), out, depth + 1, seen)
         return
     # An opaque object (C type without fields): its own equality, else an informative repr.
     try:
