@@ -46,7 +46,8 @@ import numpy as np
 from phasm.discover.linetrace import LineTracer
 from phasm.discover.paths import EACH, Access, Path, is_numeric, is_scalar, render
 from phasm.discover.snapshot import MISSING as _MISSING
-from phasm.discover.snapshot import Roots, base_type, diff, rng_states, root_value, same_state, state_diff, values_at
+from phasm.discover.snapshot import (Roots, base_type, diff, rng_states, root_value, same_state, set_rng_states,
+                                     state_diff, values_at)
 from phasm.discover.scope import in_scope_predicate
 from phasm.discover.tracing import Instrumenter, Recorder, fields_of
 
@@ -104,7 +105,7 @@ def trace_call(
     pristine = roots.snapshot()
     result = DynamicResult({}, passed, defaults)
 
-    # Traced run.
+    # The traced run, on instrumented copies.
     rec = Recorder()
     inst = Instrumenter(rec)
     work = roots.snapshot()
@@ -143,10 +144,8 @@ def trace_call(
     result.accesses = rec.accesses
     if purity and result.error is None:
         result.nondeterministic = _purity(fn, sig, roots, pristine)
+    set_rng_states(rng_before)
     return result
-
-
-# -- line tracer and profile hook ----------------------------------------------------
 
 
 def _mark_changes(rec: Recorder, before: dict[str, Any], after: dict[str, Any]) -> None:

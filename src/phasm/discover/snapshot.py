@@ -104,6 +104,14 @@ def rng_states() -> dict[str, Any]:
     return {"random": random.getstate(), "numpy.random": np.random.get_state(legacy=False)}
 
 
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Put back global random states taken by :func:`rng_states` (inspection leaves them as it found them)."""
+    import random
+
+    random.setstate(states["random"])
+    np.random.set_state(states["numpy.random"])
+
+
 def same_state(a: Any, b: Any) -> bool:
     try:
         return diff_free(a, b)
