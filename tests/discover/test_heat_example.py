@@ -45,3 +45,15 @@ def test_heat_proposed_spec_matches_hand_written(heat_inspection):
     code = proposed_code(ins)
     assert f'"f": phasm.Array(({n}, {n})),' in code
     assert f'"u": phasm.Array(({n}, {n}), direction=\'inout\'),' in code
+
+
+def test_heat_batch_proposal_with_batched(heat_inspection):
+    fn, n, _ = heat_inspection
+    mod = __import__(fn.__module__)
+    f = mod.random_sources(2, n, seed=1)
+    ins = inspect_function(mod.heat_batch, [((f, np.zeros((2, n, n))), {})], batched=True)
+    assert ins.kinds() == {"f": "in", "u": "inout", "global:heat.CHECK_EVERY": "in"}
+    assert ins.by_name("u").shape == (2, n, n)  # as observed
+    spec = proposed_spec(ins)
+    assert spec.batched and spec.hash == mod.heat_batch.spec.hash  # per call: (n, n)
+    assert "    batched=True," in proposed_code(ins)

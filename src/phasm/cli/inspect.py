@@ -19,6 +19,7 @@ def inspect_command(
     rows: int = typer.Option(3, help="With --from-store: how many captured calls to replay."),
     depth: int = typer.Option(2, help="How many levels of called functions static analysis follows."),
     purity: bool = typer.Option(True, "--purity/--no-purity", help="Run twice more to detect nondeterminism."),
+    batched: bool = typer.Option(False, "--batched", help="The function is vectorised over a leading batch axis."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the report."),
 ) -> None:
     """Trace and statically analyse a function; print its interface and a proposed @phasm.surrogate spec."""
@@ -40,7 +41,7 @@ def inspect_command(
         calls.extend(parse_example(e, ns) for e in example)
         if not calls:
             raise TargetError("give at least one --example EXPR (or --from-store STORE) to run the function on")
-        result = inspect_function(fn, calls, depth=depth, purity=purity)
+        result = inspect_function(fn, calls, depth=depth, purity=purity, batched=batched)
     except (TargetError, FileNotFoundError, TypeError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None

@@ -102,6 +102,7 @@ class Inspection:
     methods: dict[str, list[str]] = field(default_factory=dict)  # object path -> methods used on it
     classes: dict[str, str] = field(default_factory=dict)  # output object path -> its class name
     module: str = ""  # the function's module (names in the proposed code resolve there)
+    batched: bool = False  # arguments and results carry a leading batch axis (phasm.surrogate(batched=True))
 
     @property
     def flags(self) -> list[str]:
@@ -131,6 +132,7 @@ class Inspection:
             "methods": dict(self.methods),
             "classes": dict(self.classes),
             "examples": self.examples,
+            "batched": self.batched,
             "seconds_per_call": self.seconds,
             "errors": list(self.errors),
             "proposed_spec": proposed_code(self),
@@ -143,13 +145,15 @@ def inspect_function(
     *,
     depth: int = 2,
     purity: bool = True,
+    batched: bool = False,
 ) -> Inspection:
     """Discover the interface of ``fn`` from its source and from calls on ``examples``.
 
     ``examples``: ``(args, kwargs)`` pairs, each one call.  ``depth``: how
     many levels of called functions (within the user's package) static
     analysis follows.  ``purity``: run each example twice more, untraced, to
-    detect nondeterminism.
+    detect nondeterminism.  ``batched``: the function is vectorised over a
+    leading batch axis; the proposal declares per-call shapes and ``batched=True``.
     """
     unwrapped = inspect.unwrap(fn)
     if inspect.ismethod(unwrapped):  # a bound method: its instance is the first argument
@@ -164,7 +168,9 @@ def inspect_function(
     for args, kwargs in examples:
         runs.append(trace_call(target, tuple(args), dict(kwargs), globals_used=static.globals_used,
                                in_scope=in_scope, purity=purity))
-    return combine(static, runs)
+    ins = combine(static, runs)
+    ins.batched = batched
+    return ins
 
 
 def combine(static: StaticResult, runs: list[DynamicResult]) -> Inspection:

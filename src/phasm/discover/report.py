@@ -27,6 +27,7 @@ Example
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
@@ -104,6 +105,13 @@ def _accessor(ins: Inspection, f: Finding) -> tuple[str, str, str] | None:
     return None
 
 
+def _per_call(ins: Inspection, f: Finding) -> Finding:
+    """For a batched function, arguments and results without their leading batch axis."""
+    if not ins.batched or f.path[0][0] not in ("arg", "return") or not f.shape or EACH in f.path:
+        return f
+    return dataclasses.replace(f, shape=tuple(f.shape[1:]))
+
+
 def _plan(ins: Inspection) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]], list[str]]:
     """(inputs, outputs, comments): declarations as (name, code, trailing comment)."""
     inputs: list[tuple[str, str, str]] = []
@@ -111,8 +119,9 @@ def _plan(ins: Inspection) -> tuple[list[tuple[str, str, str]], list[tuple[str, 
     comments: list[str] = []
     taken: set[str] = set()
     groups: dict[tuple, list[Finding]] = {}
-    returns = [f for f in ins.variables if f.path[0][0] == "return" and EACH not in f.path]
-    for f in ins.variables:
+    variables = [_per_call(ins, f) for f in ins.variables]
+    returns = [f for f in variables if f.path[0][0] == "return" and EACH not in f.path]
+    for f in variables:
         root = f.path[0]
         if root[0] == "return" and EACH not in f.path:
             continue
@@ -254,6 +263,8 @@ def proposed_code(ins: Inspection) -> str:
             hash_ = "# " if name.startswith("#") else ""
             lines.append(f'        {hash_}"{name.lstrip("#")}": {code},' + (f"  # {comment}" if comment else ""))
         lines.append("    },")
+    if ins.batched:
+        lines.append("    batched=True,")
     lines.append(")")
     return "\n".join(lines)
 
@@ -282,7 +293,7 @@ def proposed_spec(ins: Inspection) -> Any:
 
     try:
         inputs, outputs = proposed_declarations(ins)
-        return Spec.from_declarations(ins.function, inputs, outputs)
+        return Spec.from_declarations(ins.function, inputs, outputs, batched=ins.batched)
     except Exception:  # noqa: BLE001 - unknown shapes, no outputs, names that do not resolve
         return None
 
