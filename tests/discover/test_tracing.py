@@ -164,3 +164,22 @@ def test_cyclic_and_widely_shared_structures_are_compared_once():
     k = {render(p): a.kind for p, a in res.accesses.items()}
     assert k["tree.children[*].children[*].value"] == "out"
     assert root.children[3].children[5].value == 0.0
+
+
+def test_uncopyable_argument_is_used_as_is_and_said_so():
+    import threading
+
+    class Holder:
+        def __init__(self):
+            self.lock = threading.Lock()  # locks cannot be deep-copied
+            self.value = 2.0
+
+    def f(h, x):
+        with h.lock:
+            return h.value * x
+
+    h = Holder()
+    res = trace_call(f, (h, 3.0), {})
+    assert res.error is None and any("cannot be deep-copied" in n for n in res.notes)
+    assert type(h) is Holder and type(h.value) is float  # not instrumented, not changed
+    assert {render(p): a.kind for p, a in res.accesses.items()}["x"] == "in"

@@ -34,7 +34,6 @@ Example
 
 from __future__ import annotations
 
-import copy
 import inspect
 import sys
 import time
@@ -46,7 +45,7 @@ import numpy as np
 from phasm.discover.linetrace import LineTracer
 from phasm.discover.paths import EACH, Access, Path, is_numeric, is_scalar, render
 from phasm.discover.snapshot import MISSING as _MISSING
-from phasm.discover.snapshot import (Roots, base_type, diff, rng_states, root_value, same_state, set_rng_states,
+from phasm.discover.snapshot import (Roots, base_type, copy_state, diff, rng_states, root_value, same_state, set_rng_states,
                                      state_diff, values_at)
 from phasm.discover.scope import in_scope_predicate
 from phasm.discover.tracing import Instrumenter, Recorder, fields_of
@@ -109,9 +108,14 @@ def trace_call(
     rec = Recorder()
     inst = Instrumenter(rec)
     work = roots.snapshot()
-    traced_args = {n: inst.instrument(v, (("arg", n),)) for n, v in work["args"].items()}
-    work["globals"] = {p: (inst.instrument(v, p) if v is not _MISSING else v) for p, v in work["globals"].items()}
-    work["cells"] = {p: inst.instrument(v, p) for p, v in work["cells"].items()}
+    originals = roots.uncopied(work)  # could not be copied: run on them as they are, never instrumented
+    for key in sorted(map(str, originals)):
+        result.notes.append(f"{key}: cannot be deep-copied; traced without detail, and the call may change it")
+    traced_args = {n: (inst.instrument(v, (("arg", n),)) if n not in originals else v)
+                   for n, v in work["args"].items()}
+    work["globals"] = {p: (inst.instrument(v, p) if v is not _MISSING and p not in originals else v)
+                       for p, v in work["globals"].items()}
+    work["cells"] = {p: (inst.instrument(v, p) if p not in originals else v) for p, v in work["cells"].items()}
     tracer = LineTracer(rec, fn, in_scope, traced_args)
     ret: Any = None
     rng_before = rng_states()
@@ -265,7 +269,7 @@ def _purity(fn: Any, sig: inspect.Signature, roots: Roots, pristine: dict[str, A
     """Run the plain function twice on fresh copies; the paths whose outcome differs."""
     outcomes = []
     for _ in range(2):
-        work = copy.deepcopy(pristine)
+        work = copy_state(pristine)
         try:
             roots.install(work)
             ret = _call(fn, sig, work["args"])
@@ -275,7 +279,7 @@ def _purity(fn: Any, sig: inspect.Signature, roots: Roots, pristine: dict[str, A
             outcome = {"args": {"\0error": f"{type(exc).__name__}: {exc}"}, "globals": {}, "cells": {}}
         finally:
             roots.restore()
-        outcomes.append(copy.deepcopy(outcome))
+        outcomes.append(copy_state(outcome))
     d: dict[Path, Any] = {}
     a, b = outcomes
     for name in set(a["args"]) | set(b["args"]):

@@ -31,6 +31,22 @@ from phasm.discover.tracing import fields_of
 MISSING = object()
 
 
+def copy_state(state: dict[str, dict]) -> dict[str, dict]:
+    """Deep copy of ``{section: {key: value}}``; a value that cannot be copied is kept as it is."""
+    try:
+        return copy.deepcopy(state)
+    except Exception:  # noqa: BLE001 - an un-copyable value somewhere: copy what we can
+        out: dict[str, dict] = {}
+        for section, table in state.items():
+            out[section] = {}
+            for k, v in table.items():
+                try:
+                    out[section][k] = copy.deepcopy(v)
+                except Exception:  # noqa: BLE001 - kept as is, never instrumented (see Roots.uncopied)
+                    out[section][k] = v
+        return out
+
+
 class Roots:
     """The data one call sees: arguments, globals, closure cells (paths -> values)."""
 
@@ -55,19 +71,17 @@ class Roots:
                 self.cells[(("closure", name),)] = value
 
     def snapshot(self) -> dict[str, Any]:
-        state = {"args": self.args, "globals": self.globals, "cells": self.cells}
-        try:
-            return copy.deepcopy(state)
-        except Exception:  # noqa: BLE001 - an un-copyable value somewhere: copy what we can
-            out: dict[str, Any] = {}
-            for key, table in state.items():
-                out[key] = {}
-                for k, v in table.items():
-                    try:
-                        out[key][k] = copy.deepcopy(v)
-                    except Exception:  # noqa: BLE001
-                        out[key][k] = v
-            return out
+        return copy_state({"args": self.args, "globals": self.globals, "cells": self.cells})
+
+    def uncopied(self, state: dict[str, Any]) -> set:
+        """Keys of ``state`` whose values are the originals (deep copy failed): not to be instrumented."""
+        out = set()
+        for key, table in (("args", self.args), ("globals", self.globals), ("cells", self.cells)):
+            for k, v in table.items():
+                if state[key].get(k) is v and not is_scalar(v) and v is not None and v is not MISSING \
+                        and not isinstance(v, (str, bytes, tuple, frozenset)):
+                    out.add(k)
+        return out
 
     def install(self, state: dict[str, Any]) -> None:
         for path, value in state["globals"].items():
