@@ -25,7 +25,7 @@ def test_example_and_json():
     assert out["flags"] == []
     vx = next(v for v in out["variables"] if v["path"] == "p.vx")
     assert vx["shape"] == [] and vx["dtype"] == "float64"
-    assert '"p_vx": phasm.attr("p.vx", direction=\'inout\')' in out["proposed_spec"]
+    assert '"vx": phasm.attr("p.vx", direction=\'inout\')' in out["proposed_spec"]
 
 
 def test_text_report_and_dict_example_and_flags():

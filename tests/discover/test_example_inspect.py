@@ -23,7 +23,7 @@ def test_tracking_interface_and_proposal_capture(tmp_path):
         "hits[*].time": "unused", "iterations": "in", "global:tracking.DETECTOR.magnet.bz": "in", "return": "out"}
     assert "tracking._update" in ins.calls
     inputs, outputs = proposed_declarations(ins)
-    assert sorted(inputs) == ["hits"] and sorted(outputs) == ["result", "track_chi2", "track_state"]
+    assert sorted(inputs) == ["hits"] and sorted(outputs) == ["chi2", "result", "state"]
 
     wrapped = phasm.surrogate(inputs=inputs, outputs=outputs, store=tmp_path / "fit.h5", mode="capture")(fit_track)
     calls = [mod.example(n, seed=s) for n, s in ((5, 0), (8, 1), (6, 2))]
@@ -37,8 +37,8 @@ def test_tracking_interface_and_proposal_capture(tmp_path):
     assert len(store) == 3
     captured_in, captured_out = store.read()
     for i, (state0, hits, state1, chi2, ret) in enumerate(expected):
-        assert np.array_equal(captured_in["track_state"][i], state0)  # inout: the value passed in
-        assert np.array_equal(captured_out["track_state"][i], state1)
-        assert captured_out["track_chi2"][i] == chi2 and captured_out["result"][i] == ret
+        assert np.array_equal(captured_in["state"][i], state0)  # inout: the value passed in
+        assert np.array_equal(captured_out["state"][i], state1)
+        assert captured_out["chi2"][i] == chi2 and captured_out["result"][i] == ret
         rows = np.asarray(captured_in["hits"][i])
         assert np.array_equal(rows, [[h.x, h.y, h.sigma] for h in hits])

@@ -103,6 +103,7 @@ class Inspection:
     classes: dict[str, str] = field(default_factory=dict)  # output object path -> its class name
     module: str = ""  # the function's module (names in the proposed code resolve there)
     batched: bool = False  # arguments and results carry a leading batch axis (phasm.surrogate(batched=True))
+    fields: dict[str, list[str]] = field(default_factory=dict)  # object path -> field names, declaration order
 
     @property
     def flags(self) -> list[str]:
@@ -249,8 +250,10 @@ def combine(static: StaticResult, runs: list[DynamicResult]) -> Inspection:
     notes = list(dict.fromkeys(static.notes + [n for r in runs for n in r.notes]))
     methods = {render(p): sorted(a.methods) for p, a in merged.items() if a.methods}
     classes = {render(p): a.type_name for p, a in merged.items() if a.expanded and a.type_name}
+    fields = {render(p): list(a.fields) for p, a in merged.items() if a.fields}
     return Inspection(static.function, static.params, findings, flags, disagreements, notes, len(runs), seconds,
-                      [r.error for r in runs if r.error], list(static.calls), methods, classes, static.module)
+                      [r.error for r in runs if r.error], list(static.calls), methods, classes, static.module,
+                      fields=fields)
 
 
 def _leaves(merged: dict[Path, Access]) -> list[Path]:

@@ -215,6 +215,7 @@ def _add_unused(rec: Recorder, before: dict[str, Any], passed: list[str]) -> Non
         objs = values_at(root_value(before, parent[0]), parent[1:])
         if not objs or isinstance(objs[0], (dict, list, np.ndarray)):
             continue
+        rec.access(parent).fields = list(fields_of(objs[0]))  # declaration order, for proposals
         for name, value in fields_of(objs[0]).items():
             if name not in used and not name.startswith("_") and is_numeric(value):
                 acc = rec.access(parent + (("attr", name),))
@@ -256,6 +257,7 @@ def _record_value(rec: Recorder, path: Path, value: Any, args: dict[str, Any], d
         else:
             acc.expanded = True
             acc.type_name = type(value).__qualname__
+            acc.fields = list(fields)
         for k, v in fields.items():
             _record_value(rec, path + (("attr", k),), v, args, depth + 1)
 

@@ -114,6 +114,7 @@ class Access:
     lengths: set = field(default_factory=set)
     type_name: str | None = None
     methods: set = field(default_factory=set)
+    fields: list = field(default_factory=list)  # an object's field names, in declaration order
     lines: set = field(default_factory=set)
     notes: list = field(default_factory=list)
 
@@ -144,6 +145,7 @@ class Access:
         for name in ("shapes", "dtypes", "lengths", "methods", "lines"):
             getattr(self, name).update(getattr(other, name))
         self.type_name = self.type_name or other.type_name
+        self.fields = self.fields or list(other.fields)
         self.notes.extend(n for n in other.notes if n not in self.notes)
 
     @property

@@ -81,6 +81,14 @@ def _optic_decl(helper: str, path_text: str, f: Finding, direction: str | None) 
     return f"phasm.{helper}({', '.join(args)})"
 
 
+def _name(path: tuple, full: str, taken: set[str]) -> str:
+    """A variable name: the last attribute (``track.x0`` -> ``x0``), or the whole path when that is taken."""
+    last = path[-1][1] if path[-1][0] == "attr" else None
+    if isinstance(last, str) and not last.startswith("_") and re.sub(r"\W+", "_", last) not in taken:
+        return _ident(last, taken)
+    return _ident(full, taken)
+
+
 def _ident(text: str, taken: set[str]) -> str:
     name = re.sub(r"\W+", "_", text).strip("_") or "value"
     if name[0].isdigit():
@@ -175,18 +183,20 @@ def _plan(ins: Inspection) -> tuple[list[tuple[str, str, str]], list[tuple[str, 
             rest = "".join(f".{s[1]}" if s[0] == "attr" else f"[{s[1]!r}]" for s in f.path[1:])
             text = f"{root[1]}.{root[2]}" if not rest else f"{root[1]}:{root[2]}{rest}"
             code = _optic_decl("glob", text, f, direction)
-            name = _ident(root[2] + rest, taken)
+            name = _name(f.path, root[2] + rest, taken)
             if f.kind == "in":  # a module constant: the same in every call unless the program changes it
                 inputs.append(("#" + name, code, "module global, only read: uncomment if it changes between calls"))
                 continue
         else:
             text = render(f.path)
             code = _optic_decl("attr", text, f, direction)
-            name = _ident(text, taken)
+            name = _name(f.path, text, taken)
         (inputs if f.kind == "in" else outputs).append((name, code, note))
     for prefix, members in groups.items():
         fields = [m.path[len(prefix) + 1][1] for m in members
                   if len(m.path) == len(prefix) + 2 and m.path[len(prefix) + 1][0] == "attr"]
+        declared = ins.fields.get(render(prefix + (EACH,)), [])
+        fields.sort(key=lambda n: declared.index(n) if n in declared else len(declared))  # class order
         root = prefix[0]
         if EACH in prefix[1:] or root[0] == "closure":
             comments.append(f"{members[0].name}: elements of a nested collection; no optic proposed")
