@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import threading
 import time
 import types
 from pathlib import Path
@@ -86,14 +87,41 @@ class Surrogate:
         self._explicit_mode: Mode | None = parse_mode(mode, source="surrogate(mode=)") if mode is not None else None
         self._active_mode: Any = self._explicit_mode if self._explicit_mode is not None else _UNRESOLVED
         self._writer: CaptureWriter | None = None
-        self.model: Any = None
-        self.gate: Gate = gate or FiniteGate()
+        # (model, gate) swapped as ONE reference, so a call never pairs a new model with an old gate.
+        self._live: tuple[Any, Gate] = (None, gate or FiniteGate())
+        self._retrain_lock = threading.Lock()
+        self._retrain_thread: threading.Thread | None = None
+        self.retrain_after_rows: int | None = None
+        self.calibration: Any = None
+        self._captured_at_train = 0
+        self._n_retrains = 0
+        self.retrain_error: BaseException | None = None
         self._user_gate = gate is not None
         self._summary: dict[str, RunningStats] = {}
         self._rng = np.random.default_rng(0)
         self._reset_counters()
         if model is not None:
             self.load(model)
+
+    # -- model and gate (one atomic pair) ------------------------------------
+
+    @property
+    def model(self) -> Any:
+        """The attached model artefact (``None`` until trained or loaded)."""
+        return self._live[0]
+
+    @model.setter
+    def model(self, art: Any) -> None:
+        self._live = (art, self._live[1])
+
+    @property
+    def gate(self) -> Gate:
+        """The trust gate used in ``auto`` mode."""
+        return self._live[1]
+
+    @gate.setter
+    def gate(self, gate: Gate) -> None:
+        self._live = (self._live[0], gate)
 
     # -- mode -------------------------------------------------------------
 
@@ -361,17 +389,25 @@ class Surrogate:
         return self._put_outputs(frame, Y)
 
     def _call_auto(self, args: tuple, kwargs: dict) -> Any:
-        if self.model is None or self.spec is None:
+        model, gate = self._live  # one read: a concurrent hot swap cannot split the pair
+        if model is None or self.spec is None:
             # No model yet: behave like capture, so the data for one accrues.
             self._n_fallbacks += self._batch_size(self._frame(args, kwargs)) if (self.batched and self.spec) else 1
             return self._call_capture(args, kwargs)
         frame = self._frame(args, kwargs)
         X, n = self._pack_frame(frame)
-        Y = self._predict(X)
+        t0 = time.perf_counter()
         try:
-            trusted = np.asarray(self.gate.accept(X, Y, self.model), bool)
+            if hasattr(gate, "predict_accept"):  # ensemble members evaluated once for answer and score
+                Y, trusted = gate.predict_accept(X, model)
+            else:
+                Y = model.predict(X)
+                trusted = gate.accept(X, Y, model)
+            trusted = np.asarray(trusted, bool).reshape(n)
         except Exception:
-            trusted = np.zeros(n, bool)  # a failing gate trusts nothing
+            Y = np.full((n, self.spec.n_out_features), np.nan, np.float32)
+            trusted = np.zeros(n, bool)  # a failing gate (or model) trusts nothing
+        self._t_model += time.perf_counter() - t0
         trusted &= finite_rows(X) & finite_rows(Y)
         n_trusted = int(trusted.sum())
         self._n_model_rows += n_trusted
@@ -381,6 +417,8 @@ class Surrogate:
             self._maybe_shadow(frame, X, Y, n)
             return self._put_outputs(frame, Y)
         self._n_fallbacks += n - n_trusted
+        if self.retrain_after_rows:
+            self._maybe_retrain()
         if not self.batched:
             # One call: the original answers it whole, and the row is captured.
             ins = self._read_inputs(frame)
@@ -557,27 +595,104 @@ class Surrogate:
         return CaptureStore(self.store_path)
 
     def train(self, backend: str | None = None, *, store: str | os.PathLike[str] | None = None,
-              val_fraction: float = 0.2, seed: int = 0, verbose: bool = False, **params: Any) -> Any:
+              val_fraction: float = 0.2, seed: int = 0, verbose: bool = False,
+              calibration_fraction: float = 0.25, confidence: float = 0.95, **params: Any) -> Any:
         """Train a model on the captured rows and attach it; returns a :class:`~phasm.train.TrainResult`.
 
         ``backend`` defaults to the surrogate's backend (``"torch"``); extra
-        keyword arguments go to the backend (e.g. ``epochs=200``).
+        keyword arguments go to the backend (e.g. ``epochs=200``).  With a
+        ``tolerance``, ``calibration_fraction`` of the rows are held out to
+        certify a :class:`~phasm.gate.ConformalGate` at ``confidence``
+        (see :func:`phasm.gate.train_calibrated`); its report is ``fn.calibration``.
         """
-        from phasm.store.reader import CaptureStore
-        from phasm.train.fit import fit_model
-
-        source = CaptureStore(store) if store is not None else self.capture_store()
-        if self.spec is None:
-            self._set_spec(self._resolved_from(source.spec))  # type: ignore[arg-type]
-        art, result = fit_model(source, self.spec, backend=backend or self.backend, val_fraction=val_fraction,
-                                seed=seed, verbose=verbose, **params)
+        kw = dict(val_fraction=val_fraction, seed=seed, verbose=verbose, calibration_fraction=calibration_fraction,
+                  confidence=confidence, **params)
+        self._last_training = (backend, dict(kw))  # what retrain() repeats
+        art, result = self._fit(backend, store, kw)
         self._attach(art)
         return result
 
+    def _fit(self, backend: str | None, store: Any, kw: dict[str, Any], flush: bool = True) -> tuple[Any, Any]:
+        from phasm.store.reader import CaptureStore
+        from phasm.train.fit import fit_model
+
+        if store is not None:
+            source = CaptureStore(store)
+        elif flush:
+            source = self.capture_store()
+        elif self.store_path is None:
+            raise ValueError(f"{self.name}: no store configured; pass store= to phasm.surrogate")
+        else:
+            source = CaptureStore(self.store_path)  # background thread: the caller flushed
+        if self.spec is None:
+            self._set_spec(self._resolved_from(source.spec))  # type: ignore[arg-type]
+        cal_fraction, confidence = kw.pop("calibration_fraction"), kw.pop("confidence")
+        if self.tolerance is not None and not self._user_gate:
+            from phasm.gate.calibrate import train_calibrated
+
+            art, result, _ = train_calibrated(source, self.spec, self.tolerance, backend=backend or self.backend,
+                                              calibration_fraction=cal_fraction, confidence=confidence, **kw)
+            return art, result
+        return fit_model(source, self.spec, backend=backend or self.backend, **kw)
+
+    def retrain(self, backend: str | None = None, *, background: bool = True, **params: Any) -> Any:
+        """Train a new model (and gate) on everything captured so far and hot-swap it in.
+
+        With ``background=True`` (default) training runs in a daemon thread and
+        this returns it at once (``.join()`` to wait); calls keep using the old
+        model until the new model and its gate are fully built, then switch with
+        one reference assignment.  A retrain already running is returned
+        instead of starting another.  Errors are kept in ``fn.retrain_error``.
+        Without arguments it repeats the last :meth:`train` (backend and parameters).
+        Set ``fn.retrain_after_rows = N`` to retrain automatically, in
+        ``auto`` mode, after ``N`` new captured rows.
+
+        Example
+        -------
+        >>> fn.retrain().join()      # doctest: +SKIP
+        """
+        last_backend, kw = getattr(self, "_last_training", (None, {}))
+        kw = {**dict(val_fraction=0.2, seed=0, verbose=False, calibration_fraction=0.25, confidence=0.95), **kw, **params}
+        backend = backend or last_backend
+        if not background:
+            art, result = self._fit(backend, None, kw)
+            self._attach(art)
+            self._n_retrains += 1
+            return result
+        with self._retrain_lock:
+            if self._retrain_thread is not None and self._retrain_thread.is_alive():
+                return self._retrain_thread
+            self.flush()  # the writer belongs to the calling thread; the worker only reads
+            self._captured_at_train = self._n_captured
+            thread = threading.Thread(target=self._retrain_worker, args=(backend, kw), daemon=True,
+                                      name=f"phasm-retrain-{self.name}")
+            self._retrain_thread = thread
+            thread.start()
+        return thread
+
+    def _retrain_worker(self, backend: str | None, kw: dict[str, Any]) -> None:
+        try:
+            art, _ = self._fit(backend, None, kw, flush=False)
+            self._attach(art)
+            self._n_retrains += 1
+            self.retrain_error = None
+        except BaseException as exc:  # reported, never raised into a caller's thread
+            self.retrain_error = exc
+
+    def _maybe_retrain(self) -> None:
+        n = self.retrain_after_rows
+        if n and self.store_path is not None and self._n_captured - self._captured_at_train >= n:
+            self.retrain(background=True)
+
+    @property
+    def retrains(self) -> int:
+        """How many retrains have completed and been swapped in."""
+        return self._n_retrains
+
     def _attach(self, art: Any) -> None:
-        self.model = art
-        if not self._user_gate:
-            self.gate = gate_from_json(art.sections.get("gate"))
+        gate = self.gate if self._user_gate else gate_from_json(art.sections.get("gate"))
+        self._live = (art, gate)  # the hot swap: one reference, both built
+        self.calibration = getattr(gate, "report_", None)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save the attached model as an artefact folder."""
