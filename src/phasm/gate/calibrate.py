@@ -83,7 +83,9 @@ def train_calibrated(
     art, result = fit_model((X[~cal], Y[~cal]), spec, backend=backend, val_fraction=val_fraction, seed=seed,
                             verbose=verbose, **params)
     gate = ConformalGate(tolerance, confidence=confidence, score=score, domain=domain, seed=seed)
-    gate.fit(X[cal], Y[cal], art, X_train=X[~cal], spec=spec)
+    # Candidate thresholds come from training rows' scores (independent of the calibration rows),
+    # so every calibration row certifies.
+    gate.fit(X[cal], Y[cal], art, X_train=X[~cal], Y_train=Y[~cal], spec=spec)
     art.sections["gate"] = gate.to_json()
     art.training["calibration_rows"] = int(cal.sum())
     return art, result, gate

@@ -99,6 +99,7 @@ class DomainGate(Gate):
             rng = np.random.default_rng(self.seed)
             idx = rng.choice(len(Z), self.max_reference, replace=False) if len(Z) > self.max_reference else np.arange(len(Z))
             self.reference_ = Z[idx].astype(np.float32)
+            self.reference_index_ = idx  # rows of X_train (finite rows) kept; not stored
             self.__dict__.pop("_tree_", None)
             self.k_ = min(self.k, len(self.reference_) - 1)
         else:
@@ -111,6 +112,9 @@ class DomainGate(Gate):
             H = np.asarray(X_held, np.float64)
             H = H[finite_rows(H) & self.in_range(H)]
             d = self.distance(H) if len(H) else np.empty(0)
+        elif self.metric_ == "knn" and len(Z) >= len(self.reference_) + 200:
+            rest = np.setdiff1d(np.arange(len(Z)), idx)[:20000]  # training rows outside the reference set
+            d = self._distance(Z[rest])
         else:
             d = self._distance(Z, leave_one_out=self.metric_ == "knn")
         self.radius_ = float(np.quantile(d, self.quantile)) if len(d) else float(np.inf)
@@ -126,23 +130,38 @@ class DomainGate(Gate):
             P = self.precision_
             q = (Z * Z) @ P if P.ndim == 1 else np.einsum("ij,jk,ik->i", Z, P, Z)
             return np.sqrt(np.maximum(q, 0.0))
-        R = self.reference_.astype(np.float64)
         k = self.k_ + (1 if leave_one_out else 0)
+        d, _ = self._knn(Z, k)
+        return (d[:, 1:] if leave_one_out else d).mean(1)
+
+    def _knn(self, Z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Distances ``(n, k)`` (ascending) and indices of the ``k`` nearest reference rows."""
+        R = self.reference_.astype(np.float64)
+        k = min(k, len(R))
         tree = self._tree()
         if tree is not None and len(Z):
-            d, _ = tree.query(Z, k=k)
-            d = np.asarray(d).reshape(len(Z), k)
-            return (d[:, 1:] if leave_one_out else d).mean(1)
+            d, i = tree.query(Z, k=k)
+            return np.asarray(d).reshape(len(Z), k), np.asarray(i).reshape(len(Z), k)
         r2 = (R * R).sum(1)
-        out = np.empty(len(Z))
+        D = np.empty((len(Z), k))
+        I = np.empty((len(Z), k), np.int64)
         step = max(1, 4_000_000 // max(len(R), 1))
         for s in range(0, len(Z), step):
             z = Z[s : s + step]
             d2 = np.maximum((z * z).sum(1)[:, None] + r2[None, :] - 2.0 * z @ R.T, 0.0)
-            near = np.partition(d2, k - 1, axis=1)[:, :k] if k < d2.shape[1] else d2
-            near = np.sort(near, axis=1)[:, 1:] if leave_one_out else near
-            out[s : s + step] = np.sqrt(near).mean(1)
-        return out
+            part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < d2.shape[1] else np.tile(np.arange(k), (len(z), 1))
+            dd = np.take_along_axis(d2, part, axis=1)
+            order = np.argsort(dd, axis=1)
+            D[s : s + step] = np.sqrt(np.take_along_axis(dd, order, axis=1))
+            I[s : s + step] = np.take_along_axis(part, order, axis=1)
+        return D, I
+
+    def neighbours(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For raw rows: distances and indices ``(n, k)`` of the nearest reference rows (kNN metric only)."""
+        self._check()
+        if self.metric_ != "knn":
+            raise ValueError("DomainGate.neighbours needs metric='knn'")
+        return self._knn(self._standardise(X), self.k_)
 
     def _tree(self) -> Any:
         """A k-d tree over the reference rows when scipy is installed (optional), else ``None`` (brute force)."""
