@@ -15,6 +15,8 @@ from phasm.bindings.optics import Arg, Return
 from phasm.bindings.ragged import RaggedArray
 from phasm.bindings.spec import Array, Scalar, Spec, SpecError, Variable
 from phasm.gate.base import FiniteGate, Gate
+from phasm.gate.conformal import CalibrationReport, ConformalGate
+from phasm.gate.domain import DomainGate
 from phasm.gate.tolerance import Tolerance
 from phasm.surrogate.mode import Mode
 from phasm.surrogate.stats import SurrogateStats
@@ -25,4 +27,6 @@ __all__ = [
     "Surrogate", "SurrogateStats", "Tolerance", "Variable", "__version__", "surrogate",
     # optics for objects, globals, collections (bindings)
     "RaggedArray", "attr", "each", "fields", "glob", "item", "setter",
+    # trust gate
+    "CalibrationReport", "ConformalGate", "DomainGate",
 ]

@@ -103,3 +103,16 @@ def test_save_load_property(tmp_path_factory, k: int, n_out: int, seed: int) -> 
     assert len(files) == k
     back = EnsembleBackend.load(d, ens.get_params(), ens.state())
     assert np.array_equal(back.predict_members(X), ens.predict_members(X))
+
+
+def test_torch_members_round_trip(tmp_path) -> None:
+    pytest.importorskip("torch")
+    X, Y = _data(300)
+    art, _ = fit_model((X, Y), SPEC, backend="ensemble", member="torch", k=2,
+                       member_params={"hidden": (8,), "epochs": 3, "batch_size": 64})
+    assert art.backend.params["bootstrap"] is False  # torch members take a seed: different inits, no bootstrap
+    Z = np.random.default_rng(5).uniform(-1, 1, (20, 2)).astype(np.float32)
+    m = art.predict_members(Z)
+    assert m.shape == (2, 20, 1) and not np.array_equal(m[0], m[1])
+    back = ModelArtefact.load(art.save(tmp_path / "model"), expect_spec=SPEC)
+    np.testing.assert_allclose(back.predict_members(Z), m, rtol=1e-6, atol=1e-6)
