@@ -7,12 +7,19 @@ Two methods, one output (a :class:`~phasm.profile.session.Session`):
     interval (mean ``1/rate`` s: a fixed period would alias with a periodic
     program). Each sample takes two alarms: the first, half a millisecond
     early, reads every thread's CPU clock; the second reads the stacks (the
-    main thread's is the interrupted frame) and gives each thread one tick of
-    wall time, split into on-CPU and off-CPU (waiting: I/O, locks, sleep, or a
+    main thread's is the interrupted frame) and gives each thread the wall time
+    since the previous sample, split into on-CPU and off-CPU (waiting: I/O, locks, sleep, or a
     busy machine) by the CPU the thread used in between. The kernel fires the
     timer, so samples are on time, and the handler needs no GIL hand-off,
     unlike a sampling thread. The program must not use SIGALRM itself
     (``signal.alarm``); blocking calls see EINTR and Python retries them.
+    On-CPU time per sample is capped by the CPU the thread used since the
+    previous sample, so a handler delayed by a busy machine does not count
+    descheduled time as running. Limitation: Python runs signal handlers in
+    the main thread only, so while the main thread blocks (``join``, a queue)
+    and a worker holds the GIL, samples wait; the main thread's time is still
+    right (it is credited to where it waited), but a short-lived worker's CPU
+    is undercounted. For heavily threaded programs prefer py-spy.
 
 ``thread``
     A daemon thread wakes every tick, reads ``sys._current_frames()`` and splits
@@ -69,7 +76,6 @@ class InProcessSampler:
         self.cut_after = cut_after
         self.session = session if session is not None else Session()
         self._codes: dict[CodeType, int] = {}
-        self._clocks: dict[int, int | None] = {}
         self._cpu: dict[int, float] = {}
         self._wall: dict[tuple[str, tuple[int, ...]], float] = {}
         self._on: dict[tuple[str, tuple[int, ...]], float] = {}
@@ -82,6 +88,7 @@ class InProcessSampler:
         self._t0 = 0.0
         self._pre: dict[int, float] | None = None
         self._t_pre = 0.0
+        self._t_last = 0.0
         self._lead = 0.0005
         self._rng = random.Random(0x9A5)
 
@@ -115,6 +122,7 @@ class InProcessSampler:
             self._rng = random.Random(0x9A5)
             self._lead = min(0.0005, iv / 4)
             self._pre = None
+            self._t_last = time.perf_counter()
             signal.setitimer(signal.ITIMER_REAL, max(self._next_interval() - self._lead, 1e-5))
         else:
             self._stop.clear()
@@ -152,21 +160,14 @@ class InProcessSampler:
 
     # -- helpers ----------------------------------------------------------------
 
-    def _thread_cpu(self, ident: int) -> float | None:
+    @staticmethod
+    def _thread_cpu(ident: int) -> float | None:
+        """CPU seconds thread ``ident`` has used (its clock starts at 0 when the thread starts)."""
         if not _HAS_THREAD_CLOCKS:
             return None
-        clk = self._clocks.get(ident, -1)
-        if clk == -1:
-            try:
-                clk = time.pthread_getcpuclockid(ident)
-            except (OSError, OverflowError):
-                clk = None
-            self._clocks[ident] = clk
-        if clk is None:
-            return None
-        try:
-            return time.clock_gettime(clk)
-        except OSError:
+        try:  # not cached: a dead thread's id may be reused by a new thread
+            return time.clock_gettime(time.pthread_getcpuclockid(ident))
+        except (OSError, OverflowError):
             return None
 
     def _refresh_names(self) -> None:
@@ -226,13 +227,19 @@ class InProcessSampler:
             signal.setitimer(signal.ITIMER_REAL, self._lead)
             return
         # Phase 2, the sample: the CPU each thread used since phase 1 says whether it is running.
-        window = time.perf_counter() - self._t_pre
+        now = time.perf_counter()
+        window = now - self._t_pre
         pre, self._pre = self._pre, None
         signal.setitimer(signal.ITIMER_REAL, max(self._next_interval() - self._lead, 1e-5))
-        self._record(self._stacks(frame, None), pre, window)
+        # Weight: the wall time since the previous sample. The handler runs late when another
+        # thread holds the GIL, and the main thread sat where it is now all that time.
+        tick, self._t_last = now - self._t_last, now
+        self._record(self._stacks(frame, None), pre, window, tick)
 
-    def _record(self, stacks: dict[int, tuple[int, ...]], pre: dict[int, float], window: float) -> None:
-        tick = 1.0 / self.rate_hz
+    def _record(self, stacks: dict[int, tuple[int, ...]], pre: dict[int, float], window: float,
+                tick: float | None = None) -> None:
+        if tick is None:
+            tick = 1.0 / self.rate_hz
         self.session.n_samples += 1
         wall, on = self._wall, self._on
         for ident, stack in stacks.items():
@@ -240,15 +247,18 @@ class InProcessSampler:
                 continue
             cpu = self._thread_cpu(ident)
             if cpu is None:
-                frac = 0.0 if _HAS_THREAD_CLOCKS else 1.0
-            elif ident in pre and window > 0:
-                frac = min(max((cpu - pre[ident]) / window, 0.0), 1.0)
+                used = tick if not _HAS_THREAD_CLOCKS else 0.0
             else:
-                frac = 0.0
+                frac = min(max((cpu - pre[ident]) / window, 0.0), 1.0) if (ident in pre and window > 0) else 0.0
+                # The short window classifies the sample (running or waiting right now); the CPU used
+                # since the previous sample caps it, so time the thread sat descheduled before a late
+                # handler is not counted as on-CPU.
+                used = min(tick * frac, max(cpu - self._cpu.get(ident, 0.0), 0.0))
+                self._cpu[ident] = cpu
             key = (self._name(ident), stack)
             wall[key] = wall.get(key, 0.0) + tick
-            if frac > 0:
-                on[key] = on.get(key, 0.0) + tick * frac
+            if used > 0:
+                on[key] = on.get(key, 0.0) + used
 
     # -- thread method --------------------------------------------------------------
 
@@ -257,6 +267,7 @@ class InProcessSampler:
         lead = min(0.0005, interval / 4)
         me = threading.get_ident()
         wait = self._stop.wait
+        last = time.perf_counter()
         rng = random.Random(0x9A5)
         # Jittered ticks (+-50%): a fixed period would alias with a periodic program.
         while not wait(interval * (0.5 + rng.random()) - lead):
@@ -266,7 +277,6 @@ class InProcessSampler:
             t_pre = time.perf_counter()
             if wait(lead):
                 break
-            self._thread_sample(time.perf_counter() - t_pre, pre, me)
-
-    def _thread_sample(self, window: float, pre: dict[int, float], me: int) -> None:
-        self._record(self._stacks(None, me), pre, window)
+            now = time.perf_counter()
+            self._record(self._stacks(None, me), pre, now - t_pre, now - last)
+            last = now

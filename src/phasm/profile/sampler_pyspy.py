@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -32,6 +33,51 @@ _FRAME = re.compile(r"^(?P<name>.*) \((?P<file>.*):(?P<line>\d+)\)$")
 _THREAD = re.compile(r"^thread \((?P<tid>[0-9a-fx]+)\)(?::\s*(?P<name>.*))?$")
 
 
+# Run as `python -c _HOLD GOFILE script.py ARGS` (or `-m mod ARGS`): waits for GOFILE, then runs the target.
+_HOLD = """
+import os, runpy, sys, time
+go = sys.argv[1]
+t_end = time.monotonic() + 30
+while not os.path.exists(go) and time.monotonic() < t_end:
+    time.sleep(0.001)
+target = sys.argv[2:]
+if target[0] == "-m":
+    sys.argv = [target[1], *target[2:]]
+    sys.path.insert(0, os.getcwd())
+    runpy.run_module(target[1], run_name="__main__", alter_sys=True)
+else:
+    sys.argv = target
+    sys.path[0] = os.path.dirname(os.path.abspath(target[0]))
+    runpy.run_path(target[0], run_name="__main__")
+"""
+
+
+def _wait_sampling(recorder: subprocess.Popen, timeout: float) -> None:
+    """Block until a py-spy recorder reports that it samples (or exits, or ``timeout`` passes)."""
+    import threading
+
+    started = threading.Event()
+
+    def read() -> None:
+        assert recorder.stderr is not None
+        for line in recorder.stderr:
+            if "Sampling process" in line:
+                started.set()
+        started.set()  # stderr closed: the recorder ended
+
+    threading.Thread(target=read, daemon=True).start()
+    started.wait(timeout)
+
+
+def _strip_launcher(stack: list[str]) -> list[str]:
+    """Drop the hold/runpy frames below the script's ``<module>`` frame."""
+    for k, part in enumerate(stack):
+        if part.startswith("<module> (<string>") or "runpy.py" in part:
+            continue
+        return stack[k:]
+    return stack
+
+
 def pyspy_executable() -> str | None:
     """Path of the ``py-spy`` executable (next to this Python first), or None."""
     cand = Path(sys.executable).with_name("py-spy")
@@ -40,15 +86,19 @@ def pyspy_executable() -> str | None:
     return shutil.which("py-spy")
 
 
+@functools.lru_cache(maxsize=1)
 def pyspy_available() -> bool:
-    """True when py-spy is installed and can read another process here (ptrace allowed)."""
+    """True when py-spy is installed and can read another process here (ptrace allowed); cached."""
     exe = pyspy_executable()
     if exe is None:
         return False
     try:
-        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
+        proc = subprocess.Popen([sys.executable, "-c", "import sys, time; print('ready', flush=True); time.sleep(20)"],
+                                stdout=subprocess.PIPE, text=True)
         try:
-            r = subprocess.run([exe, "dump", "--pid", str(proc.pid)], capture_output=True, timeout=10)
+            assert proc.stdout is not None
+            proc.stdout.readline()  # the interpreter is up
+            r = subprocess.run([exe, "dump", "--pid", str(proc.pid)], capture_output=True, timeout=20)
         finally:
             proc.kill()
             proc.wait()
@@ -79,7 +129,7 @@ def parse_raw(text: str, session: Session, view: str, rate_hz: float, search: Se
             if parts and not _FRAME.match(parts[0]):  # "thread (id); name" variant
                 thread, parts = parts[0].strip(), parts[1:]
         stack = []
-        for p in parts:
+        for p in _strip_launcher(parts):
             i = cache.get(p)
             if i is None:
                 fm = _FRAME.match(p)
@@ -103,16 +153,27 @@ def record_pyspy(command: Sequence[str], rate_hz: float = 100.0, *, cwd: str | N
         raise RuntimeError("py-spy is not installed: pip install 'phasm[profile]'")
     if not 1 <= float(rate_hz) <= 10000:
         raise ValueError(f"rate_hz must be within 1..10000 samples per second, got {rate_hz}")
+    from phasm.profile.record import _python_target
+
     session = Session(sampler="py-spy", rate_hz=float(rate_hz), command=list(command))
+    target = _python_target(command)
     with tempfile.TemporaryDirectory(prefix="phasm-pyspy-") as tmp:
+        go = os.path.join(tmp, "go")
+        argv = list(command)
+        if target is not None:
+            # Hold a Python program at the start until both recorders sample, so none of it is missed.
+            argv = [target[0], "-c", _HOLD, go, *target[1]]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(list(command), cwd=cwd, env=env)
+        proc = subprocess.Popen(argv, cwd=cwd, env=env)
         recorders = []
         for name, extra in (("wall", ["--idle"]), ("on", [])):
             recorders.append((name, subprocess.Popen(
                 [exe, "record", "--pid", str(proc.pid), "--rate", str(int(rate_hz)), "--format", "raw",
                  "--threads", "--function", "--full-filenames", "--output", os.path.join(tmp, name + ".txt"), *extra],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+        for _, r in recorders:
+            _wait_sampling(r, 20.0)
+        Path(go).touch()
         try:
             status = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
