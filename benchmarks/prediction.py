@@ -65,6 +65,7 @@ def run(work: Path, steps: int = 600, repeats: int = 3, rate_hz: float = 200.0, 
     p = cand[FUNCTION].p
     # 2. capture, train, cost model
     _elapsed(work, "capture", capture_steps or steps)
+    old_work = os.environ.get("PROFILE_DRIVER_WORK")
     os.environ["PROFILE_DRIVER_WORK"] = str(work)
     sys.path.insert(0, str(DRIVER))
     try:
@@ -81,6 +82,10 @@ def run(work: Path, steps: int = 600, repeats: int = 3, rate_hz: float = 200.0, 
         fn.close()
     finally:
         sys.path.remove(str(DRIVER))
+        if old_work is None:
+            os.environ.pop("PROFILE_DRIVER_WORK", None)
+        else:
+            os.environ["PROFILE_DRIVER_WORK"] = old_work
     cost.save(work / "cost.json")
     predicted = cost.speedup(p)
     # 3. reality: alternate original and auto runs, best of `repeats` each
