@@ -131,6 +131,8 @@ class TorchBackend(Backend):
         never changed carries no information; dropping it makes inference cheaper).
     seed: initial weights and batch order; the same seed gives the same weights on CPU.
     device: ``"cpu"``, ``"cuda"``...; default ``cuda`` when available.
+    threads: torch CPU threads while training (``None``: torch's default). On a small or busy
+        machine 1 thread can be many times faster than oversubscribed threads.
     model: your own ``torch.nn.Module`` mapping ``(batch, n_in)`` to ``(batch, n_out)``
         standardised rows; it is trained in place and saved with ``torch.export``.
 
@@ -147,7 +149,8 @@ class TorchBackend(Backend):
     def __init__(self, hidden: Sequence[int] = (128, 128), activation: str = "silu", epochs: int = 200,
                  batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "cosine",
                  patience: int | None = 30, skip: bool = False, drop_constant: bool = True, seed: int = 0,
-                 device: str | None = None, model: torch.nn.Module | None = None) -> None:
+                 device: str | None = None, threads: int | None = None,
+                 model: torch.nn.Module | None = None) -> None:
         if activation not in ACTIVATIONS:
             raise BackendError(f"torch: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if model is not None and not isinstance(model, torch.nn.Module):
@@ -155,7 +158,8 @@ class TorchBackend(Backend):
         super().__init__(hidden=[int(h) for h in hidden], activation=activation, epochs=int(epochs),
                          batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
                          lr_schedule=lr_schedule, patience=None if patience is None else int(patience),
-                         skip=bool(skip), drop_constant=bool(drop_constant), seed=int(seed), device=device)
+                         skip=bool(skip), drop_constant=bool(drop_constant), seed=int(seed), device=device,
+                         threads=None if threads is None else int(threads))
         self.model = model
 
     @classmethod
@@ -178,7 +182,7 @@ class TorchBackend(Backend):
         self._check_widths(module, dev)
         hist = train_module(module, data, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                             weight_decay=p["weight_decay"], lr_schedule=p["lr_schedule"], patience=p["patience"],
-                            seed=p["seed"], device=dev, verbose=verbose)
+                            seed=p["seed"], device=dev, threads=p["threads"], verbose=verbose)
         self._set_module(module, dev)
         hist.notes["parameters"] = int(sum(t.numel() for t in module.parameters()))
         return hist
@@ -204,9 +208,11 @@ class TorchBackend(Backend):
                                f"it returned {tuple(getattr(out, 'shape', ()))} for a batch of 2")
 
     def _set_module(self, module: torch.nn.Module, dev: torch.device) -> None:
-        module.eval()
+        if not hasattr(self, "program_"):  # an exported program's module is already in inference form
+            module.eval()
         self.module_ = module
         self.device_ = dev
+        self._plan = _inference_plan(module) if self.kind_ == "mlp" else None
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Standardised ``(n, n_in)`` float32 rows -> ``(n, n_out)``; no copy on CPU for contiguous float32 input."""
@@ -216,10 +222,11 @@ class TorchBackend(Backend):
         x = torch.from_numpy(X if (X.dtype == np.float32 and X.flags.c_contiguous) else np.ascontiguousarray(X, np.float32))
         if x.ndim != 2 or x.shape[1] != self.n_in_:
             raise BackendError(f"torch: X must be (n, {self.n_in_}) float32, got {tuple(x.shape)}")
+        run = self._plan or module
         with torch.inference_mode():
             if self.device_.type == "cpu":
-                return module(x).numpy()
-            return module(x.to(self.device_)).cpu().numpy()
+                return run(x).numpy()
+            return run(x.to(self.device_)).cpu().numpy()
 
     # -- persistence ------------------------------------------------------
 
@@ -303,6 +310,51 @@ class TorchBackend(Backend):
         dev = pick_device(self.params["device"])
         self._set_module(self.module_.to(dev), dev)
         return self
+
+
+_FUNCTIONAL = {
+    torch.nn.ReLU: torch.relu, torch.nn.SiLU: torch.nn.functional.silu, torch.nn.GELU: torch.nn.functional.gelu,
+    torch.nn.Tanh: torch.tanh, torch.nn.ELU: torch.nn.functional.elu, torch.nn.Softplus: torch.nn.functional.softplus,
+}
+
+
+def _inference_plan(module: torch.nn.Module) -> Any:
+    """A plain function computing the default MLP with functional ops on its (shared) weight tensors.
+
+    Same arithmetic as ``module(x)`` (the same ``addmm``/activation kernels), without the
+    ``nn.Module.__call__`` machinery, which dominates batch-1 latency of small networks.
+    Returns ``None`` for anything but the modules :func:`build_mlp` makes.
+    """
+    select = None
+    if isinstance(module, torch.nn.Sequential) and len(module) == 2 and isinstance(module[0], SelectColumns):
+        select, module = module[0].index, module[1]
+    skip = None
+    if isinstance(module, SkipMLP):
+        skip, module = module.linear, module.mlp
+    if not isinstance(module, torch.nn.Sequential):
+        return None
+    steps: list[tuple[str, Any]] = []
+    for layer in module:
+        if type(layer) is torch.nn.Linear:
+            steps.append(("linear", (layer.weight.detach().t(), layer.bias.detach())))
+        elif type(layer) in _FUNCTIONAL:
+            steps.append(("act", _FUNCTIONAL[type(layer)]))
+        else:
+            return None
+    skip_w = (skip.weight.detach().t(), skip.bias.detach()) if skip is not None else None
+    addmm = torch.addmm
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        if select is not None:
+            x = x.index_select(1, select)
+        h = x
+        for kind, arg in steps:
+            h = addmm(arg[1], h, arg[0]) if kind == "linear" else arg(h)
+        if skip_w is not None:
+            h = addmm(skip_w[1], x, skip_w[0]) + h
+        return h
+
+    return run
 
 
 def varying_columns(data: TrainingData) -> np.ndarray:

@@ -88,6 +88,7 @@ def train_module(
     seed: int = 0,
     device: str | torch.device | None = None,
     loss_fn: LossFn | None = None,
+    threads: int | None = None,
     verbose: bool = False,
 ) -> FitHistory:
     """Train ``module`` in place on ``data`` and restore the weights of the best validation epoch.
@@ -99,7 +100,10 @@ def train_module(
     ``patience // 3`` epochs without improvement) or ``"none"``.  Training
     stops early after ``patience`` epochs without a validation improvement
     larger than ``min_delta`` (``None``: never); without a validation split
-    the training loss decides.  ``verbose`` shows a rich progress bar.
+    the training loss decides.  ``threads``: torch CPU threads while
+    training (restored afterwards; ``None`` keeps torch's setting; 1 is
+    often fastest for small networks or on a busy machine).  ``verbose``
+    shows a rich progress bar.
     """
     if int(epochs) < 1:
         raise BackendError(f"torch: epochs must be >= 1, got {epochs}")
@@ -130,8 +134,13 @@ def train_module(
     task = progress.add_task("fit", total=int(epochs), train=float("nan"), val=float("nan")) if progress else None
     if progress:
         progress.start()
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        if int(threads) < 1:
+            raise BackendError(f"torch: threads must be >= 1, got {threads}")
+        torch.set_num_threads(int(threads))
+    gen_state = torch.random.get_rng_state()
     try:
-        gen_state = torch.random.get_rng_state()
         torch.manual_seed(seed)  # dropout etc. inside the module: reproducible
         for epoch in range(int(epochs)):
             module.train()
@@ -171,6 +180,7 @@ def train_module(
                 break
     finally:
         torch.random.set_rng_state(gen_state)
+        torch.set_num_threads(old_threads)
         if progress:
             progress.stop()
     if best_state is not None:
