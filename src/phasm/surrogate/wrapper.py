@@ -715,6 +715,20 @@ class Surrogate:
         self._attach(art)
         return self
 
+    def load_exported(self, path: str | os.PathLike[str], **norm: Any) -> "Surrogate":
+        """Attach a ``torch.export`` program (``.pt2``) trained elsewhere; widths are checked against the spec.
+
+        The program maps ``(batch, n_in_features)`` to ``(batch, n_out_features)`` in user units unless
+        ``x_mean/x_scale/y_mean/y_scale`` say otherwise (see :func:`phasm.train.exported.load_exported`).
+        """
+        from phasm.train.exported import load_exported
+
+        if self.spec is None:
+            raise ValueError(f"{self.name}: declare inputs/outputs (or call it once) before load_exported, "
+                             "so the model's widths can be checked")
+        self._attach(load_exported(path, self.spec, **norm))
+        return self
+
     def __repr__(self) -> str:
         return f"<phasm.Surrogate {self.name} mode={self.mode.value} model={'yes' if self.model else 'no'}>"
 
