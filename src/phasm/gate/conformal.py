@@ -187,8 +187,12 @@ class ConformalGate(Gate):
         out = np.zeros(n)
         col = 0
         for v in self._spec.outputs:
-            e = np.linalg.norm(E[:, col : col + v.size].astype(np.float64), axis=1)
-            y = np.linalg.norm(Y_ref[:, col : col + v.size].astype(np.float64), axis=1)
+            if v.size == 1:
+                e = np.abs(E[:, col].astype(np.float64))
+                y = np.abs(Y_ref[:, col].astype(np.float64))
+            else:
+                e = np.linalg.norm(E[:, col : col + v.size].astype(np.float64), axis=1)
+                y = np.linalg.norm(Y_ref[:, col : col + v.size].astype(np.float64), axis=1)
             col += v.size
             rel, mabs = self.tolerance.limits(v.name)
             allowed = np.zeros(n)
@@ -215,7 +219,7 @@ class ConformalGate(Gate):
                 Y = members.mean(axis=0)
             else:
                 members, Y = None, np.asarray(model.predict(X), np.float32)
-        ok = self.domain.accept(X2, Y, model)
+        ok, dist, near = self.domain.check(X2, Y)
         score = np.full(len(X2), np.inf)
         if ok.any():
             idx = np.flatnonzero(ok)
@@ -224,11 +228,10 @@ class ConformalGate(Gate):
                 std = members[:, idx].std(axis=0, ddof=1)
                 total += self._ratio(std, Y[idx]) ** 2
             if "residual" in kind:
-                _, near = self.domain.neighbours(X2[idx])
                 total += self.ref_error_[near].mean(axis=1).astype(np.float64) ** 2
             if kind == "distance":
                 radius = self.domain.radius_ if self.domain.radius_ > 0 else 1.0
-                total += (self.domain.distance(X2[idx]) / radius) ** 2
+                total += (dist / radius) ** 2
             score[idx] = np.sqrt(total)
         return Y, score
 

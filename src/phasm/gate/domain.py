@@ -187,17 +187,34 @@ class DomainGate(Gate):
 
     def accept(self, X: np.ndarray, Y: np.ndarray, model: Any) -> np.ndarray:
         """Finite rows inside the captured range and within ``radius_`` of the training inputs."""
-        X = np.asarray(X)
-        X2 = X.reshape(len(X), -1)
-        ok = finite_rows(X2) & finite_rows(Y)
+        return self.check(X, Y)[0]
+
+    def check(self, X: np.ndarray, Y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """One pass: the accepted mask ``(n,)``, and for the accepted rows their distances and,
+        with the kNN metric, the indices ``(n_ok, k)`` of their nearest reference rows."""
+        self._check()
+        X2 = np.asarray(X).reshape(len(X), -1)
         if self.low_.shape != X2.shape[1:]:
             raise ValueError(f"DomainGate: inputs have {X2.shape[1]} features, the gate was fitted on {self.low_.shape[0]}")
-        with np.errstate(invalid="ignore"):
-            ok &= self.in_range(np.where(np.isfinite(X2), X2, 0.0))
+        with np.errstate(invalid="ignore"):  # NaN compares False: out of range
+            ok = ((X2 >= self.low_) & (X2 <= self.high_)).all(1)
+        if Y is not None:
+            ok &= finite_rows(Y)
+        near = None
+        dist = np.empty(0)
         if ok.any():
             idx = np.flatnonzero(ok)
-            ok[idx] = self.distance(X2[idx]) <= self.radius_
-        return ok
+            Z = self._standardise(X2[idx])
+            if self.metric_ == "knn":
+                d, near = self._knn(Z, self.k_)
+                dist = d.mean(1)
+            else:
+                dist = self._distance(Z)
+            good = dist <= self.radius_
+            ok[idx] = good
+            dist = dist[good]
+            near = near[good] if near is not None else None
+        return ok, dist, near
 
     def _check(self) -> None:
         if not hasattr(self, "low_"):
