@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "phasm.cli.core",
     "phasm.cli.inspect",
     "phasm.cli.profile",
+    "phasm.cli.gate",
 ]
 
 

@@ -1,0 +1,112 @@
+"""Trust-gate commands: ``calibrate`` (train + certify a gate) and ``gate`` (show a model's calibration).
+
+Example
+-------
+    phasm calibrate captures/f.h5 -o models/f --rel 0.01 --max-miss-rate 0.01 \\
+        --backend ensemble -p member='"torch"' -p k=5
+    phasm gate models/f
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+def _params(param: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in param:
+        key, sep, value = p.partition("=")
+        if not sep:
+            _fail(f"--param expects KEY=VALUE, got {p!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    t = Table(title="trust gate calibration")
+    t.add_column("quantity")
+    t.add_column("value")
+    rows = [
+        ("certified", "yes" if report["certified"] else "[red]no: every call falls back[/]"),
+        ("score", report["score"]),
+        ("threshold", f"{float(report['threshold']):.4g}"),
+        ("max miss rate (asked)", f"{report['max_miss_rate']:.3%}"),
+        ("miss-rate bound (certified)", f"{report['miss_rate_bound']:.3%}" if report["certified"] else "-"),
+        ("confidence", f"{report['confidence']:.0%}"),
+        ("expected fallback rate", f"{report['expected_fallback_rate']:.2%}"),
+        ("out of domain (calibration rows)", f"{report['domain_rejected_rate']:.2%}"),
+        ("calibration rows", str(report["n_calibration"])),
+        ("accepted / misses", f"{report['accepted']} / {report['accepted_misses']}"),
+        ("rows needed to certify (no miss)", str(report["min_rows_needed"])),
+        ("method", report["method"]),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    console.print(t)
+
+
+def calibrate(
+    store: Path = typer.Argument(..., help="Capture store to train and calibrate on."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (the gate is stored in it)."),
+    rel: Optional[float] = typer.Option(0.01, help="Relative error tolerance per call (L2 over each output)."),
+    abs_: Optional[float] = typer.Option(None, "--abs", help="Absolute error tolerance per call (max element)."),
+    max_miss_rate: float = typer.Option(0.01, help="Bound on the share of model answers out of tolerance."),
+    confidence: float = typer.Option(0.95, help="Confidence of the bound over the calibration draw."),
+    calibration_fraction: float = typer.Option(0.25, help="Share of rows held out to calibrate."),
+    backend: str = typer.Option("ensemble", help="Backend (default: an ensemble; see `phasm backends`)."),
+    score: str = typer.Option("auto", help="Gate score: auto, spread, residual, spread+residual, distance."),
+    seed: int = typer.Option(0, help="Random seed."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Backend parameter KEY=VALUE (JSON value), repeatable."),
+) -> None:
+    """Train a model and certify its trust gate for a tolerance; print the calibration."""
+    from phasm.backends import BackendError
+    from phasm.gate import Tolerance, train_calibrated
+    from phasm.store import CaptureStore, StoreError
+
+    try:
+        tol = Tolerance(rel=rel, abs=abs_, max_miss_rate=max_miss_rate)
+        art, result, gate = train_calibrated(CaptureStore(store), None, tol, backend=backend, seed=seed,
+                                             calibration_fraction=calibration_fraction, confidence=confidence,
+                                             score=score, **_params(param))
+    except (FileNotFoundError, StoreError, BackendError, ValueError, TypeError) as exc:
+        _fail(str(exc))
+    art.save(out)
+    console.print(result.summary())
+    _print_report(gate.report_.to_json())
+    console.print(f"model and gate written to [bold]{out}[/]")
+
+
+def gate(model: Path = typer.Argument(..., help="Model folder.")) -> None:
+    """Show the trust-gate calibration stored in a model folder."""
+    from phasm.train.artefact import ArtefactError, ModelArtefact
+
+    try:
+        meta = ModelArtefact.read_metadata(model)
+    except ArtefactError as exc:
+        _fail(str(exc))
+    g = meta.get("gate")
+    if not g or "report" not in g:
+        _fail(f"{model}: no calibrated gate stored; train with a tolerance (`phasm calibrate`)")
+    console.print(f"tolerance: {json.dumps(g.get('tolerance'))}")
+    _print_report(g["report"])
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(calibrate)
+    app.command()(gate)
