@@ -64,17 +64,26 @@ def test_auto_miss_rate_and_fallback_rate(tmp_path) -> None:
     assert f.stats.captured_rows == 20000 - n_model  # rejected rows are captured for the next training
 
 
-def test_shadow_checks_measure_the_miss_rate(tmp_path) -> None:
+@pytest.mark.parametrize("batch", [1, 20000])
+def test_shadow_checks_measure_the_miss_rate(tmp_path, batch: int) -> None:
     tol = phasm.Tolerance(rel=1e-3, max_miss_rate=0.05)
     f = _captured(tmp_path, tol)
-    f.shadow_fraction = 1.0
+    f.shadow_fraction = 0.2
     rng = np.random.default_rng(2)
-    for _ in range(500):  # batches of 4: a batch is shadow-checked when the model answered all of it
-        f(rng.uniform(0, 1, 4), rng.uniform(0, 1, 4))
-    s = f.stats
-    assert s.shadow_rows > 300
-    assert s.observed_miss_rate is not None and s.observed_miss_rate <= 0.05 + _slack(0.05, s.shadow_rows)
-    assert s.as_dict()["observed_miss_rate"] == s.observed_miss_rate
+    a, b = rng.uniform(0, 1, 20000 // batch * batch), rng.uniform(0, 1, 20000 // batch * batch)
+    for s in range(0, 2000 if batch == 1 else len(a), batch):  # unbatched: whole calls; batched: single rows
+        f(a[s : s + batch], b[s : s + batch])
+    st = f.stats
+    n_checked = st.shadow_rows
+    assert 0.15 * st.model_rows < n_checked < 0.25 * st.model_rows
+    assert st.observed_miss_rate is not None and st.observed_miss_rate <= 0.05 + _slack(0.05, n_checked)
+    if batch > 1:
+        # Per-row sampling: the observed rate estimates the miss rate among all accepted rows.
+        Yp, acc = f.gate.predict_accept(np.c_[a, b], f.model)
+        truth = expcos(a, b)[acc]
+        true_rate = np.mean(np.abs(Yp[acc, 0] - truth) / np.abs(truth) > 1e-3)
+        assert abs(st.observed_miss_rate - true_rate) < 4 * np.sqrt(0.05 / n_checked) + 0.005
+    assert st.as_dict()["observed_miss_rate"] == st.observed_miss_rate
 
 
 def test_out_of_range_inputs_rejected(tmp_path) -> None:

@@ -412,9 +412,17 @@ class Surrogate:
         n_trusted = int(trusted.sum())
         self._n_model_rows += n_trusted
         self._n_rows += n
+        shadow = None
+        if self.batched and self.shadow_fraction > 0 and n_trusted:
+            # Shadow-check single rows, not whole batches: a batch answered whole is an easy one.
+            shadow = trusted & (self._rng.random(n) < self.shadow_fraction)
+            shadow = shadow if shadow.any() else None
         if n_trusted == n:
             self._n_model += 1
-            self._maybe_shadow(frame, X, Y, n)
+            if shadow is not None:
+                return self._auto_batched_fallback(frame, X, Y, trusted, shadow)
+            if not self.batched:
+                self._maybe_shadow(frame, X, Y, n)
             return self._put_outputs(frame, Y)
         self._n_fallbacks += n - n_trusted
         if self.retrain_after_rows:
@@ -425,11 +433,13 @@ class Surrogate:
             frame.result = self._call_original(args, kwargs)
             self._record(self.spec, frame, ins)
             return frame.result
-        return self._auto_batched_fallback(frame, X, Y, trusted)
+        return self._auto_batched_fallback(frame, X, Y, trusted, shadow)
 
-    def _auto_batched_fallback(self, frame: CallFrame, X: np.ndarray, Y: np.ndarray, trusted: np.ndarray) -> Any:
-        """Rejected rows go to the original as one batched call; results merge row by row."""
-        rejected = np.flatnonzero(~trusted)
+    def _auto_batched_fallback(self, frame: CallFrame, X: np.ndarray, Y: np.ndarray, trusted: np.ndarray,
+                               shadow: np.ndarray | None = None) -> Any:
+        """Rejected rows (and rows picked for a shadow check) go to the original as one batched call;
+        results merge row by row, and shadow rows' model answers are scored against the original's."""
+        rejected = np.flatnonzero(~trusted if shadow is None else (~trusted | shadow))
         sub = CallFrame(dict(frame.args))
         n = len(trusted)
         for name, value in frame.args.items():
@@ -438,6 +448,10 @@ class Surrogate:
         ins = self._read_inputs(sub)
         sub.result = self._call_frame(sub)
         outs = self._read_outputs(sub)
+        if shadow is not None:
+            exact = pack(self._out_vars, dict(zip((v.name for v in self._out_vars), outs)), len(rejected), np.float64)
+            checked = shadow[rejected]
+            self._record_shadow(Y[rejected][checked], exact[checked])
         Y = Y.copy()
         Y[rejected] = pack(self._out_vars, dict(zip((v.name for v in self._out_vars), outs)), len(rejected), Y.dtype)
         writer = self._writer_for(self.spec)  # type: ignore[arg-type]
