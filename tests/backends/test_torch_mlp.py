@@ -27,6 +27,15 @@ from phasm.train.data import StoreData  # noqa: E402
 SPEC = phasm.Spec.from_declarations("t.f", {"a": phasm.Scalar(), "b": phasm.Scalar()}, {"y": phasm.Scalar()})
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small networks on a shared 2-core machine: one torch thread is many times faster than two fighting."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def smooth_data(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     X = rng.uniform(-1.5, 1.5, (n, 2))

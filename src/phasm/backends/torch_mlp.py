@@ -222,11 +222,15 @@ class TorchBackend(Backend):
         x = torch.from_numpy(X if (X.dtype == np.float32 and X.flags.c_contiguous) else np.ascontiguousarray(X, np.float32))
         if x.ndim != 2 or x.shape[1] != self.n_in_:
             raise BackendError(f"torch: X must be (n, {self.n_in_}) float32, got {tuple(x.shape)}")
-        run = self._plan or module
+        plan = self._plan
+        if plan is not None and self.device_.type == "cpu":
+            # The plan's weights are detached and x does not require grad: no autograd graph is
+            # recorded, so the inference_mode context (a few microseconds per call) is not needed.
+            return plan(x).numpy()
         with torch.inference_mode():
             if self.device_.type == "cpu":
-                return run(x).numpy()
-            return run(x.to(self.device_)).cpu().numpy()
+                return module(x).numpy()
+            return (plan or module)(x.to(self.device_)).cpu().numpy()
 
     # -- persistence ------------------------------------------------------
 
