@@ -1,0 +1,124 @@
+"""Building blocks of object optics: class references, module globals, return values built on write-back.
+
+Classes are referenced in JSON as ``"module:qualname"`` and imported on use
+(never unpickled).  A return value that output optics fill field by field is
+collected in a builder and constructed once every output is in
+(:func:`finish_frame`): ``cls(**fields)`` for a class, a dict, or a tuple.
+
+Example
+-------
+>>> frame = CallFrame({})
+>>> Global("math", "pi").get(frame) > 3
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+from phasm.bindings.optics import CallFrame, Optic, OpticError
+
+# -- class references (JSON: "module:qualname"; imported on use, never unpickled) --
+
+
+def class_ref(cls: Any) -> str | None:
+    if cls is None:
+        return None
+    if isinstance(cls, str):
+        return cls
+    if cls in (dict, list, tuple):
+        return cls.__name__
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def resolve_class(ref: str | None) -> Any:
+    if ref is None:
+        return None
+    if ref in ("dict", "list", "tuple"):
+        return {"dict": dict, "list": list, "tuple": tuple}[ref]
+    module, _, qual = ref.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qual.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise OpticError(f"cannot find class {ref!r} to build an output: {exc}") from None
+    return obj
+
+
+# -- globals ----------------------------------------------------------------
+
+
+class Global(Optic):
+    """A module-level name: ``Global("physics.constants", "C")``."""
+
+    kind = "global"
+
+    def __init__(self, module: str, name: str) -> None:
+        if not module or not name:
+            raise OpticError(f"a global needs a module and a name, got module={module!r} name={name!r}")
+        self.module = module
+        self.name = name
+
+    def _module(self) -> Any:
+        mod = sys.modules.get(self.module)
+        if mod is None:
+            try:
+                mod = importlib.import_module(self.module)
+            except ImportError as exc:
+                raise OpticError(f"global {self!r}: cannot import module {self.module!r}: {exc}") from None
+        return mod
+
+    def get(self, frame: CallFrame) -> Any:
+        try:
+            return getattr(self._module(), self.name)
+        except AttributeError:
+            raise OpticError(f"global {self!r}: module {self.module!r} has no name {self.name!r}") from None
+
+    def put(self, frame: CallFrame, value: Any, **kw: Any) -> None:
+        setattr(self._module(), self.name, value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "module": self.module, "name": self.name}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Global":
+        return cls(d["module"], d["name"])
+
+    def __repr__(self) -> str:
+        return f"global:{self.module}.{self.name}"
+
+
+# -- building return values on write-back ----------------------------------------
+
+
+class _Build:
+    """A return value under construction: fields collected until :func:`finish_frame`."""
+
+    __slots__ = ("cls", "fields")
+
+    def __init__(self, cls: Any) -> None:
+        self.cls = cls
+        self.fields: dict[Any, Any] = {}
+
+    def build(self) -> Any:
+        done = {k: (v.build() if isinstance(v, _Build) else v) for k, v in self.fields.items()}
+        if self.cls is dict:
+            return done
+        if self.cls in (list, tuple):
+            n = max(done) + 1 if done else 0
+            items = [done.get(i) for i in range(n)]
+            return tuple(items) if self.cls is tuple else items
+        try:
+            return self.cls(**done)
+        except TypeError as exc:
+            raise OpticError(f"cannot build {self.cls.__qualname__}(**{sorted(done)}): {exc}") from None
+
+
+def finish_frame(frame: CallFrame) -> Any:
+    """Construct a return value that output optics built field by field; returns ``frame.result``."""
+    if isinstance(frame.result, _Build):
+        frame.result = frame.result.build()
+    return frame.result
