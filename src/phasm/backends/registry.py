@@ -29,6 +29,7 @@ _BUILTIN = {
     "ridge": "phasm.backends.ridge:RidgeBackend",
     "torch": "phasm.backends.torch_mlp:TorchBackend",
     "ensemble": "phasm.backends.ensemble:EnsembleBackend",
+    "gp": "phasm.backends.gp:GPBackend",
     "torch-sets": "phasm.backends.torch_sets:TorchSetsBackend",
 }
 

@@ -4,6 +4,7 @@ Scores (all in units of "the error the tolerance allows here"; ``inf`` for
 rows the domain gate rejects and for non-finite rows):
 
 - ``spread``: per output variable, the ensemble members' standard deviation
+  (or the backend's native predictive std, e.g. ``backend="gp"``)
   (L2 over the variable's elements) over ``max(rel * ||prediction||, abs)``;
   the largest over variables.
 - ``residual``: the model's actual error, in the same units, averaged over the
@@ -215,18 +216,24 @@ class ConformalGate(Gate):
         kind = self.score_
         with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows are rejected below
             if "spread" in kind:
-                members = np.asarray(model.predict_members(X), np.float32)
-                Y = members.mean(axis=0)
+                if _has_members(model):
+                    members = np.asarray(model.predict_members(X), np.float32)
+                    Y = members.mean(axis=0)
+                    std = None
+                else:  # a native predictive std (a Gaussian process)
+                    Y, members = np.asarray(model.predict(X), np.float32), None
+                    std = model.backend.predict_std(model.x_norm.transform(X)) * model.y_norm.scale
             else:
-                members, Y = None, np.asarray(model.predict(X), np.float32)
+                members, std, Y = None, None, np.asarray(model.predict(X), np.float32)
         ok, dist, near = self.domain.check(X2, Y)
         score = np.full(len(X2), np.inf)
         if ok.any():
             idx = np.flatnonzero(ok)
             total = np.zeros(len(idx))
             if members is not None:
-                std = members[:, idx].std(axis=0, ddof=1)
-                total += self._ratio(std, Y[idx]) ** 2
+                total += self._ratio(members[:, idx].std(axis=0, ddof=1), Y[idx]) ** 2
+            elif std is not None:
+                total += self._ratio(std[idx], Y[idx]) ** 2
             if "residual" in kind:
                 total += self.ref_error_[near].mean(axis=1).astype(np.float64) ** 2
             if kind == "distance":
@@ -236,14 +243,14 @@ class ConformalGate(Gate):
         return Y, score
 
     def _resolve_score(self, model: Any, have_residuals: bool) -> str:
-        members = model is not None and _has_members(model)
+        members = model is not None and (_has_members(model) or _has_std(model))
         knn = self.domain.metric_ == "knn"
         if self.score == "auto":
             if knn and have_residuals:
                 return "spread+residual" if members else "residual"
             return "spread" if members else "distance"
         if "spread" in self.score and not members:
-            raise ValueError(f"ConformalGate: score={self.score!r} needs an ensemble model (backend='ensemble'); "
+            raise ValueError(f"ConformalGate: score={self.score!r} needs an ensemble (backend='ensemble') or a native std (backend='gp'); "
                              "use score='distance', 'residual' or 'auto'")
         if "residual" in self.score and not (knn and have_residuals):
             raise ValueError(f"ConformalGate: score={self.score!r} needs Y_train and a kNN domain "
@@ -406,6 +413,10 @@ class ConformalGate(Gate):
 
     def describe(self) -> str:
         return f"{self.domain.describe()}; {self.score_} score <= {self.threshold_:.3g}; {self.report_}"
+
+
+def _has_std(model: Any) -> bool:
+    return callable(getattr(getattr(model, "backend", None), "predict_std", None)) and hasattr(model, "y_norm")
 
 
 def _has_members(model: Any) -> bool:

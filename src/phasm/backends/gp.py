@@ -1,0 +1,146 @@
+"""Gaussian-process regression: a model with a native predictive standard deviation.
+
+Hyperparameters (a constant times an RBF kernel with one length scale per
+input, plus white noise) are fitted by scikit-learn's
+``GaussianProcessRegressor`` on at most ``max_train`` training rows (a GP costs
+O(n^3)); prediction, and loading a saved model, use numpy only.
+``predict_std`` gives the posterior standard deviation (standardised units),
+which the trust gate uses as its uncertainty, as it does an ensemble's spread.
+
+Example
+-------
+>>> import numpy as np
+>>> from phasm.train.data import ArrayData
+>>> X = np.random.default_rng(0).uniform(-1, 1, (200, 2)); Y = np.sin(3 * X[:, :1]) + X[:, 1:]
+>>> gp = GPBackend(max_train=200)                                 # doctest: +SKIP
+>>> _ = gp.fit(ArrayData(X, Y))                                   # doctest: +SKIP
+>>> gp.predict_std(np.array([[0.0, 0.0], [9.0, 9.0]], np.float32)).round(2)[:, 0]   # doctest: +SKIP
+array([0.  , 1.  ])
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from phasm.backends.base import Backend, BackendError, FitHistory, TrainingData
+
+WEIGHTS_FILE = "gp.npz"
+
+
+class GPBackend(Backend):
+    """Gaussian process with an ARD RBF kernel and white noise.
+
+    Parameters
+    ----------
+    max_train: training rows used (seeded subsample when there are more).
+    restarts: extra optimiser restarts for the kernel hyperparameters.
+    seed: subsampling and restart seed.
+    """
+
+    name = "gp"
+    requires = ("sklearn",)
+    extra = "sklearn"
+
+    def __init__(self, max_train: int = 1000, restarts: int = 0, seed: int = 0) -> None:
+        if int(max_train) < 2:
+            raise BackendError(f"gp: max_train must be >= 2, got {max_train}")
+        super().__init__(max_train=int(max_train), restarts=int(restarts), seed=int(seed))
+        self.max_train, self.restarts, self.seed = int(max_train), int(restarts), int(seed)
+
+    @classmethod
+    def library_version(cls) -> str:
+        try:
+            import sklearn
+        except ImportError:  # loading and predicting need numpy only
+            return ""
+        return str(sklearn.__version__)
+
+    def fit(self, data: TrainingData, *, verbose: bool = False) -> FitHistory:
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+        t0 = time.perf_counter()
+        X, Y = data.train_arrays()
+        if len(X) > self.max_train:
+            idx = np.random.default_rng(self.seed).choice(len(X), self.max_train, replace=False)
+            X, Y = X[idx], Y[idx]
+        X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
+        kernel = (ConstantKernel(1.0, (1e-3, 1e3)) * RBF(np.ones(X.shape[1]), (1e-3, 1e3))
+                  + WhiteKernel(1e-4, (1e-10, 1e0)))
+        gpr = GaussianProcessRegressor(kernel, alpha=1e-10, normalize_y=False, n_restarts_optimizer=self.restarts,
+                                       random_state=self.seed)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence notes at bounds: the fit is still usable
+            gpr.fit(X, Y)
+        k = gpr.kernel_
+        self.constant_ = float(k.k1.k1.constant_value)
+        self.length_scale_ = np.atleast_1d(np.asarray(k.k1.k2.length_scale, np.float64)) * np.ones(X.shape[1])
+        self.noise_ = float(k.k2.noise_level)
+        self.X_train_ = X
+        self.alpha_ = np.asarray(gpr.alpha_, np.float64).reshape(len(X), -1)
+        self.L_ = np.asarray(gpr.L_, np.float64)
+        self._prepare()
+        hist = FitHistory(epochs=1, best_epoch=1, seconds=time.perf_counter() - t0)
+        hist.train_loss.append(float(np.mean((self.predict(X) - Y) ** 2)))
+        if data.n_val:
+            Xv, Yv = data.validation()
+            hist.val_loss.append(float(np.mean((self.predict(Xv) - Yv) ** 2)))
+        hist.notes["kernel"] = str(k)
+        return hist
+
+    def _prepare(self) -> None:
+        self._L_inv = np.linalg.inv(self.L_)  # triangular: conditioned as sqrt of K's condition number
+        self._Xs = self.X_train_ / self.length_scale_
+
+    def _k_star(self, X: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "alpha_"):
+            raise BackendError("gp: predict called before fit/load")
+        Z = np.asarray(X, np.float64) / self.length_scale_
+        d2 = (Z * Z).sum(1)[:, None] + (self._Xs * self._Xs).sum(1)[None, :] - 2.0 * Z @ self._Xs.T
+        return self.constant_ * np.exp(-0.5 * np.maximum(d2, 0.0))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Posterior mean ``(n, n_out)`` (standardised units)."""
+        return (self._k_star(X) @ self.alpha_).astype(np.float32)
+
+    def predict_std(self, X: np.ndarray) -> np.ndarray:
+        """Posterior standard deviation ``(n, n_out)`` (standardised units; one kernel for all outputs)."""
+        K = self._k_star(X)
+        V = self._L_inv @ K.T
+        var = self.constant_ + self.noise_ - (V * V).sum(0)
+        std = np.sqrt(np.maximum(var, 0.0))
+        return np.repeat(std[:, None], self.alpha_.shape[1], axis=1).astype(np.float32)
+
+    def state(self) -> dict[str, Any]:
+        return {"n_in": int(self.X_train_.shape[1]), "n_out": int(self.alpha_.shape[1]), "n_train": len(self.X_train_),
+                "constant": self.constant_, "length_scale": self.length_scale_.tolist(), "noise": self.noise_}
+
+    def save(self, directory: Path) -> list[str]:
+        np.savez(Path(directory) / WEIGHTS_FILE, X_train=self.X_train_, alpha=self.alpha_, L=self.L_)
+        return [WEIGHTS_FILE]
+
+    @classmethod
+    def load(cls, directory: Path, params: dict[str, Any], state: dict[str, Any]) -> "GPBackend":
+        self = cls(**params)
+        try:
+            with np.load(Path(directory) / WEIGHTS_FILE, allow_pickle=False) as z:
+                X, alpha, L = z["X_train"], z["alpha"], z["L"]
+        except Exception as exc:
+            raise BackendError(f"gp: cannot read {Path(directory) / WEIGHTS_FILE}: {exc}") from None
+        n, d, k = int(state["n_train"]), int(state["n_in"]), int(state["n_out"])
+        if X.shape != (n, d) or alpha.shape != (n, k) or L.shape != (n, n):
+            raise BackendError(f"gp: weights have shapes {X.shape}, {alpha.shape}, {L.shape}; "
+                               f"expected ({n}, {d}), ({n}, {k}), ({n}, {n})")
+        self.X_train_, self.alpha_, self.L_ = X.astype(np.float64), alpha.astype(np.float64), L.astype(np.float64)
+        self.constant_, self.noise_ = float(state["constant"]), float(state["noise"])
+        self.length_scale_ = np.asarray(state["length_scale"], np.float64)
+        if self.length_scale_.shape != (d,) or not np.all(self.length_scale_ > 0):
+            raise BackendError(f"gp: length_scale must be {d} positive numbers, got {state['length_scale']}")
+        self._prepare()
+        return self
