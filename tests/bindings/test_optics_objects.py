@@ -248,3 +248,14 @@ def test_fields_rejects_plain_classes_and_spec_round_trips():
     assert back.hash == spec.hash and back.variables == spec.variables
     assert [v.optic for v in back.variables] == [v.optic for v in spec.variables]
     assert back["hits"].ragged and back["hits"].meta["max_len"] == 8
+
+
+def test_every_optic_batches_and_unbatches():
+    frames = [CallFrame({"x": float(i), "cfg": {"a": i}}) for i in range(4)]
+    assert Arg("x").get_batch(frames).tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert phasm.item("cfg", "a").optic.get_batch(frames, dtype=np.int64).tolist() == [0, 1, 2, 3]
+    outs = [CallFrame({}) for _ in range(4)]
+    Return(1).put_batch(outs, np.arange(4.0), n_items=2)
+    assert [o.result for o in outs] == [(None, 0.0), (None, 1.0), (None, 2.0), (None, 3.0)]
+    with pytest.raises(OpticError, match="3 values for 4 calls"):
+        Return().put_batch(outs, [1, 2, 3])

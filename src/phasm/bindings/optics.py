@@ -17,7 +17,7 @@ Example
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 
 class OpticError(ValueError):
@@ -55,6 +55,19 @@ class Optic:
 
     def put(self, frame: CallFrame, value: Any, **kw: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def get_batch(self, frames: Sequence[CallFrame], dtype: Any = None) -> Any:
+        """Values of a batch of calls stacked into one array ``(n, *shape)`` (override for speed)."""
+        import numpy as np
+
+        return np.asarray([self.get(f) for f in frames], dtype)
+
+    def put_batch(self, frames: Sequence[CallFrame], values: Any, **kw: Any) -> None:
+        """Write row ``i`` of ``values`` into call ``i``."""
+        if len(values) != len(frames):
+            raise OpticError(f"{self!r}: {len(values)} values for {len(frames)} calls")
+        for f, v in zip(frames, values):
+            self.put(f, v.item() if getattr(v, "ndim", None) == 0 else v, **kw)
 
     def to_json(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
