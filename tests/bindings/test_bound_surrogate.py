@@ -132,3 +132,51 @@ def test_shapes_and_dtypes_inferred_from_first_call_and_from_a_model(tmp_path):
     assert g.spec.hash == f.spec.hash and repr(g.spec["pos"].optic) == "body.pos"
     b = Body(np.ones(3), 2)
     assert g(b) == pytest.approx(radius(b), rel=0.05)
+
+
+@dataclasses.dataclass
+class Kin:
+    E: float
+    p: Body
+    tag: str = "mu"
+
+
+@dataclasses.dataclass
+class Out:
+    energy: float
+    pz: float
+
+
+def test_records_and_lists_of_records_are_inferred_field_by_field(tmp_path):
+    @phasm.surrogate(store=tmp_path / "c.h5", mode="capture")
+    def boost(k: Kin, hits: list[Particle]) -> Out:
+        return Out(k.E * 2 + sum(h.energy for h in hits), float(k.p.pos[2]) * k.p.n)
+
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        boost(Kin(float(rng.uniform(1, 2)), Body(rng.uniform(0, 1, 3), int(rng.integers(1, 3)))),
+              [Particle(float(e), 0.0) for e in rng.uniform(0, 1, int(rng.integers(1, 5)))])
+    described = [(v.name, v.shape, v.direction, v.ragged, repr(v.optic)) for v in boost.spec.variables]
+    assert described == [
+        ("k.E", (), "in", False, "k.E"),
+        ("k.p.pos", (3,), "in", False, "k.p.pos"),
+        ("k.p.n", (), "in", False, "k.p.n"),
+        ("hits", (2,), "in", True, "each(hits)[energy, angle]"),
+        ("energy", (), "out", False, "return.energy"),
+        ("pz", (), "out", False, "return.pz"),
+    ]
+    ins, outs = boost.capture_store().read(0, 1)
+    assert ins["hits"][0].shape[1] == 2 and outs["energy"].shape == (1,)
+
+
+def test_inferred_record_outputs_are_rebuilt_in_model_mode(tmp_path):
+    @phasm.surrogate(store=tmp_path / "c.h5", mode="capture")
+    def scale(k: Kin) -> Out:
+        return Out(2.0 * k.E, 3.0 * k.E)
+
+    for e in np.linspace(1, 2, 50):
+        scale(Kin(float(e), Body(np.zeros(3), 1)))
+    scale.train(backend="ridge", degree=1)
+    scale.mode = "model"
+    out = scale(Kin(1.5, Body(np.zeros(3), 1)))
+    assert type(out) is Out and out.energy == pytest.approx(3.0, rel=1e-3) and out.pz == pytest.approx(4.5, rel=1e-3)

@@ -14,11 +14,15 @@ Example
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import replace
 from typing import Any, Iterable
 
 import numpy as np
 
+from phasm.bindings.each import Each
 from phasm.bindings.optics import Arg, CallFrame, Return
+from phasm.bindings.paths import Path
 from phasm.bindings.spec import Spec, SpecError, Variable
 
 _SCALARS = (bool, int, float, np.generic)
@@ -67,6 +71,12 @@ def infer_spec(
     for name, value in frame.args.items():
         if name in skip:
             continue
+        if not batched and _is_record(value):  # a dataclass / attrs instance: one variable per numeric field
+            variables.extend(_record_variables(f"{name}.", Path(Arg(name)), value, "in"))
+            continue
+        if not batched and _is_record_list(value):  # a list of records: a ragged variable of their fields
+            variables.append(_each_variable(name, value))
+            continue
         shape, dtype = describe_value(name, value, batched=batched, what="argument")
         direction = "inout" if name in mutated else "in"
         variables.append(Variable(name, shape, dtype, direction, Arg(name)))
@@ -74,6 +84,9 @@ def infer_spec(
     taken = {v.name for v in variables}
     if result is None:
         pass
+    elif not batched and _is_record(result):  # built again from the model's outputs on write-back
+        for v in _record_variables("", Path(Return(), classes=[type(result)]), result, "out"):
+            variables.append(replace(v, name=_unique(v.name, taken)))
     elif isinstance(result, tuple):
         for i, item in enumerate(result):
             name = _unique(f"result{i}", taken)
@@ -91,6 +104,49 @@ def infer_spec(
         shape, dtype = describe_value(name, result, batched=batched, what="return value")
         variables.append(Variable(name, shape, dtype, "out", Return()))
     return Spec(function, tuple(variables), batched)
+
+
+def _is_record(value: Any) -> bool:
+    cls = type(value)
+    return (dataclasses.is_dataclass(cls) and not isinstance(value, type)) or hasattr(cls, "__attrs_attrs__")
+
+
+def _is_record_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) > 0 and _is_record(value[0]) and all(
+        type(e) is type(value[0]) for e in value
+    )
+
+
+def _field_names(value: Any) -> list[str]:
+    cls = type(value)
+    if dataclasses.is_dataclass(cls):
+        return [f.name for f in dataclasses.fields(cls)]
+    return [a.name for a in cls.__attrs_attrs__]
+
+
+def _record_variables(prefix: str, path: Path, value: Any, direction: str, depth: int = 0) -> list[Variable]:
+    """Variables for the numeric fields of a record instance (nested records expand; others are skipped)."""
+    out: list[Variable] = []
+    for fname in _field_names(value):
+        child = getattr(value, fname)
+        if _is_record(child) and depth < 8:
+            out.extend(_record_variables(f"{prefix}{fname}.", path.then("attr", fname, type(child)), child, direction, depth + 1))
+        elif isinstance(child, (*_SCALARS, np.ndarray)) and np.asarray(child).dtype.kind in "biuf":
+            shape, dtype = describe_value(prefix + fname, child, batched=False, what="field")
+            out.append(Variable(prefix + fname, shape, dtype, direction, path.then("attr", fname)))
+    if not out and depth == 0:
+        raise SpecError(f"{prefix.rstrip('.') or 'return value'} ({type(value).__name__}) has no numeric fields to model")
+    return out
+
+
+def _each_variable(name: str, items: Any) -> Variable:
+    first = items[0]
+    numeric = [f for f in _field_names(first) if isinstance(getattr(first, f), (bool, int, float, np.number))]
+    if not numeric:
+        raise SpecError(f"argument {name!r}: its {type(first).__name__} elements have no numeric scalar fields")
+    kinds = {np.asarray(getattr(first, f)).dtype.kind for f in numeric}
+    dtype = np.dtype("float64") if kinds - {"b", "i", "u"} else np.dtype("int64")
+    return Variable(name, (len(numeric),), dtype, "in", Each(name, numeric, cls=type(first), dtype=dtype), ragged=True)
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -115,7 +171,6 @@ def resolve_inferred(spec: Spec, *, frame: CallFrame | None = None, template: Sp
     Declared optics are kept; a variable the template lacks, or whose value
     cannot be read from the frame, is an error naming it.
     """
-    from dataclasses import replace
 
     from phasm.bindings.optics import OpticError
 
