@@ -15,6 +15,9 @@ Acceptance (issue 5), each checked in this run:
 - inputs 2x beyond the captured range in one coordinate: >= 99% rejected;
 - NaN/inf inputs: 100% fall back (no model value reaches the caller);
 - after an input drift, retraining restores the fallback rate to <= 2x the pre-drift figure.
+
+Rows: 5-member ridge ensembles (variance + kNN residual score), a Gaussian
+process (native std + residual), and with --torch a 5-member MLP ensemble.
 """
 
 from __future__ import annotations
@@ -76,7 +79,8 @@ def calibration_rows(fn, rel: float, alpha: float, reps: int, params: dict, n: i
             over += miss[acc].mean() > alpha
     slack = 3 * np.sqrt(alpha * (1 - alpha) / max(1, int(20000 * (1 - np.mean(fb)))))
     ok = bool(obs) and max(obs) <= alpha + slack
-    return [f"{params.get('member', params.get('backend'))}", f"{rel:g}", f"{alpha:g}", f"{cert}/{reps}",
+    what = params.get("member", params.get("backend"))
+    return [f"{what} ({fn.__name__})", f"{rel:g}", f"{alpha:g}", f"{cert}/{reps}",
             f"{np.mean(raw):.2%}", f"{np.mean(obs) if obs else float('nan'):.3%}", f"{max(obs) if obs else float('nan'):.3%}",
             f"{over}/{len(obs)}", f"{np.mean(fb):.1%}", f"{np.mean(exp_fb):.1%}", f"{np.mean(secs):.2f}",
             "yes" if ok else "NO"]
@@ -221,7 +225,8 @@ def main() -> None:
     header = ["members", "rel", "a", "certified", "ungated miss", "miss|acc mean", "miss|acc max", "draws > a",
               "fallback", "expected", "train+cal s", "<= a+slack"]
     rows = [calibration_rows(expcos, 1e-3, 0.01, reps, RIDGE), calibration_rows(expcos, 1e-3, 0.05, reps, RIDGE),
-            calibration_rows(expcos, 1e-4, 0.01, reps, dict(RIDGE, member_params={"degree": 4}))]
+            calibration_rows(expcos, 1e-4, 0.01, reps, dict(RIDGE, member_params={"degree": 4})),
+            calibration_rows(sinexp, 1e-4, 0.01, reps, dict(backend="gp", max_train=40))]
     if "--torch" in sys.argv:
         rows.append(calibration_rows(sinexp, 3e-3, 0.01, 1, dict(backend="ensemble", member="torch", k=5, member_params=dict(
             hidden=(32, 32), epochs=60, batch_size=128, lr=3e-3))))

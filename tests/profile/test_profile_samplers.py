@@ -99,6 +99,6 @@ def test_pyspy_shares_and_off_cpu(tmp_path):
     session = record([sys.executable, str(prog)], rate_hz=200, sampler="py-spy")
     assert session.sampler == "py-spy"
     c = shares(session, "main")
-    assert c["sleeper"].seconds == pytest.approx(0.7, abs=0.12)
+    assert c["sleeper"].seconds == pytest.approx(0.7, abs=0.2)  # py-spy drops ticks on a loaded machine
     assert c["sleeper"].p_off > c["sleeper"].p_on
     assert c["burn"].p_on > c["burn"].p_off

@@ -110,3 +110,24 @@ def test_json_round_trip(stacks, quals):
     assert back.stacks == s.stacks
     for view in ("on", "off", "wall"):
         assert back.total(view) == pytest.approx(s.total(view))
+
+
+def test_pyspy_raw_parsing_names_threads_by_id():
+    from phasm.profile.sampler_pyspy import parse_raw
+
+    raw = (
+        "thread (101): MainThread;<module> (<string>:2);run_path (<frozen runpy>:291);"
+        "<module> (/w/app.py:1);work (/w/app.py:5) 3\n"
+        "thread (101);<module> (/w/app.py:1);work (/w/app.py:5) 2\n"
+        "thread (202): Thread-1;run (/usr/lib/python3.11/threading.py:971) 4\n"
+    )
+    s = Session()
+    out = parse_raw(raw, s, "wall", 100.0, ["/w"])
+    by_thread = {}
+    for (th, st), sec in out.items():
+        by_thread.setdefault(th, []).append(([s.frames[i].qualname for i in st], sec))
+    assert set(by_thread) == {"MainThread", "Thread-1"}  # the unnamed sample of thread 101 is MainThread
+    assert by_thread["MainThread"] == [(["<module>", "work"], pytest.approx(0.05))]  # launcher frames stripped
+    work = [f for f in s.frames if f.qualname == "work"][0]
+    assert work.module == "app" and not work.library
+    assert [f for f in s.frames if f.qualname == "run"][0].library

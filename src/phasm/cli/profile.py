@@ -29,17 +29,20 @@ def _fmt(x: float) -> str:
 def print_candidates(ranking: Any, limit: int = 15) -> None:
     """The ranking as a rich table."""
     root = f" within {ranking.root}" if ranking.root else ""
+    if not console.is_terminal:
+        console.width = max(console.width, 140)  # files and pipes: do not truncate function names
     t = Table(title=f"surrogate candidates{root} (best first)")
-    for col in ("#", "function", "where", "p wall", "p on-CPU", "p off-CPU", "Amdahl 1/(1-p)", "s", "speedup @ s",
+    for col in ("#", "function", "where", "p wall", "p on-CPU", "p off-CPU", "Amdahl", "s", "speedup(s)",
                 "Gustafson"):
-        t.add_column(col, justify="left" if col in ("function", "where") else "right")
+        t.add_column(col, justify="left" if col in ("function", "where") else "right", no_wrap=col == "function")
     for k, c in enumerate(ranking.candidates[:limit], 1):
         t.add_row(str(k), c.name, f"{os.path.basename(c.file)}:{c.line}", f"{c.p:.1%}", f"{c.p_on:.1%}",
                   f"{c.p_off:.1%}", _fmt(c.amdahl), f"{c.s:.3g}{'*' if c.s_source == 'cost model' else ''}",
                   _fmt(c.speedup), _fmt(c.gustafson))
     console.print(t)
-    if any(c.s_source == "cost model" for c in ranking.candidates):
-        console.print("* s measured by the cost model (phasm bench); others use the stated --speed")
+    console.print("Amdahl: 1/(1-p) (infinitely fast surrogate); speedup(s): 1/((1-p)+p/s); Gustafson: (1-p)+p*s"
+                  + ("; * s measured by the cost model (phasm bench), others the stated --speed"
+                     if any(c.s_source == "cost model" for c in ranking.candidates) else "; s: the stated --speed"))
     dropped = {k: len(v) for k, v in ranking.dropped.items() if v}
     if dropped:
         console.print(f"filtered out: {dropped}")

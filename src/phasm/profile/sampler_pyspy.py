@@ -59,11 +59,11 @@ def _wait_sampling(recorder: subprocess.Popen, timeout: float) -> None:
     started = threading.Event()
 
     def read() -> None:
-        assert recorder.stderr is not None
-        for line in recorder.stderr:
+        assert recorder.stdout is not None
+        for line in recorder.stdout:  # py-spy reports on stdout
             if "Sampling process" in line:
                 started.set()
-        started.set()  # stderr closed: the recorder ended
+        started.set()  # stdout closed: the recorder ended
 
     threading.Thread(target=read, daemon=True).start()
     started.wait(timeout)
@@ -72,7 +72,7 @@ def _wait_sampling(recorder: subprocess.Popen, timeout: float) -> None:
 def _strip_launcher(stack: list[str]) -> list[str]:
     """Drop the hold/runpy frames below the script's ``<module>`` frame."""
     for k, part in enumerate(stack):
-        if part.startswith("<module> (<string>") or "runpy.py" in part:
+        if part.startswith("<module> (<string>") or "runpy" in part:
             continue
         return stack[k:]
     return stack
@@ -111,6 +111,12 @@ def parse_raw(text: str, session: Session, view: str, rate_hz: float, search: Se
     """Parse py-spy ``--format raw --threads`` output into ``{(thread, stack): seconds}``."""
     out: dict[tuple[str, tuple[int, ...]], float] = {}
     cache: dict[str, int] = {}
+    # py-spy names a thread on some samples and not on others: name every sample by its thread id.
+    names: dict[str, str] = {}
+    for line in text.splitlines():
+        m = _THREAD.match(line.split(";", 1)[0])
+        if m and m.group("name"):
+            names.setdefault(m.group("tid"), m.group("name").strip())
     for line in text.splitlines():
         line = line.rstrip()
         if not line:
@@ -124,10 +130,8 @@ def parse_raw(text: str, session: Session, view: str, rate_hz: float, search: Se
         thread = "MainThread"
         m = _THREAD.match(parts[0]) if parts else None
         if m:
-            thread = m.group("name") or f"thread-{m.group('tid')}"
+            thread = names.get(m.group("tid"), f"thread-{m.group('tid')}")
             parts = parts[1:]
-            if parts and not _FRAME.match(parts[0]):  # "thread (id); name" variant
-                thread, parts = parts[0].strip(), parts[1:]
         stack = []
         for p in _strip_launcher(parts):
             i = cache.get(p)
@@ -170,7 +174,7 @@ def record_pyspy(command: Sequence[str], rate_hz: float = 100.0, *, cwd: str | N
             recorders.append((name, subprocess.Popen(
                 [exe, "record", "--pid", str(proc.pid), "--rate", str(int(rate_hz)), "--format", "raw",
                  "--threads", "--function", "--full-filenames", "--output", os.path.join(tmp, name + ".txt"), *extra],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)))
         for _, r in recorders:
             _wait_sampling(r, 20.0)
         Path(go).touch()

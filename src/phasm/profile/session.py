@@ -18,8 +18,10 @@ Example
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import sys
 import sysconfig
 from dataclasses import asdict, dataclass, field
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 VIEWS = ("on", "off", "wall")
+_STDLIB_PATH = re.compile(r"[/\\]lib[/\\](pypy|python)\d+(\.\d+)?[/\\]", re.IGNORECASE)
 
 _LIB_DIRS: tuple[str, ...] | None = None
 
@@ -45,12 +48,13 @@ def _library_dirs() -> tuple[str, ...]:
     return _LIB_DIRS
 
 
+@functools.lru_cache(maxsize=4096)
 def is_library_file(filename: str) -> bool:
     """True for interpreter, standard-library, site-packages and phasm frames (folded in views)."""
     if not filename or filename.startswith("<"):
         return True  # <frozen ...>, <string>, <built-in>
-    if "site-packages" in filename or "dist-packages" in filename:
-        return True
+    if "site-packages" in filename or "dist-packages" in filename or _STDLIB_PATH.search(filename):
+        return True  # (the last: another interpreter's standard library, as py-spy sees it)
     real = os.path.realpath(filename) if os.path.isabs(filename) else filename
     return real.startswith(_library_dirs())
 
