@@ -295,3 +295,46 @@ def pack_ragged_batch(variables: Sequence[Any], values: dict[str, Any], n: int) 
 
 def has_ragged(variables: Iterable[Any]) -> bool:
     return any(getattr(v, "ragged", False) for v in variables)
+
+
+# -- variable-length outputs in flat model rows -------------------------------------------
+#
+# A model cannot emit a variable number of rows, so a ragged *output* with a
+# declared ``max_len`` M is modelled as a fixed block of ``1 + M * k`` columns:
+# the element count, then M element slots (zeros past the count).  ``pack``
+# and ``unpack`` (phasm.bindings.spec) use these two functions.
+
+
+def _max_len(v: Any) -> int:
+    max_len = v.meta.get("max_len")
+    if max_len is None:
+        raise ValueError(
+            f"variable {v.name!r}: a variable-length output needs a declared maximum length to be modelled, "
+            f"e.g. phasm.each(..., max_len=32)"
+        )
+    return int(max_len)
+
+
+def ragged_block(v: Any, value: Any, n: int) -> np.ndarray:
+    """``(n, 1 + M*k)`` block of a ragged output: count, then the elements padded to ``M`` slots."""
+    M = _max_len(v)
+    if not isinstance(value, RaggedArray):
+        rows = [value] if n == 1 and np.ndim(value) == 1 + len(v.shape) else list(value)
+        value = RaggedArray.from_list(rows, tuple(v.shape), np.float64)
+    if len(value) != n:
+        raise ValueError(f"variable {v.name!r}: {len(value)} rows for a batch of {n}")
+    padded, _ = value.to_padded(M)
+    return np.hstack([value.lengths[:, None].astype(np.float64), padded.reshape(n, -1)])
+
+
+def ragged_unblock(v: Any, block: np.ndarray) -> RaggedArray:
+    """Inverse of :func:`ragged_block` for model answers: the count is rounded and clipped to ``[0, M]``."""
+    M = _max_len(v)
+    n = len(block)
+    counts = np.clip(np.rint(np.nan_to_num(block[:, 0], nan=0.0)), 0, M).astype(np.int64)
+    slots = block[:, 1:].reshape(n, M, *v.shape)
+    mask = np.arange(M)[None, :] < counts[:, None]
+    values = slots[mask]
+    if v.dtype.kind in "iub":
+        values = np.rint(values)
+    return RaggedArray.from_lengths(values.astype(v.dtype, copy=False), counts)

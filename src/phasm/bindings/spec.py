@@ -71,8 +71,15 @@ class Variable:
 
     @property
     def size(self) -> int:
-        """Number of scalar features this variable contributes to a model row."""
-        return int(math.prod(self.shape))
+        """Number of scalar features this variable contributes to a model row.
+
+        A ragged output with ``meta['max_len']`` M takes ``1 + M * k`` columns (count, padded
+        elements); a ragged input counts its ``k`` element features (set models take it apart).
+        """
+        k = int(math.prod(self.shape))
+        if self.ragged and self.direction == "out" and self.meta.get("max_len") is not None:
+            return 1 + int(self.meta["max_len"]) * k
+        return k
 
     @property
     def is_input(self) -> bool:
@@ -325,7 +332,9 @@ class Spec:
         model trained for ``mod.f`` serves a renamed ``mod.g`` with the same
         variables.
         """
-        canon = [[v.name, list(v.shape), v.dtype.str, v.direction, v.ragged] for v in self.variables]
+        canon = [[v.name, list(v.shape), v.dtype.str, v.direction, v.ragged]
+                 + ([v.size] if v.ragged and v.direction == "out" else [])  # max_len sets a ragged output's width
+                 for v in self.variables]
         return hashlib.sha256(json.dumps(canon, separators=(",", ":")).encode()).hexdigest()[:16]
 
     def diff(self, other: "Spec") -> list[str]:
@@ -380,9 +389,23 @@ def pack(variables: Iterable[Variable], values: Mapping[str, np.ndarray], n: int
     out = np.empty((n, sum(v.size for v in variables)), dtype=dtype)
     col = 0
     for v in variables:
-        out[:, col : col + v.size] = np.asarray(values[v.name]).reshape(n, v.size)
+        if v.ragged:
+            out[:, col : col + v.size] = _ragged_block(v, values[v.name], n)
+        else:
+            out[:, col : col + v.size] = np.asarray(values[v.name]).reshape(n, v.size)
         col += v.size
     return out
+
+
+def _ragged_block(v: Variable, value: Any, n: int) -> np.ndarray:
+    from phasm.bindings.ragged import ragged_block
+
+    if v.is_input:
+        raise SpecError(f"variable {v.name!r}: a variable-length input does not fit a flat row; models take RaggedInputs")
+    try:
+        return ragged_block(v, value, n)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
 
 
 def unpack(variables: Iterable[Variable], matrix: np.ndarray) -> dict[str, np.ndarray]:
@@ -391,6 +414,12 @@ def unpack(variables: Iterable[Variable], matrix: np.ndarray) -> dict[str, np.nd
     out: dict[str, np.ndarray] = {}
     col = 0
     for v in variables:
+        if v.ragged:  # a variable-length output: count + padded slots -> RaggedArray
+            from phasm.bindings.ragged import ragged_unblock
+
+            out[v.name] = ragged_unblock(v, matrix[:, col : col + v.size])  # type: ignore[index,assignment]
+            col += v.size
+            continue
         block = matrix[:, col : col + v.size].reshape((n, *v.shape))
         if v.dtype.kind in "iub":
             block = np.rint(block)

@@ -74,7 +74,7 @@ class RaggedDataset:
 
 
 def create(f: Any, name: str, v: Variable) -> RaggedDataset:
-    elem_bytes = max(1, v.size * v.dtype.itemsize)
+    elem_bytes = max(1, int(np.prod(v.shape)) * v.dtype.itemsize)
     chunk = int(min(65536, max(64, (1 << 20) // elem_bytes)))
     values = f.create_dataset(name + VALUES, shape=(0, *v.shape), maxshape=(None, *v.shape), chunks=(chunk, *v.shape), dtype=v.dtype)
     offsets = f.create_dataset(name + OFFSETS, data=np.zeros(1, np.int64), maxshape=(None,), chunks=(8192,))

@@ -155,9 +155,9 @@ class CaptureStore:
         """Rows as flat model matrices ``X (n, n_in_features)``, ``Y (n, n_out_features)``."""
         spec = self.spec
         assert spec is not None
-        if any(v.ragged for v in spec.variables):
+        if any(v.ragged for v in spec.inputs):
             raise StoreError(
-                f"{self.path}: the spec has variable-length (ragged) variables, which do not fit a flat matrix; "
+                f"{self.path}: the spec has variable-length (ragged) inputs, which do not fit a flat matrix; "
                 "use read() (RaggedArray values) or phasm.train.ragged.RaggedData"
             )
         ins, outs = self.read(start, stop)

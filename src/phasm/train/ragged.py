@@ -160,12 +160,6 @@ def predict_ragged(art: Any, X: RaggedInputs, members: bool = False) -> Any:
 
 def ragged_matrices(spec: Spec, ins: dict[str, Any], outs: dict[str, Any]) -> tuple[RaggedInputs, np.ndarray]:
     """Store rows (``CaptureStore.read()``) as raw model inputs and output matrix."""
-    bad = [v.name for v in spec.outputs if v.ragged]
-    if bad:
-        raise ValueError(
-            f"{spec.function}: variable-length outputs {bad} cannot be modelled yet (no backend predicts a "
-            "variable number of rows); they can be captured, read back and written back, not trained"
-        )
     n = len(next(iter(outs.values())))
     return pack_ragged_batch(spec.inputs, ins, n), pack(spec.outputs, outs, n, np.float32)
 
