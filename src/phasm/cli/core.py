@@ -57,7 +57,8 @@ def info(path: Path = typer.Argument(..., help="A capture store (.h5) or a model
                 t.add_row(name, f"{m['rmse']:.4g}", f"{m['max_abs']:.4g}", f"{m['rel_p50']:.3%}", f"{m['rel_p90']:.3%}", f"{m['rel_p99']:.3%}")
             console.print(t)
         if "gate" in meta:
-            console.print(f"gate: {json.dumps({k: v for k, v in meta['gate'].items() if not isinstance(v, list)})}")
+            console.print(f"gate: {json.dumps({k: v for k, v in meta['gate'].items() if not isinstance(v, (list, dict))})}"
+                          + (" (details: `phasm gate`)" if "report" in meta["gate"] else ""))
         return
     try:
         store = CaptureStore(path)
