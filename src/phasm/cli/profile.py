@@ -170,6 +170,15 @@ def bench(
     for b, s in cm.model_curve.items():
         bt.add_row(b, f"{s * 1e6:.3f}")
     console.print(bt)
+    if cm.width_curves:
+        wt = Table(title="plain MLP (3 hidden layers): time per row vs width")
+        for col in ("device", "width", "batch 1 us/row", "best us/row", "at batch"):
+            wt.add_column(col, justify="right")
+        for dev, curves in cm.width_curves.items():
+            for w, curve in curves.items():
+                best = min(curve, key=curve.get)
+                wt.add_row(dev, w, f"{curve['1'] * 1e6:.2f}" if "1" in curve else "-", f"{curve[best] * 1e6:.3f}", best)
+        console.print(wt)
     console.print(f"wrote {out / 'cost.json'} and {png}; use it with: phasm profile --cost {out / 'cost.json'} -- ...")
 
 

@@ -121,16 +121,21 @@ def load_costs(paths: Sequence[str | os.PathLike[str]]) -> dict[str, float]:
 # -- measuring -------------------------------------------------------------------
 
 
-def _per_call(fn: Callable[[], Any], n: int, budget_s: float) -> tuple[float, int]:
-    """Median-free simple timing: run ``fn`` up to ``n`` times or ``budget_s``; seconds per call, calls."""
-    calls = 0
+def _per_call(fn: Callable[[], Any], n: int, budget_s: float, stat: str = "mean") -> tuple[float, int]:
+    """Run ``fn`` up to ``n`` times or for ``budget_s``; seconds per call (mean, or median of calls), calls."""
+    times = []
     t0 = time.perf_counter()
-    while calls < n:
+    while len(times) < n:
+        t = time.perf_counter()
         fn()
-        calls += 1
-        if time.perf_counter() - t0 > budget_s:
+        t_end = time.perf_counter()
+        times.append(t_end - t)
+        if t_end - t0 > budget_s:
             break
-    return (time.perf_counter() - t0) / max(calls, 1), calls
+    if stat == "median":
+        times.sort()
+        return times[len(times) // 2], len(times)
+    return sum(times) / len(times), len(times)
 
 
 def _call_args(fn: Any, inputs: Mapping[str, Any], i: int | slice) -> dict[str, Any]:
@@ -160,7 +165,7 @@ def _time_bare_model(model: Any, X: Any, batches: Sequence[int], budget_s: float
         reps = int(np.ceil(b / len(X)))
         xb = np.ascontiguousarray(np.tile(X, (reps, 1))[:b])
         model.predict(xb[: min(b, 4)])  # warm
-        t, _ = _per_call(lambda: model.predict(xb), 50, budget_s)
+        t, _ = _per_call(lambda: model.predict(xb), 50, budget_s, "median")
         curve[str(b)] = t / b
         if t > budget_s:
             break
@@ -172,6 +177,7 @@ def time_mlp_widths(n_in: int, n_out: int, widths: Sequence[int] = (32, 128, 512
     """Seconds per row of a plain tanh MLP (``depth`` hidden layers) against width and batch, per device.
 
     Needs torch; returns ``{}`` without it. Untrained weights: cost does not depend on their values.
+    Timed with one intra-op thread (restored after).
     """
     try:
         import torch
@@ -179,6 +185,17 @@ def time_mlp_widths(n_in: int, n_out: int, widths: Sequence[int] = (32, 128, 512
         return {}
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     out: dict[str, dict[str, dict[str, float]]] = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one intra-op thread: stable figures on a shared machine, the common inference setup
+    try:
+        _sweep(torch, devices, n_in, n_out, widths, batches, budget_s, depth, out)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def _sweep(torch: Any, devices: list[str], n_in: int, n_out: int, widths: Sequence[int], batches: Sequence[int],
+           budget_s: float, depth: int, out: dict[str, dict[str, dict[str, float]]]) -> None:
     for dev in devices:
         out[dev] = {}
         for w in widths:
@@ -198,13 +215,13 @@ def time_mlp_widths(n_in: int, n_out: int, widths: Sequence[int] = (32, 128, 512
                     if dev == "cuda":
                         torch.cuda.synchronize()
 
-                run()
-                t, _ = _per_call(run, 50, budget_s)
+                for _ in range(3):
+                    run()
+                t, _ = _per_call(run, 50, budget_s, "median")
                 curve[str(b)] = t / b
                 if t > budget_s:
                     break
             out[dev][str(w)] = curve
-    return out
 
 
 def measure_cost(fn: Any, *, store: str | os.PathLike[str] | None = None, model: str | os.PathLike[str] | None = None,
@@ -266,7 +283,7 @@ def measure_cost(fn: Any, *, store: str | os.PathLike[str] | None = None, model:
     Y = art.predict(X)
     xb, yb = X[:rows_per_call], Y[:rows_per_call]
     gate = fn.gate
-    t_gate, _ = _per_call(lambda: gate.accept(xb, yb, art), 500, budget_s / 4)
+    t_gate, _ = _per_call(lambda: gate.accept(xb, yb, art), 500, budget_s / 4, "median")
     accepted = np.asarray(gate.accept(X, Y, art), bool) & np.isfinite(X).all(1) & np.isfinite(Y).all(1)
     f = 1.0 - float(accepted.mean())  # share of rows (and, unbatched, of calls) the original answers
     curve = _time_bare_model(art, X, batches, budget_s / 4)
