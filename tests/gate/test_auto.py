@@ -202,3 +202,24 @@ def test_without_tolerance_training_keeps_the_finite_gate(tmp_path) -> None:
     f(np.random.default_rng(0).uniform(0, 1, 500), np.random.default_rng(1).uniform(0, 1, 500))
     f.train(**MEMBER)
     assert type(f.gate) is phasm.FiniteGate and f.calibration is None
+
+
+def test_retrain_in_a_process(tmp_path) -> None:
+    f = _captured(tmp_path, phasm.Tolerance(rel=1e-3, max_miss_rate=0.01))
+    rng = np.random.default_rng(9)
+    f(rng.uniform(0.5, 1.5, 8000), rng.uniform(0, 1, 8000))
+    first = f._live
+    f.retrain(process=True).join(120)
+    assert f.retrain_error is None and f.retrains == 1 and f._live is not first
+    art, gate = f._live
+    assert isinstance(gate, ConformalGate) and gate.domain.high_[0] > 1.4 and art.backend.k == 5
+    assert gate.to_json() == art.sections["gate"]
+
+
+def test_retrain_error_is_reported_not_raised(tmp_path) -> None:
+    f = _captured(tmp_path, phasm.Tolerance(rel=1e-3, max_miss_rate=0.01))
+    first = f._live
+    for process in (False, True):
+        f.retrain(process=process, member="nope").join(120)
+        assert f.retrain_error is not None and "nope" in str(f.retrain_error)
+        assert f._live is first and f.retrains == 0  # the old model stays

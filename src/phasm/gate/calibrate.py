@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,3 +90,55 @@ def train_calibrated(
     art.sections["gate"] = gate.to_json()
     art.training["calibration_rows"] = int(cal.sum())
     return art, result, gate
+
+
+def _train_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str, Any] | None, backend: Any,
+                 kw: dict[str, Any], out: str) -> None:
+    """Child-process body of :func:`train_in_subprocess`: train (and calibrate), save the folder."""
+    try:
+        from phasm.store.reader import CaptureStore
+        from phasm.train.fit import fit_model
+
+        spec = Spec.from_json(spec_json)
+        kw = dict(kw)
+        cal, conf = kw.pop("calibration_fraction", 0.25), kw.pop("confidence", 0.95)
+        source = CaptureStore(store)
+        if tolerance_json is not None:
+            art, _, _ = train_calibrated(source, spec, Tolerance.from_json(tolerance_json), backend=backend,
+                                         calibration_fraction=cal, confidence=conf, **kw)
+        else:
+            art, _ = fit_model(source, spec, backend=backend, **kw)
+        art.save(out)
+    except BaseException as exc:
+        import traceback
+
+        Path(out).parent.joinpath("error.txt").write_text(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        raise SystemExit(1) from None
+
+
+def train_in_subprocess(store: Any, spec: Spec, tolerance: Tolerance | None, backend: Any, kw: dict[str, Any],
+                        timeout: float | None = None) -> Path:
+    """Train (and, with a tolerance, calibrate) in a fresh ``spawn`` process; returns the saved model folder.
+
+    The caller's threads keep the GIL to themselves while the child trains;
+    the folder lies in a new temporary directory the caller removes.
+    """
+    import multiprocessing
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="phasm-retrain-"))
+    out = tmp / "model"
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=_train_child, daemon=True, name="phasm-retrain",
+                       args=(str(store), spec.to_json(), tolerance.to_json() if tolerance is not None else None,
+                             backend, dict(kw), str(out)))
+    proc.start()
+    proc.join(timeout)
+    if proc.is_alive():
+        proc.terminate()
+        raise TimeoutError(f"retraining process still running after {timeout} s; terminated")
+    if proc.exitcode != 0 or not out.is_dir():
+        err = tmp / "error.txt"
+        detail = err.read_text().splitlines()[0] if err.exists() else f"exit code {proc.exitcode}"
+        raise RuntimeError(f"retraining process failed: {detail}")
+    return out

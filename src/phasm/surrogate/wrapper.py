@@ -92,6 +92,7 @@ class Surrogate:
         self._retrain_lock = threading.Lock()
         self._retrain_thread: threading.Thread | None = None
         self.retrain_after_rows: int | None = None
+        self.retrain_in_process = False
         self.calibration: Any = None
         self._captured_at_train = 0
         self._n_retrains = 0
@@ -649,7 +650,8 @@ class Surrogate:
             return art, result
         return fit_model(source, self.spec, backend=backend or self.backend, **kw)
 
-    def retrain(self, backend: str | None = None, *, background: bool = True, **params: Any) -> Any:
+    def retrain(self, backend: str | None = None, *, background: bool = True, process: bool | None = None,
+                **params: Any) -> Any:
         """Train a new model (and gate) on everything captured so far and hot-swap it in.
 
         With ``background=True`` (default) training runs in a daemon thread and
@@ -657,6 +659,9 @@ class Surrogate:
         model until the new model and its gate are fully built, then switch with
         one reference assignment.  A retrain already running is returned
         instead of starting another.  Errors are kept in ``fn.retrain_error``.
+        With ``process=True`` (default: ``fn.retrain_in_process``) training runs in a
+        spawned process, so it does not share the GIL with the callers; the
+        thread only waits, loads the saved model and swaps it in.
         Without arguments it repeats the last :meth:`train` (backend and parameters).
         Set ``fn.retrain_after_rows = N`` to retrain automatically, in
         ``auto`` mode, after ``N`` new captured rows.
@@ -678,15 +683,32 @@ class Surrogate:
                 return self._retrain_thread
             self.flush()  # the writer belongs to the calling thread; the worker only reads
             self._captured_at_train = self._n_captured
-            thread = threading.Thread(target=self._retrain_worker, args=(backend, kw), daemon=True,
+            in_process = self.retrain_in_process if process is None else bool(process)
+            thread = threading.Thread(target=self._retrain_worker, args=(backend, kw, in_process), daemon=True,
                                       name=f"phasm-retrain-{self.name}")
             self._retrain_thread = thread
             thread.start()
         return thread
 
-    def _retrain_worker(self, backend: str | None, kw: dict[str, Any]) -> None:
+    def _retrain_worker(self, backend: str | None, kw: dict[str, Any], in_process: bool = False) -> None:
         try:
-            art, _ = self._fit(backend, None, kw, flush=False)
+            if in_process:
+                import shutil
+
+                from phasm.gate.calibrate import train_in_subprocess
+                from phasm.train.artefact import ModelArtefact
+
+                if self.store_path is None or self.spec is None:
+                    raise ValueError(f"{self.name}: retraining in a process needs a store and a spec")
+                tol = self.tolerance if not self._user_gate else None
+                kw = {k: v for k, v in kw.items() if k != "verbose"}
+                path = train_in_subprocess(self.store_path, self.spec, tol, backend or self.backend, kw)
+                try:
+                    art = ModelArtefact.load(path, expect_spec=self.spec)
+                finally:
+                    shutil.rmtree(path.parent, ignore_errors=True)
+            else:
+                art, _ = self._fit(backend, None, kw, flush=False)
             self._attach(art)
             self._n_retrains += 1
             self.retrain_error = None
