@@ -102,3 +102,14 @@ def test_pyspy_shares_and_off_cpu(tmp_path):
     assert c["sleeper"].seconds == pytest.approx(0.7, abs=0.2)  # py-spy drops ticks on a loaded machine
     assert c["sleeper"].p_off > c["sleeper"].p_on
     assert c["burn"].p_on > c["burn"].p_off
+
+
+def test_signal_method_warns_when_the_program_takes_sigalrm():
+    import signal
+
+    with InProcessSampler(rate_hz=100, method="signal") as sampler:
+        time.sleep(0.03)
+        signal.signal(signal.SIGALRM, lambda *a: None)
+        time.sleep(0.03)
+    assert "replaced the SIGALRM handler" in sampler.session.meta["warning"]
+    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL

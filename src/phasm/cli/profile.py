@@ -94,6 +94,8 @@ def profile(
                   f"off-CPU {ranking.totals['off']:.2f} s")
     print_candidates(ranking, top)
     console.print(f"outputs in {out}/: {', '.join(sorted(p.name for p in paths.values()))}")
+    if session.meta.get("warning"):
+        console.print(f"[yellow]warning:[/] {session.meta['warning']}")
     status = session.meta.get("exit_status", 0)
     if status:
         console.print(f"[yellow]the program exited with status {status}[/]")

@@ -17,7 +17,7 @@ Example
 -------
 >>> cm = CostModel(function="sim:solve", t_orig_s=1e-3, t_model_s=2e-5, t_gate_s=5e-6, fallback_rate=0.01)
 >>> round(cm.s_eff, 1), round(cm.speedup(0.6), 2)
-(28.6, 2.4)
+(28.6, 2.38)
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ Example
 >>> s = Session()
 >>> m, a, b = (s.frame_id(Frame("app", q, "app.py", i)) for i, q in enumerate(["main", "a", "b"]))
 >>> s.add("MainThread", (m, a), on_cpu=0.6); s.add("MainThread", (m, b), on_cpu=0.4)
->>> [c.name for c in rank(s, speed=10).candidates]
+>>> [c.name for c in rank(s, speed=10, root="main").candidates]
 ['app:a', 'app:b']
 """
 

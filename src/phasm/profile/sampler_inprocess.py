@@ -138,6 +138,9 @@ class InProcessSampler:
             self._running = False
             signal.setitimer(signal.ITIMER_REAL, 0, 0)
             for sig, old in self._old_handlers.items():
+                if signal.getsignal(sig) != self._on_alarm:
+                    self.session.meta["warning"] = ("the program replaced the SIGALRM handler while it was "
+                                                    "profiled: samples after that are missing; use py-spy")
                 signal.signal(sig, old if old is not None else signal.SIG_DFL)
         elif self._thread is not None:
             self._stop.set()
