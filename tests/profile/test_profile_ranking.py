@@ -98,3 +98,10 @@ def test_bad_arguments():
         rank(s, speed=0)
     with pytest.raises(ValueError, match="tower must be within"):
         rank(s, tower=0.2)
+
+
+def test_recursion_counts_once_and_is_not_a_tower():
+    s = build({("main", "fib", "fib", "fib"): (0.7, 0), ("main", "fib"): (0.1, 0), ("main", "other"): (0.2, 0)})
+    by = {c.name: c for c in rank(s, root="main").candidates}
+    assert by["app:fib"].p == pytest.approx(0.8)  # not 0.7 * 3 + 0.1
+    assert by["app:other"].p == pytest.approx(0.2)

@@ -153,7 +153,7 @@ def rank(session: Session, *, root: str | None = None, speed: float = 10.0,
                 self_w[stack[-1]] = self_w.get(stack[-1], 0.0) + x
             seen: set[int] = set()
             for a, b in zip(user, user[1:]):
-                if a not in seen:
+                if a != b and a not in seen:  # recursion is not a tower
                     seen.add(a)
                     child[(a, b)] = child.get((a, b), 0.0) + x
     share = {v: (lambda i, v=v: incl[v].get(i, 0.0) / totals[v] if totals[v] > 0 else 0.0) for v in incl}
