@@ -60,6 +60,8 @@ from phasm.gate.tolerance import Tolerance
 
 CHAIN_STARTS = (1.25, 2.5, 5.0)
 SCORES = ("auto", "spread", "residual", "spread+residual", "distance")
+
+
 class ConformalGate(Gate):
     """Accepts rows in domain whose uncertainty score is below a certified threshold.
 
@@ -67,16 +69,20 @@ class ConformalGate(Gate):
     ----------
     tolerance: the user's :class:`~phasm.Tolerance` (error per call and ``max_miss_rate``).
     confidence: probability, over the calibration draw, that the miss-rate bound holds.
-    score: ``"spread"`` (ensemble), ``"distance"`` (domain distance) or ``"auto"``
-        (spread when the model has members).
+    score: one of ``SCORES`` (see the module docstring); ``"auto"`` picks the best available.
     domain: the out-of-domain gate (default: a :class:`DomainGate`).
-    tune_fraction: share of calibration rows that propose thresholds (the rest certify).
+    tune_fraction: share of calibration rows that propose thresholds when there are too few
+        training rows to do it (the rest certify).
+    seed: seed of the tuning split and subsamples.
+
+    Learned: ``threshold_``, ``score_`` (the resolved score), ``report_`` (a
+    :class:`CalibrationReport`), ``ref_error_`` (residual scores), ``domain`` (fitted).
 
     Example
     -------
-    >>> gate = ConformalGate(Tolerance(rel=0.01, max_miss_rate=0.01))   # doctest: +SKIP
-    >>> gate.fit(X_cal, Y_cal, model, X_train=X_train)                  # doctest: +SKIP
-    >>> print(gate.report_)                                             # doctest: +SKIP
+    >>> gate = ConformalGate(Tolerance(rel=0.01, max_miss_rate=0.01))          # doctest: +SKIP
+    >>> gate.fit(X_cal, Y_cal, art, X_train=X_train, Y_train=Y_train)          # doctest: +SKIP
+    >>> Y, trusted = gate.predict_accept(X, art); print(gate.report_)          # doctest: +SKIP
     """
 
     kind = "conformal"
