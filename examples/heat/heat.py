@@ -12,7 +12,9 @@ Two entry points, sharing one model (their specs are identical):
 * :func:`heat` -- one solve, ``f`` and ``u`` of shape ``(N, N)``;
 * :func:`heat_batch` -- many solves at once, ``(B, N, N)`` arrays (``batched=True``).
 
-Environment: ``HEAT_N`` (grid size, default 32).
+Environment: ``HEAT_N`` (grid size, default 32); ``HEAT_TOL`` / ``HEAT_MISS``: the error
+tolerance (relative L2) and the allowed share of trusted calls beyond it; when set, training
+holds out captures to calibrate the trust gate (see the trust-gate docs).
 
 Example
 -------
@@ -74,6 +76,8 @@ def solve(f: np.ndarray, u: np.ndarray, *, omega: float = OMEGA, tol: float = TO
     inputs={"f": phasm.Array((N, N))},
     outputs={"u": phasm.Array((N, N), direction="inout")},
     store=os.environ.get("HEAT_STORE", "captures/heat.h5"),
+    tolerance=(phasm.Tolerance(rel=float(os.environ["HEAT_TOL"]), max_miss_rate=float(os.environ.get("HEAT_MISS", "0.01")))
+               if os.environ.get("HEAT_TOL") else None),
 )
 def heat(f: np.ndarray, u: np.ndarray) -> None:
     """One solve: ``u`` (initial guess in, temperature out) is updated in place."""

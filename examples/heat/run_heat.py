@@ -35,6 +35,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=200, help="batch size of the batched timing (default 200)")
     p.add_argument("--batch-size", type=int, default=64, help="training mini-batch size (default 64)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="relative L2 error tolerance; when given, training calibrates a trust gate on held-out captures")
+    p.add_argument("--max-miss-rate", type=float, default=0.05,
+                   help="with --tolerance: allowed share of trusted calls beyond the tolerance (default 0.05)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest on a small or busy CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -52,6 +56,11 @@ def main(argv: list[str] | None = None) -> dict:
     # heat.py reads these when it is imported (the decorator needs the grid size and the store path).
     os.environ["HEAT_N"] = str(args.grid)
     os.environ["HEAT_STORE"] = str(store)
+    if args.tolerance is not None:
+        os.environ["HEAT_TOL"] = str(args.tolerance)
+        os.environ["HEAT_MISS"] = str(args.max_miss_rate)
+    else:
+        os.environ.pop("HEAT_TOL", None)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import heat  # noqa: E402
 
@@ -97,6 +106,13 @@ def main(argv: list[str] | None = None) -> dict:
                              threads=args.threads,
                              seed=args.seed, verbose=not args.quiet)
     console.print("   " + result.summary().replace("\n", "\n   "))
+    gate_info = {"gate": type(heat.heat.gate).__name__}
+    report = getattr(heat.heat, "calibration", None)
+    if report is not None:
+        gate_info.update({k: report[k] if isinstance(report, dict) else getattr(report, k, None)
+                          for k in ("certified", "miss_rate_bound", "expected_fallback_rate", "n_calibration")
+                          if (k in report if isinstance(report, dict) else hasattr(report, k))})
+        console.print(f"   trust gate: {gate_info}")
     model_dir = heat.heat.save(out / "model")
     console.print(f"   model saved to {model_dir}")
 
@@ -119,10 +135,13 @@ def main(argv: list[str] | None = None) -> dict:
             t_orig.append(time.perf_counter() - t0)
             bar.advance(task)
         task = bar.add_task("surrogate calls (auto)", total=args.tests)
+        by_model = np.zeros(args.tests, bool)
         for i, f in enumerate(tests):
+            before = heat.heat.stats.model_calls
             t0 = time.perf_counter()
             heat.heat(f, approx[i])
             t_surr.append(time.perf_counter() - t0)
+            by_model[i] = heat.heat.stats.model_calls > before
             bar.advance(task)
     stats = heat.heat.stats
     from phasm.train.metrics import per_call_relative_error
@@ -161,6 +180,8 @@ def main(argv: list[str] | None = None) -> dict:
         "unseen": {"count": args.tests, "rel_mean": float(rel.mean()), "rel_p50": float(np.quantile(rel, 0.5)),
                    "rel_p99": float(np.quantile(rel, 0.99)), "rel_max": float(rel.max()),
                    "fallbacks": int(stats.fallbacks), "model_calls": int(stats.model_calls),
+                   "model_answered_rel_p99": float(np.quantile(rel[by_model], 0.99)) if by_model.any() else None,
+                   "model_answered_rel_max": float(rel[by_model].max()) if by_model.any() else None,
                    "batched_rel_p99": float(np.quantile(rel_b, 0.99))},
         "time_per_call_s": {"original_batch1": med_orig, "surrogate_batch1": med_surr,
                             "original_batched_per_row": t_orig_batch, "surrogate_batched_per_row": t_surr_batch,
@@ -168,6 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup": {"batch1": med_orig / med_surr, "batched": t_orig_batch / t_surr_batch,
                     "batched_vs_single_solve": med_orig / t_surr_batch},
         "model": str(model_dir),
+        "trust_gate": gate_info,
     }
 
     table = Table(title=f"heat equation {N}x{N}: surrogate vs solver on {args.tests} unseen sources")
@@ -178,6 +200,9 @@ def main(argv: list[str] | None = None) -> dict:
         ("relative error, 99th percentile", f"{summary['unseen']['rel_p99']:.3%}"),
         ("relative error, max", f"{summary['unseen']['rel_max']:.3%}"),
         ("calls answered by the model / fell back", f"{stats.model_calls} / {stats.fallbacks}"),
+        ("relative error p99 / max, model-answered calls only",
+         f"{np.quantile(rel[by_model], 0.99):.3%} / {rel[by_model].max():.3%}"
+         if by_model.any() else "-"),
         ("time per call, solver (batch 1)", f"{med_orig * 1e3:.2f} ms"),
         ("time per call, surrogate (batch 1)", f"{med_surr * 1e6:.0f} us"),
         ("speedup, batch 1", f"{summary['speedup']['batch1']:.0f}x"),
