@@ -123,6 +123,22 @@ def main() -> None:
     rows.append(("capture mode, 10 attribute inputs, per call", f"{t_cap - t_bare:.2f} us", f"{t_bare:.2f} us (bare call)",
                  "(info)", True))
 
+    # 4b. capture mode with a ragged input: a list of 10 objects x 4 fields per call (store write included)
+    hits = [Obj10(*map(float, rng.random(10))) for _ in range(10)]
+    with tempfile.TemporaryDirectory() as tmp:
+        def count(hits: list) -> float:
+            return float(len(hits))
+
+        capr = phasm.surrogate(count, inputs={"hits": phasm.each("hits", fields=FIELDS[:4])}, outputs={"n": phasm.Scalar()},
+                               store=Path(tmp) / "r.h5", mode="capture", flush_rows=8192, name="bench.ragged")
+        capr(hits)
+        m = 20_000
+        t_capr = per_call_us(lambda: capr(hits), m)
+        t_bare = per_call_us(lambda: count(hits), m)
+        capr.close()
+    rows.append(("capture mode, each() of 10 objects x 4 fields, per call", f"{t_capr - t_bare:.2f} us",
+                 f"{t_bare:.2f} us (bare call)", "(info)", True))
+
     # 5. bulk: each element of a list of 1e5 objects -> (1e5, 10)
     N = 100_000
     objs = [Obj10(*map(float, r)) for r in rng.random((N, 10))]
