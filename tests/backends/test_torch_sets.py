@@ -57,3 +57,17 @@ def test_flat_backends_refuse_ragged_specs_with_a_clear_error():
     with pytest.raises(ValueError, match="backend 'ridge' takes flat matrices only.*use backend='torch-sets'"):
         fit_ragged_model((X, np.ones((50, 1), np.float32)), spec, backend="ridge")
     assert d.n_in == 1 + 2
+
+
+def test_validation_is_encoded_slice_by_slice_with_the_same_loss():
+    from phasm.backends.torch_train import evaluate
+
+    d = data(400)
+    b = make_backend("torch-sets", phi_hidden=(8, 8), rho_hidden=(8,), epochs=1)
+    b.fit(d)
+    Xv, Yv = d.validation()
+    assert len(Xv) == d.n_val and Xv[0:3].shape[0] == 3
+    widths = {Xv[s : s + 16].shape[1] for s in range(0, len(Xv), 16)}
+    assert len(widths) > 1  # sorted by length: short slices are padded less
+    dev = torch.device("cpu")
+    assert evaluate(b.module_, Xv, Yv, dev, batch_size=16) == pytest.approx(evaluate(b.module_, np.asarray(Xv), Yv, dev), rel=1e-5)

@@ -70,6 +70,30 @@ def decode_widths(width: int, n_fixed: int, set_dims: list[int]) -> int:
     return L
 
 
+class EncodedRows:
+    """Encoded rows of :class:`RaggedInputs`, made when sliced: each slice is padded to its own longest row.
+
+    Behaves like the matrix a training loop expects (``len``, ``[a:b]``,
+    ``np.asarray``), so validating on long sets never builds one
+    ``(n, L_max * (k + 1))`` array.
+    """
+
+    def __init__(self, X: RaggedInputs) -> None:
+        self.X = X
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if isinstance(index, slice):
+            index = np.arange(*index.indices(len(self)))
+        return encode(self.X.take(np.asarray(index)))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = encode(self.X)
+        return out if dtype is None else out.astype(dtype)
+
+
 def _finite_rows(X: RaggedInputs, Y: np.ndarray) -> np.ndarray:
     ok = np.isfinite(X.fixed).all(1) & np.isfinite(Y).all(1)
     for r in X.sets.values():
@@ -129,8 +153,10 @@ class RaggedData:
     def train_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         return encode(self._Xt), self._Yt
 
-    def validation(self) -> tuple[np.ndarray, np.ndarray]:
-        return encode(self._Xv), self._Yv
+    def validation(self) -> tuple["EncodedRows", np.ndarray]:
+        """Held-out rows sorted by length, encoded slice by slice on demand (no single huge padded matrix)."""
+        order = np.argsort(_row_max_lengths(self._Xv), kind="stable")
+        return EncodedRows(self._Xv.take(order)), self._Yv[order]
 
     def raw_validation(self) -> tuple[RaggedInputs, np.ndarray]:
         return self._Xv_raw, self._Yv_raw
