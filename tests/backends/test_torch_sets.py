@@ -71,3 +71,31 @@ def test_validation_is_encoded_slice_by_slice_with_the_same_loss():
     assert len(widths) > 1  # sorted by length: short slices are padded less
     dev = torch.device("cpu")
     assert evaluate(b.module_, Xv, Yv, dev, batch_size=16) == pytest.approx(evaluate(b.module_, np.asarray(Xv), Yv, dev), rel=1e-5)
+
+
+def test_streamed_store_data_matches_in_memory_and_trains(tmp_path):
+    import phasm
+    from phasm.store import CaptureStore, CaptureWriter
+    from phasm.train.ragged import RaggedStoreData, ragged_matrices, ragged_training_data
+
+    spec = phasm.Spec.from_declarations("m.f", {"E": phasm.Scalar(), "hits": phasm.each("hits", ["x", "y"])},
+                                        {"s": phasm.Scalar()})
+    rng = np.random.default_rng(0)
+    with CaptureWriter(tmp_path / "c.h5", spec) as w:
+        for i in range(700):
+            h = rng.normal(size=(int(rng.integers(0, 6)), 2))
+            w.append_row([float(rng.normal()), h], [float(h.sum()) if i != 5 else float("nan")])
+    store = CaptureStore(tmp_path / "c.h5")
+    streamed = RaggedStoreData(store, spec, val_fraction=0.2, seed=0, block_rows=128)
+    memory = RaggedData(*ragged_matrices(spec, *store.read()), val_fraction=0.2, seed=0)
+    assert (streamed.n_train, streamed.n_val, streamed.dropped_nonfinite) == (memory.n_train, memory.n_val, 1)
+    assert np.allclose(streamed.x_norm.mean, memory.x_norm.mean, atol=1e-5)
+    assert np.allclose(streamed.x_norm.scale, memory.x_norm.scale, atol=1e-5)
+    assert np.allclose(streamed.y_norm.mean, memory.y_norm.mean, atol=1e-5)
+    rows = sum(len(y) for _, y in streamed.train_batches(32, seed=1))
+    assert rows == streamed.n_train
+    assert isinstance(ragged_training_data(store, spec, max_memory_bytes=1000), RaggedStoreData)
+    assert isinstance(ragged_training_data(store, spec), RaggedData)
+    b = make_backend("torch-sets", phi_hidden=(8, 8), rho_hidden=(8,), epochs=2)
+    hist = b.fit(streamed)
+    assert hist.epochs == 2 and np.isfinite(hist.val_loss).all()

@@ -38,6 +38,7 @@ import numpy as np
 
 from phasm.bindings.ragged import RaggedArray, RaggedInputs, has_ragged, length_buckets, pack_ragged_batch
 from phasm.bindings.spec import Spec, pack
+from phasm.store.reader import RunningStats
 from phasm.train.data import Standardizer, split_mask
 
 MAX_VAL_ROWS = 50_000
@@ -120,9 +121,8 @@ class RaggedData:
             raise ValueError(f"RaggedData: Y must be (n, k) with n = {len(X)} input rows, got {Y.shape}")
         finite = _finite_rows(X, Y)
         self.dropped_nonfinite = int((~finite).sum())
-        X, Y = X.take(np.flatnonzero(finite)), Y[finite]
-        mask = split_mask(len(Y), val_fraction, seed)
-        tr, va = np.flatnonzero(~mask), np.flatnonzero(mask)[:MAX_VAL_ROWS]
+        mask = split_mask(len(Y), val_fraction, seed)  # split first: the same rows as streaming from a store
+        tr, va = np.flatnonzero(~mask & finite), np.flatnonzero(mask & finite)[:MAX_VAL_ROWS]
         Xt = X.take(tr)
         self.n_fixed = X.fixed.shape[1]
         self.set_names = list(X.sets)
@@ -190,6 +190,117 @@ def ragged_matrices(spec: Spec, ins: dict[str, Any], outs: dict[str, Any]) -> tu
     return pack_ragged_batch(spec.inputs, ins, n), pack(spec.outputs, outs, n, np.float32)
 
 
+def _standardizer(acc: RunningStats, width: int) -> Standardizer:
+    if acc.n == 0:
+        return Standardizer(np.zeros(width, np.float32), np.ones(width, np.float32))
+    mean, std = np.asarray(acc.mean, np.float64), np.asarray(acc.std, np.float64)
+    scale = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+    return Standardizer(mean.astype(np.float32), scale.astype(np.float32))
+
+
+class RaggedStoreData:
+    """Like :class:`RaggedData`, streamed from a capture store block by block (stores larger than memory).
+
+    One pass fits the normalisation and keeps the validation rows (at most
+    ``max_val_rows``); each epoch reads the blocks in a seeded random order
+    and buckets rows by length within a block.
+    """
+
+    def __init__(self, store: Any, spec: Spec, *, val_fraction: float = 0.2, seed: int = 0,
+                 block_rows: int = 16384, max_val_rows: int = MAX_VAL_ROWS) -> None:
+        self.store, self.spec, self.block_rows = store, spec, int(block_rows)
+        self.n_rows = len(store)
+        self.mask = split_mask(self.n_rows, val_fraction, seed)
+        fixed_acc, y_acc, set_accs = RunningStats(), RunningStats(), None
+        val_x: list[RaggedInputs] = []
+        val_y: list[np.ndarray] = []
+        self.n_train = self.dropped_nonfinite = 0
+        for X, Y, train, held_out in self._blocks():
+            self.dropped_nonfinite += int(len(Y) - train.sum() - held_out.sum())
+            if set_accs is None:
+                set_accs = [RunningStats() for _ in X.sets]
+                self.n_fixed, self.set_names = X.fixed.shape[1], list(X.sets)
+                self.set_dims = [int(r.values.shape[1]) for r in X.sets.values()]
+                self.n_out = Y.shape[1]
+            Xt = X.take(np.flatnonzero(train))
+            if self.n_fixed:
+                fixed_acc.update(Xt.fixed, axis=0)
+            for acc, r in zip(set_accs, Xt.sets.values()):
+                if len(r.values):
+                    acc.update(r.values, axis=0)
+            y_acc.update(Y[train], axis=0)
+            self.n_train += int(train.sum())
+            held = np.flatnonzero(held_out)
+            if held.size and sum(len(v) for v in val_y) < max_val_rows:
+                val_x.append(X.take(held))
+                val_y.append(Y[held])
+        if set_accs is None:
+            raise ValueError(f"store {store.path} has no rows to train on")
+        parts = ([_standardizer(fixed_acc, self.n_fixed)] if self.n_fixed else []) + [
+            _standardizer(acc, k) for acc, k in zip(set_accs, self.set_dims)]
+        self.x_norm = Standardizer(np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts]))
+        self.y_norm = _standardizer(y_acc, self.n_out)
+        if val_x:
+            Xv = RaggedInputs(np.concatenate([v.fixed for v in val_x]),
+                              {k: RaggedArray.concat([v.sets[k] for v in val_x]) for k in self.set_names})
+            keep = np.arange(min(len(Xv), max_val_rows))
+            self._Xv_raw, self._Yv_raw = Xv.take(keep), np.concatenate(val_y)[keep]
+        else:
+            self._Xv_raw = RaggedInputs(np.empty((0, self.n_fixed), np.float32),
+                                        {k: RaggedArray(np.empty((0, d), np.float32), np.zeros(1, np.int64))
+                                         for k, d in zip(self.set_names, self.set_dims)})
+            self._Yv_raw = np.empty((0, self.n_out), np.float32)
+        self._Xv = standardise(self._Xv_raw, self.x_norm)
+        self._Yv = self.y_norm.transform(self._Yv_raw)
+        self.n_in = self.n_fixed + sum(self.set_dims)
+        self.n_val = len(self._Yv)
+
+    def _blocks(self, order: np.ndarray | None = None) -> Iterator[tuple[RaggedInputs, np.ndarray, np.ndarray, np.ndarray]]:
+        """Raw blocks with masks of their finite training rows and finite held-out rows."""
+        starts = np.arange(0, self.n_rows, self.block_rows)
+        for s in starts if order is None else starts[order]:
+            X, Y = ragged_matrices(self.spec, *self.store.read(int(s), int(s) + self.block_rows))
+            finite = _finite_rows(X, Y)
+            in_val = self.mask[s : s + len(Y)]
+            yield X, Y, finite & ~in_val, finite & in_val
+
+    def train_batches(self, batch_size: int, *, seed: int, shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng(seed) if shuffle else None
+        n_blocks = len(range(0, self.n_rows, self.block_rows))
+        order = rng.permutation(n_blocks) if rng is not None else None
+        for X, Y, train, _ in self._blocks(order):
+            rows = np.flatnonzero(train)
+            Xt = standardise(X.take(rows), self.x_norm)
+            Yt = self.y_norm.transform(Y[rows])
+            for idx in length_buckets(_row_max_lengths(Xt), batch_size, rng):
+                yield encode(Xt.take(idx)), Yt[idx]
+
+    def train_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError("RaggedStoreData streams its training rows; use train_batches")
+
+    def validation(self) -> tuple[EncodedRows, np.ndarray]:
+        order = np.argsort(_row_max_lengths(self._Xv), kind="stable")
+        return EncodedRows(self._Xv.take(order)), self._Yv[order]
+
+    def raw_validation(self) -> tuple[RaggedInputs, np.ndarray]:
+        return self._Xv_raw, self._Yv_raw
+
+
+def ragged_training_data(store: Any, spec: Spec, *, val_fraction: float = 0.2, seed: int = 0,
+                         max_memory_bytes: int = 2 << 30) -> "RaggedData | RaggedStoreData":
+    """In-memory :class:`RaggedData` when the store fits in ``max_memory_bytes`` (estimated from its first rows), else streamed."""
+    n = len(store)
+    probe = min(n, 1024)
+    if n == 0:
+        raise ValueError(f"store {store.path} is empty")
+    X, Y = ragged_matrices(spec, *store.read(0, probe))
+    row_bytes = (X.fixed.nbytes + sum(r.values.nbytes + r.offsets.nbytes for r in X.sets.values()) + Y.nbytes) / probe
+    if row_bytes * n * 3 <= max_memory_bytes:
+        X, Y = ragged_matrices(spec, *store.read())
+        return RaggedData(X, Y, val_fraction=val_fraction, seed=seed)
+    return RaggedStoreData(store, spec, val_fraction=val_fraction, seed=seed)
+
+
 def fit_ragged_model(source: Any, spec: Spec | None = None, *, backend: Any = "torch-sets", val_fraction: float = 0.2,
                      seed: int = 0, verbose: bool = False, **params: Any) -> tuple[Any, Any]:
     """Train a set model on a store (or ``(RaggedInputs, Y)``) whose spec has ragged inputs.
@@ -207,11 +318,8 @@ def fit_ragged_model(source: Any, spec: Spec | None = None, *, backend: Any = "t
         spec = spec or source.spec
         assert spec is not None
         source.spec.check_compatible(spec, f"store {source.path}")  # type: ignore[union-attr]
-        X, Y = ragged_matrices(spec, *source.read())
-    else:
-        if spec is None:
-            raise ValueError("fit_ragged_model: a spec is required when training from arrays")
-        X, Y = source
+    elif spec is None:
+        raise ValueError("fit_ragged_model: a spec is required when training from arrays")
     if not has_ragged(spec.inputs):
         raise ValueError(f"{spec.function}: no variable-length inputs; use phasm.train.fit_model")
     if isinstance(backend, str):
@@ -224,7 +332,10 @@ def fit_ragged_model(source: Any, spec: Spec | None = None, *, backend: Any = "t
             f"backend {est.name!r} takes flat matrices only, but {spec.function} has variable-length inputs "
             f"{[v.name for v in spec.inputs if v.ragged]}; use backend='torch-sets'"
         )
-    data = RaggedData(X, Y, val_fraction=val_fraction, seed=seed)
+    if isinstance(source, CaptureStore):
+        data: RaggedData | RaggedStoreData = ragged_training_data(source, spec, val_fraction=val_fraction, seed=seed)
+    else:
+        data = RaggedData(*source, val_fraction=val_fraction, seed=seed)
     if data.n_train < 1:
         raise ValueError(f"no finite training rows for {spec.function}")
     t0 = time.perf_counter()
