@@ -5,7 +5,7 @@ through a small MLP ``phi``; the element embeddings are pooled with masked
 mean and max (order does not matter, padding is ignored) and concatenated
 with the count (``log1p``) and the fixed inputs; an MLP ``rho`` maps that to
 the outputs.  Training reuses :func:`phasm.backends.torch_train.train_module`
-on :class:`phasm.train.ragged.RaggedData`, whose batches are bucketed by
+on the ragged training data of ``phasm.train.ragged``, whose batches are bucketed by
 length and encoded as flat matrices (fixed | padded set values | mask).
 ``fn.train()`` picks this backend by itself when the spec has ragged inputs.
 
@@ -188,7 +188,7 @@ class TorchSetsBackend(Backend):
     def predict(self, X: Any) -> np.ndarray:
         """Standardised :class:`~phasm.bindings.ragged.RaggedInputs` (or an encoded matrix) -> ``(n, n_out)``."""
         from phasm.bindings.ragged import RaggedInputs
-        from phasm.train.ragged import _row_max_lengths, encode
+        from phasm.bindings.ragged import encode, row_max_lengths
 
         module = getattr(self, "module_", None)
         if module is None:
@@ -204,7 +204,7 @@ class TorchSetsBackend(Backend):
         if n <= 64:
             return self._run(encode(X))
         out = np.empty((n, self.n_out_), np.float32)
-        order = np.argsort(_row_max_lengths(X), kind="stable")  # similar lengths together: little padding
+        order = np.argsort(row_max_lengths(X), kind="stable")  # similar lengths together: little padding
         for s in range(0, n, PREDICT_CHUNK):
             idx = order[s : s + PREDICT_CHUNK]
             out[idx] = self._run(encode(X.take(idx)))

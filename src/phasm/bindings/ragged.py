@@ -338,3 +338,34 @@ def ragged_unblock(v: Any, block: np.ndarray) -> RaggedArray:
     if v.dtype.kind in "iub":
         values = np.rint(values)
     return RaggedArray.from_lengths(values.astype(v.dtype, copy=False), counts)
+
+
+# -- encoded layout shared by training data and set models ------------------
+
+
+def row_max_lengths(X: RaggedInputs) -> np.ndarray:
+    """Per row, the longest of its sets (0 without sets)."""
+    if not X.sets:
+        return np.zeros(len(X), np.int64)
+    return np.max(np.stack([r.lengths for r in X.sets.values()]), axis=0)
+
+
+def encode(X: RaggedInputs, length: int | None = None) -> np.ndarray:
+    """Encoded float32 matrix of a batch: fixed | per set (L*k values, L mask) with one ``L`` for all sets."""
+    n = len(X)
+    L = length if length is not None else max(1, int(row_max_lengths(X).max()) if n else 1)
+    cols = [np.asarray(X.fixed, np.float32)]
+    for r in X.sets.values():
+        padded, mask = r.to_padded(L)
+        cols.append(padded.reshape(n, -1).astype(np.float32, copy=False))
+        cols.append(mask.astype(np.float32))
+    return np.ascontiguousarray(np.hstack(cols), dtype=np.float32)
+
+
+def decode_widths(width: int, n_fixed: int, set_dims: list[int]) -> int:
+    """The padded length ``L`` of an encoded matrix ``width`` columns wide."""
+    per_slot = sum(k + 1 for k in set_dims)
+    L, rem = divmod(width - n_fixed, per_slot) if per_slot else (0, 0)
+    if rem or L < 0:
+        raise ValueError(f"encoded width {width} does not fit {n_fixed} fixed features and sets of widths {set_dims}")
+    return L

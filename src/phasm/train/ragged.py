@@ -36,39 +36,21 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from phasm.bindings.ragged import RaggedArray, RaggedInputs, has_ragged, length_buckets, pack_ragged_batch
+from phasm.bindings.ragged import (
+    RaggedArray,
+    RaggedInputs,
+    decode_widths,
+    encode,
+    has_ragged,
+    length_buckets,
+    pack_ragged_batch,
+    row_max_lengths,
+)
 from phasm.bindings.spec import Spec, pack
 from phasm.store.reader import RunningStats
 from phasm.train.data import Standardizer, split_mask
 
 MAX_VAL_ROWS = 50_000
-
-
-def _row_max_lengths(X: RaggedInputs) -> np.ndarray:
-    if not X.sets:
-        return np.zeros(len(X), np.int64)
-    return np.max(np.stack([r.lengths for r in X.sets.values()]), axis=0)
-
-
-def encode(X: RaggedInputs, length: int | None = None) -> np.ndarray:
-    """Encoded float32 matrix of a batch: fixed | per set (L*k values, L mask) with one ``L`` for all sets."""
-    n = len(X)
-    L = length if length is not None else max(1, int(_row_max_lengths(X).max()) if n else 1)
-    cols = [np.asarray(X.fixed, np.float32)]
-    for r in X.sets.values():
-        padded, mask = r.to_padded(L)
-        cols.append(padded.reshape(n, -1).astype(np.float32, copy=False))
-        cols.append(mask.astype(np.float32))
-    return np.ascontiguousarray(np.hstack(cols), dtype=np.float32)
-
-
-def decode_widths(width: int, n_fixed: int, set_dims: list[int]) -> int:
-    """The padded length ``L`` of an encoded matrix ``width`` columns wide."""
-    per_slot = sum(k + 1 for k in set_dims)
-    L, rem = divmod(width - n_fixed, per_slot) if per_slot else (0, 0)
-    if rem or L < 0:
-        raise ValueError(f"encoded width {width} does not fit {n_fixed} fixed features and sets of widths {set_dims}")
-    return L
 
 
 class EncodedRows:
@@ -140,7 +122,7 @@ class RaggedData:
         self._Xv_raw, self._Yv_raw = X.take(va), Y[va]
         self._Xv = standardise(self._Xv_raw, self.x_norm)
         self._Yv = self.y_norm.transform(Y[va])
-        self._lengths = _row_max_lengths(self._Xt)
+        self._lengths = row_max_lengths(self._Xt)
         self.n_in = self.n_fixed + sum(self.set_dims)
         self.n_out = Y.shape[1]
         self.n_train, self.n_val = len(tr), len(va)
@@ -155,7 +137,7 @@ class RaggedData:
 
     def validation(self) -> tuple["EncodedRows", np.ndarray]:
         """Held-out rows sorted by length, encoded slice by slice on demand (no single huge padded matrix)."""
-        order = np.argsort(_row_max_lengths(self._Xv), kind="stable")
+        order = np.argsort(row_max_lengths(self._Xv), kind="stable")
         return EncodedRows(self._Xv.take(order)), self._Yv[order]
 
     def raw_validation(self) -> tuple[RaggedInputs, np.ndarray]:
@@ -272,14 +254,14 @@ class RaggedStoreData:
             rows = np.flatnonzero(train)
             Xt = standardise(X.take(rows), self.x_norm)
             Yt = self.y_norm.transform(Y[rows])
-            for idx in length_buckets(_row_max_lengths(Xt), batch_size, rng):
+            for idx in length_buckets(row_max_lengths(Xt), batch_size, rng):
                 yield encode(Xt.take(idx)), Yt[idx]
 
     def train_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError("RaggedStoreData streams its training rows; use train_batches")
 
     def validation(self) -> tuple[EncodedRows, np.ndarray]:
-        order = np.argsort(_row_max_lengths(self._Xv), kind="stable")
+        order = np.argsort(row_max_lengths(self._Xv), kind="stable")
         return EncodedRows(self._Xv.take(order)), self._Yv[order]
 
     def raw_validation(self) -> tuple[RaggedInputs, np.ndarray]:
