@@ -65,8 +65,8 @@ def _case_heat(tmp: str, n: int):
     heat.mode = "capture"
     for _ in range(128):
         heat(rng.normal(size=(n, n)), np.zeros((n, n)))
-    heat.train("torch", hidden=(256, 256), skip=True, epochs=2)
-    return f"heat {n}x{n}: f + u (inout) -> u, MLP (256, 256) + skip", heat, (rng.normal(size=(n, n)), np.zeros((n, n)))
+    heat.train("torch", hidden=(128, 128), skip=True, epochs=2)
+    return f"heat {n}x{n}: f + u (inout) -> u, MLP (128, 128) + skip", heat, (rng.normal(size=(n, n)), np.zeros((n, n)))
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--captures", type=int, default=2000, help="solves to capture for training (default 2000)")
     p.add_argument("--tests", type=int, default=200, help="unseen sources to evaluate on (default 200)")
     p.add_argument("--epochs", type=int, default=60, help="training epochs (default 60)")
-    p.add_argument("--hidden", type=str, default="256,256", help="hidden layer widths (default 256,256)")
+    p.add_argument("--hidden", type=str, default="128,128", help="hidden layer widths (default 128,128)")
     p.add_argument("--batch", type=int, default=200, help="batch size of the batched timing (default 200)")
     p.add_argument("--batch-size", type=int, default=64, help="training mini-batch size (default 64)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -124,6 +124,10 @@ def main(argv: list[str] | None = None) -> dict:
     tests = heat.random_sources(args.tests, seed=args.seed + 1_000_003)
     exact = np.zeros((args.tests, N, N))
     approx = np.zeros((args.tests, N, N))
+    warm = heat.random_sources(1, seed=args.seed + 7)[0]  # first calls pay one-off costs: not timed
+    heat.solve(warm, np.zeros((N, N)))
+    heat.heat(warm, np.zeros((N, N)))
+    heat.heat.reset_stats()
     t_orig, t_surr = [], []
     # Two separate passes (solver, then surrogate), as a program would run one or the other;
     # interleaving them would also measure the solver evicting the model's weights from the CPU cache.
@@ -167,6 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
     t_surr_batch = (time.perf_counter() - t0) / (reps * B)
     rel_b = per_call_relative_error(Ub.reshape(B, -1), Ub2.reshape(B, -1))
 
+    # Means, so fallbacks (calls the gate sends to the solver) count at their full cost; medians in the JSON.
+    mean_orig, mean_surr = float(np.mean(t_orig)), float(np.mean(t_surr))
     med_orig, med_surr = float(np.median(t_orig)), float(np.median(t_surr))
     summary = {
         "machine": f"{platform.machine()} {os.cpu_count()}-core CPU, no GPU" if not _cuda() else f"{platform.machine()} CPU + CUDA GPU",
@@ -183,11 +189,12 @@ def main(argv: list[str] | None = None) -> dict:
                    "model_answered_rel_p99": float(np.quantile(rel[by_model], 0.99)) if by_model.any() else None,
                    "model_answered_rel_max": float(rel[by_model].max()) if by_model.any() else None,
                    "batched_rel_p99": float(np.quantile(rel_b, 0.99))},
-        "time_per_call_s": {"original_batch1": med_orig, "surrogate_batch1": med_surr,
+        "time_per_call_s": {"original_batch1": mean_orig, "surrogate_batch1": mean_surr,
+                            "original_batch1_median": med_orig, "surrogate_batch1_median": med_surr,
                             "original_batched_per_row": t_orig_batch, "surrogate_batched_per_row": t_surr_batch,
                             "batch": B},
-        "speedup": {"batch1": med_orig / med_surr, "batched": t_orig_batch / t_surr_batch,
-                    "batched_vs_single_solve": med_orig / t_surr_batch},
+        "speedup": {"batch1": mean_orig / mean_surr, "batch1_median": med_orig / med_surr,
+                    "batched": t_orig_batch / t_surr_batch, "batched_vs_single_solve": mean_orig / t_surr_batch},
         "model": str(model_dir),
         "trust_gate": gate_info,
     }
@@ -203,9 +210,9 @@ def main(argv: list[str] | None = None) -> dict:
         ("relative error p99 / max, model-answered calls only",
          f"{np.quantile(rel[by_model], 0.99):.3%} / {rel[by_model].max():.3%}"
          if by_model.any() else "-"),
-        ("time per call, solver (batch 1)", f"{med_orig * 1e3:.2f} ms"),
-        ("time per call, surrogate (batch 1)", f"{med_surr * 1e6:.0f} us"),
-        ("speedup, batch 1", f"{summary['speedup']['batch1']:.0f}x"),
+        ("time per call, solver (batch 1, mean)", f"{mean_orig * 1e3:.2f} ms"),
+        ("time per call, surrogate in auto mode (batch 1, mean)", f"{mean_surr * 1e6:.0f} us"),
+        ("speedup, batch 1 (mean; median)", f"{mean_orig / mean_surr:.0f}x; {med_orig / med_surr:.0f}x"),
         (f"time per row, solver (vectorised, batch {B})", f"{t_orig_batch * 1e3:.2f} ms"),
         (f"time per row, surrogate (batch {B})", f"{t_surr_batch * 1e6:.1f} us"),
         (f"speedup, batch {B}", f"{summary['speedup']['batched']:.0f}x"),
