@@ -22,7 +22,7 @@ Example
 >>> from phasm.train import fit_model
 >>> spec = phasm.Spec.from_declarations("m.f", {"x": phasm.Scalar()}, {"y": phasm.Scalar()})
 >>> X = np.linspace(-2, 2, 400)[:, None]; Y = np.sin(X)
->>> art, res = fit_model((X, Y), spec, backend="torch", hidden=(32, 32), epochs=40)
+>>> art, res = fit_model((X, Y), spec, backend="torch", hidden=(32, 32), epochs=40, batch_size=32, lr=3e-3)
 >>> bool(res.metrics["y"]["rmse"] < 0.05)
 True
 """
