@@ -1,14 +1,14 @@
 """Prediction vs reality: does the profiler + cost model predict the speedup a surrogate delivers?
 
-    .venv/bin/python benchmarks/prediction.py [--steps 600] [--repeats 3] [--sampler inprocess]
+    .venv/bin/python benchmarks/prediction.py [--steps 600] [--repeats 5] [--sampler inprocess]
 
 1. profile ``examples/profile_driver/driver.py`` (original mode) -> share p of ``kernels:heat_midpoint``
    within ``driver:run``;
-2. capture its calls, train a ``ridge`` surrogate, measure the cost model -> s_eff;
+2. capture its calls, train a surrogate (``--backend ridge`` or ``torch``), measure the cost model -> s_eff;
 3. predicted end-to-end speedup 1 / ((1 - p) + p / s_eff);
 4. run the driver in ``original`` and ``auto`` modes (alternately, best of ``repeats``) -> measured speedup.
 
-Prints a table; acceptance: |predicted / measured - 1| <= 15 %. About 30 s on a 2-core CPU.
+Prints a table; acceptance: |predicted / measured - 1| <= 15 %. About 40 s on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def _elapsed(work: Path, mode: str, steps: int, model: Path | None = None) -> fl
     return float(m.group(1))
 
 
-def run(work: Path, steps: int = 600, repeats: int = 3, rate_hz: float = 200.0, sampler: str = "inprocess",
-        capture_steps: int | None = None) -> dict[str, Any]:
+def run(work: Path, steps: int = 600, repeats: int = 5, rate_hz: float = 500.0, sampler: str = "inprocess",
+        capture_steps: int | None = None, backend: str = "ridge", **backend_params: Any) -> dict[str, Any]:
     """The whole experiment in folder ``work``; returns the figures."""
     from phasm.profile.costmodel import measure_cost
     from phasm.profile.ranking import rank
@@ -75,7 +75,8 @@ def run(work: Path, steps: int = 600, repeats: int = 3, rate_hz: float = 200.0, 
 
         kernels = importlib.reload(kernels)  # pick up PROFILE_DRIVER_WORK
         fn = kernels.heat_midpoint
-        fn.train(backend="ridge", degree=3)
+        params = backend_params or ({"degree": 3} if backend == "ridge" else {"epochs": 60})
+        fn.train(backend=backend, **params)
         model_dir = work / "model"
         fn.save(model_dir)
         cost = measure_cost(fn, widths=None, budget_s=0.5)
@@ -98,19 +99,21 @@ def run(work: Path, steps: int = 600, repeats: int = 3, rate_hz: float = 200.0, 
             "t_gate_call_s": cost.t_gate_s, "fallback_rate": cost.fallback_rate, "s_eff": cost.s_eff,
             "predicted": predicted, "measured": measured, "error": predicted / measured - 1,
             "t_original_s": min(t_orig), "t_auto_s": min(t_auto), "machine": cost.machine,
-            "sampler": session.sampler, "samples": session.n_samples}
+            "sampler": session.sampler, "samples": session.n_samples, "backend": backend}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--rate", type=float, default=200.0)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rate", type=float, default=500.0)
     ap.add_argument("--sampler", default="inprocess", choices=["auto", "py-spy", "inprocess"])
+    ap.add_argument("--backend", default="ridge", help="surrogate backend: ridge (numpy) or torch")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="phasm-prediction-") as tmp:
-        r = run(Path(tmp), args.steps, args.repeats, args.rate, args.sampler)
-    print(f"prediction vs reality on {r['machine']} (sampler {r['sampler']}, {r['samples']} samples)")
+        r = run(Path(tmp), args.steps, args.repeats, args.rate, args.sampler, backend=args.backend)
+    print(f"prediction vs reality on {r['machine']} (sampler {r['sampler']}, {r['samples']} samples, "
+          f"{r['backend']} surrogate)")
     rows = [
         ("share p of heat_midpoint in driver:run (wall)", f"{r['p']:.3f}"),
         ("share on-CPU", f"{r['p_on']:.3f}"),
