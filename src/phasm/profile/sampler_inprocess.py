@@ -19,7 +19,9 @@ Two methods, one output (a :class:`~phasm.profile.session.Session`):
     the main thread only, so while the main thread blocks (``join``, a queue)
     and a worker holds the GIL, samples wait; the main thread's time is still
     right (it is credited to where it waited), but a short-lived worker's CPU
-    is undercounted. For heavily threaded programs prefer py-spy.
+    is undercounted. For heavily threaded programs prefer py-spy. Without
+    per-thread CPU clocks (``time.pthread_getcpuclockid``, missing on macOS)
+    every sample counts as on-CPU.
 
 ``thread``
     A daemon thread wakes every tick, reads ``sys._current_frames()`` and splits
@@ -58,7 +60,7 @@ class InProcessSampler:
 
     Parameters
     ----------
-    rate_hz: samples per second (1..10000), of wall time and of CPU time.
+    rate_hz: samples per second (1..10000); each sample is two alarms (signal method).
     method: 'signal', 'thread' or 'auto' (signal when possible).
     cut_after: a code object; stacks that pass through it keep only the frames
         above it (hides the launcher that runs the profiled script).
