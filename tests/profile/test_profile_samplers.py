@@ -96,7 +96,11 @@ def test_bad_arguments(tmp_path):
 @pytest.mark.skipif(not PYSPY, reason="py-spy missing or cannot attach here")
 def test_pyspy_shares_and_off_cpu(tmp_path):
     prog = write(tmp_path, "sleeps.py", SLEEPS)
-    session = record([sys.executable, str(prog)], rate_hz=200, sampler="py-spy")
+    for _ in range(3):  # py-spy (an external process) now and then loses its idle ticks on a loaded machine
+        session = record([sys.executable, str(prog)], rate_hz=200, sampler="py-spy")
+        if "warning" not in session.meta:
+            break
+        assert "covered only" in session.meta["warning"]
     assert session.sampler == "py-spy"
     c = shares(session, "main")
     assert c["sleeper"].seconds == pytest.approx(0.7, abs=0.2)  # py-spy drops ticks on a loaded machine

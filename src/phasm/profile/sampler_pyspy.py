@@ -204,4 +204,9 @@ def record_pyspy(command: Sequence[str], rate_hz: float = 100.0, *, cwd: str | N
     threads = {k[0] for k in session.stacks}
     if "MainThread" not in threads and threads:
         session.main_thread = max(threads, key=lambda t: session.total("wall", thread=t))
+    covered = session.total("wall", thread=session.main_thread) / session.duration_s if session.duration_s else 0.0
+    if covered < 0.5:
+        # py-spy's --idle recorder sometimes loses most ticks on an overloaded machine.
+        session.meta["warning"] = (f"py-spy's wall-time recorder covered only {covered:.0%} of the run; the off-CPU "
+                                   "view is incomplete (overloaded machine?): rerun, or use --sampler inprocess")
     return session
