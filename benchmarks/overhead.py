@@ -6,7 +6,6 @@ Run: .venv/bin/python benchmarks/overhead.py      (prints a table; ~20 s)
 from __future__ import annotations
 
 import platform
-import statistics
 import sys
 import tempfile
 import time

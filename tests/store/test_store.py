@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 import uuid
-from pathlib import Path
 
 import h5py
 import numpy as np

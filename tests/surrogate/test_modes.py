@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import phasm
-from phasm.store import CaptureStore
 
 
 def linear5(S: float, K: float, r: float, v: float, T: float) -> float:

@@ -48,7 +48,6 @@ import numpy as np
 
 from phasm.gate.base import Gate, finite_rows
 from phasm.gate.certify import (
-    METHOD,
     CalibrationReport,
     _num,
     binomial_cdf,

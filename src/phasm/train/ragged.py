@@ -8,7 +8,7 @@ serves mini-batches bucketed by length (rows of similar length together, so
 little padding) as *encoded* matrices: per row the fixed features, then for
 each set ``L`` padded elements (flattened) and an ``L``-wide mask, ``L``
 being the longest set in the batch.  Set backends (``torch-sets``) decode
-that layout (:func:`decode_widths`), so the generic torch training loop
+that layout (:func:`phasm.bindings.ragged.decode_widths`), so the generic torch training loop
 (:func:`phasm.backends.torch_train.train_module`) trains them unchanged.
 
 Normalisation columns: the fixed input variables in spec order, then each
@@ -39,7 +39,6 @@ import numpy as np
 from phasm.bindings.ragged import (
     RaggedArray,
     RaggedInputs,
-    decode_widths,
     encode,
     has_ragged,
     length_buckets,
