@@ -292,3 +292,31 @@ def test_cli_train_and_info_with_torch(tmp_path: Path) -> None:
     r = runner.invoke(app, ["info", str(tmp_path / "m")])
     assert r.exit_code == 0, r.output
     assert "backend torch" in r.output and '"hidden": [16]' in r.output and "5 epochs" in r.output
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_folded_standardisation_matches_separate_passes(skip):
+    """ModelArtefact.predict runs the torch plan with the standardisation folded into its first and
+    last layers; it must agree with standardise -> backend -> unstandardise."""
+    from phasm.train import fit_model
+
+    rng = np.random.default_rng(3)
+    X = np.column_stack([rng.uniform(2, 5, 600), rng.normal(10, 3, 600), np.full(600, 7.0)])  # one constant column
+    Y = np.column_stack([X[:, 0] * X[:, 1], np.sin(X[:, 0]) + 100.0])
+    spec = phasm.Spec.from_declarations("m.f", {"x": phasm.Array((3,))}, {"y": phasm.Array((2,))})
+    art, _ = fit_model((X, Y), spec, backend="torch", hidden=(16, 16), epochs=3, skip=skip, seed=0)
+    folded = art.predict(X[:50].astype(np.float32))
+    assert art._folded is not None  # the folded plan is in use
+    separate = art.y_norm.inverse(art.backend.predict(art.x_norm.transform(X[:50])))
+    np.testing.assert_allclose(folded, separate, rtol=2e-5, atol=2e-5 * np.abs(separate).max())
+
+
+def test_folding_is_refused_when_the_offset_would_cost_precision():
+    from phasm.train import fit_model
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(1e5, 1.0, (300, 1))  # |mean| / std = 1e5: folding would cancel digits in float32
+    spec = phasm.Spec.from_declarations("m.g", {"x": phasm.Scalar()}, {"y": phasm.Scalar()})
+    art, _ = fit_model((X, X - 1e5), spec, backend="torch", hidden=(8,), epochs=2, seed=0)
+    art.predict(X[:5].astype(np.float32))
+    assert art._folded is None

@@ -100,6 +100,19 @@ class Backend:
         """Per-member predictions ``(members, n, n_out)`` for ensembles; ``None`` if not an ensemble."""
         return None
 
+    def fold_normalisation(
+        self, x_mean: np.ndarray, x_scale: np.ndarray, y_mean: np.ndarray, y_scale: np.ndarray
+    ) -> Any:
+        """Optionally, a function raw ``X`` -> raw ``Y`` with the standardisation folded into the model.
+
+        Backends whose first and last maps are affine can absorb
+        ``(x - x_mean) / x_scale`` and ``y * y_scale + y_mean`` into their
+        weights, which saves the separate array passes (most of the cost at
+        batch 1).  ``None`` (the default): not supported, the caller
+        standardises.
+        """
+        return None
+
     # -- persistence --------------------------------------------------------
 
     def save(self, directory: Path) -> list[str]:  # pragma: no cover - abstract

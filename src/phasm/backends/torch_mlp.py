@@ -232,6 +232,31 @@ class TorchBackend(Backend):
                 return module(x).numpy()
             return (plan or module)(x.to(self.device_)).cpu().numpy()
 
+    # Folding (x - m) / s into the first layer multiplies the input by 1/s and subtracts m/s: in
+    # float32 that loses digits when |m| >> s, so such models keep the separate standardisation.
+    FOLD_MAX_OFFSET = 16.0
+
+    def fold_normalisation(self, x_mean: np.ndarray, x_scale: np.ndarray, y_mean: np.ndarray,
+                           y_scale: np.ndarray) -> Any:
+        """Raw -> raw function with the standardisation folded into the first and last layers (CPU MLPs)."""
+        if self._plan is None or self.device_.type != "cpu":
+            return None
+        offset = np.abs(np.asarray(x_mean, np.float64) / np.asarray(x_scale, np.float64))
+        if offset.size and float(offset.max()) > self.FOLD_MAX_OFFSET:
+            return None
+        plan = _inference_plan(self.module_, fold=(x_mean, x_scale, y_mean, y_scale))
+        if plan is None:
+            return None
+        n_in = self.n_in_
+
+        def run(X: np.ndarray) -> np.ndarray:
+            x = torch.from_numpy(X if (X.dtype == np.float32 and X.flags.c_contiguous) else np.ascontiguousarray(X, np.float32))
+            if x.ndim != 2 or x.shape[1] != n_in:
+                raise BackendError(f"torch: X must be (n, {n_in}) float32, got {tuple(x.shape)}")
+            return plan(x).numpy()
+
+        return run
+
     # -- persistence ------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
@@ -322,12 +347,14 @@ _FUNCTIONAL = {
 }
 
 
-def _inference_plan(module: torch.nn.Module) -> Any:
+def _inference_plan(module: torch.nn.Module, fold: tuple[np.ndarray, ...] | None = None) -> Any:
     """A plain function computing the default MLP with functional ops on its (shared) weight tensors.
 
     Same arithmetic as ``module(x)`` (the same ``addmm``/activation kernels), without the
     ``nn.Module.__call__`` machinery, which dominates batch-1 latency of small networks.
-    Returns ``None`` for anything but the modules :func:`build_mlp` makes.
+    With ``fold=(x_mean, x_scale, y_mean, y_scale)`` the plan takes raw inputs and returns raw
+    outputs: the standardisation is folded (in float64, then cast) into new copies of the first
+    and last affine maps.  Returns ``None`` for anything but the modules :func:`build_mlp` makes.
     """
     select = None
     if isinstance(module, torch.nn.Sequential) and len(module) == 2 and isinstance(module[0], SelectColumns):
@@ -346,6 +373,11 @@ def _inference_plan(module: torch.nn.Module) -> Any:
         else:
             return None
     skip_w = (skip.weight.detach().t(), skip.bias.detach()) if skip is not None else None
+    if fold is not None:
+        linears = [i for i, (kind, _) in enumerate(steps) if kind == "linear"]
+        if not linears:
+            return None
+        steps, skip_w = _fold(steps, skip_w, linears[0], linears[-1], select, *fold)
     addmm = torch.addmm
 
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -359,6 +391,40 @@ def _inference_plan(module: torch.nn.Module) -> Any:
         return h
 
     return run
+
+
+def _fold(steps: list, skip_w: Any, first: int, last: int, select: Any, x_mean: np.ndarray, x_scale: np.ndarray,
+          y_mean: np.ndarray, y_scale: np.ndarray) -> tuple[list, Any]:
+    """Steps and skip weights that map raw x to raw y: ``W' = W / s_x``, ``b' = b - (m_x / s_x) W`` on
+    the input side; ``W' = W s_y``, ``b' = b s_y + m_y`` on the output side (the skip path is scaled
+    by ``s_y`` too; ``m_y`` is added once)."""
+    m, s = np.asarray(x_mean, np.float64), np.asarray(x_scale, np.float64)
+    if select is not None:
+        idx = select.cpu().numpy()
+        m, s = m[idx], s[idx]
+    my, sy = np.asarray(y_mean, np.float64), np.asarray(y_scale, np.float64)
+
+    def in_side(wt: torch.Tensor, b: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        w = wt.cpu().double().numpy()  # (n_in, n_hidden): the transposed weight addmm uses
+        return w / s[:, None], b.cpu().double().numpy() - (m / s) @ w
+
+    def tensor(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(like.device)
+
+    steps = list(steps)
+    arrays = {}
+    for i in {first, last}:
+        wt, b = steps[i][1]
+        w, bb = in_side(wt, b) if i == first else (wt.cpu().double().numpy(), b.cpu().double().numpy())
+        if i == last:
+            w, bb = w * sy[None, :], bb * sy + my
+        arrays[i] = (tensor(w, wt), tensor(bb, b))
+    for i, (w, b) in arrays.items():
+        steps[i] = ("linear", (w, b))
+    if skip_w is not None:
+        w, b = in_side(*skip_w)
+        skip_w = (tensor(w * sy[None, :], skip_w[0]), tensor(b * sy, skip_w[1]))
+    return steps, skip_w
 
 
 def varying_columns(data: TrainingData) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from phasm.bindings.infer import infer_spec, needs_inference, resolve_inferred
-from phasm.bindings.optics import CallFrame, OpticError, Return
+from phasm.bindings.optics import Arg, CallFrame, OpticError, Return
 from phasm.bindings.paths import finish_frame
 from phasm.bindings.ragged import has_ragged, pack_ragged_call
 from phasm.bindings.spec import Spec, SpecError, Variable, pack, unpack
@@ -146,6 +146,9 @@ class Surrogate(ModelLifecycle, CallObservation):
         if mode is Mode.ORIGINAL:
             self._n_calls += 1
             return self._fn(*args, **kwargs)
+        if mode is Mode.MODEL:  # the other latency-critical path: no dispatch hop
+            self._n_calls += 1
+            return self._call_model(args, kwargs)
         return self._dispatch(args, kwargs)
 
     def __get__(self, instance: Any, owner: Any = None) -> Any:
@@ -223,6 +226,23 @@ class Surrogate(ModelLifecycle, CallObservation):
             self._in_cols.append((col, v.size))
             col += v.size
         self._ragged = has_ragged(self._in_vars)  # variable-length inputs: models take RaggedInputs
+        self._n_in = spec.n_in_features
+        # Per-variable plans for the one-call (batch 1) path, resolved once: the hot loop does no lookups.
+        self._in_plan = [(v.optic.get, _FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ()), v, c, size)  # type: ignore[union-attr]
+                         for v, (c, size) in zip(self._in_vars, self._in_cols)]
+        out_plan, col = [], 0
+        for v in self._out_vars:
+            out_plan.append((v.optic.put, v, col, v.size, v.dtype.kind))  # type: ignore[union-attr]
+            col += v.size
+        self._out_plan = out_plan
+        self._row_path = not self.batched and not self._ragged and all(not v.ragged for v in self._out_vars)
+        # Plain positional calls of a function whose inputs are its arguments and whose outputs are its
+        # return value need no argument dict at all: inputs are read straight from the args tuple.
+        positional = (self._row_path and self._simple_params
+                      and all(type(v.optic) is Arg and v.direction == "in" for v in self._in_vars)
+                      and all(type(v.optic) is Return for v in self._out_vars))
+        self._positional_plan = ([(self._param_names.index(v.optic.name), fast, v, c, size)  # type: ignore[union-attr]
+                                  for (_, fast, v, c, size) in self._in_plan] if positional else None)
 
     def _ensure_spec(self, frame: CallFrame, mutated: set[str]) -> Spec:
         if self.spec is None:
@@ -348,16 +368,32 @@ class Surrogate(ModelLifecycle, CallObservation):
             n = self._batch_size(frame)
             values = dict(zip((v.name for v in self._in_vars), self._read_inputs(frame)))
             return pack(self._in_vars, values, n), n
-        x = np.empty((1, self.spec.n_in_features), np.float32)  # type: ignore[union-attr]
-        for v, (col, size), value in zip(self._in_vars, self._in_cols, self._read_inputs(frame)):
-            if size == 1:
-                x[0, col] = value
-            else:
-                x[0, col : col + size] = np.asarray(value).reshape(-1)
-        return x, 1
+        return self._pack_row(frame), 1
+
+    def _pack_row(self, frame: CallFrame) -> np.ndarray:
+        """One call's model input row ``(1, n_in)``, validated, in one pass over the inputs."""
+        x = np.empty((1, self._n_in), np.float32)
+        row = x[0]
+        v = None
+        try:
+            for get, fast, v, col, size in self._in_plan:
+                value = get(frame)
+                if type(value) in fast:
+                    row[col] = value
+                    continue
+                value = v.check_value(value, where=f"{self.name}: input ")
+                if size == 1:
+                    row[col] = value
+                else:
+                    row[col : col + size] = value.reshape(-1)
+        except OpticError as exc:
+            raise SpecError(f"{self.name}: input variable {v.name!r}: {exc}") from None  # type: ignore[union-attr]
+        return x
 
     def _put_outputs(self, frame: CallFrame, Y: np.ndarray) -> Any:
         """Write model rows back through the output optics; returns the built return value."""
+        if self._row_path:
+            return self._put_row(frame, Y)
         values = unpack(self._out_vars, Y)
         for v in self._out_vars:
             value = values[v.name]  # type: ignore[index]
@@ -368,6 +404,38 @@ class Surrogate(ModelLifecycle, CallObservation):
             v.optic.put(frame, value, n_items=self._n_items)  # type: ignore[union-attr]
         return finish_frame(frame)  # builds a return value that output optics filled field by field
 
+    def _pack_positional(self, args: tuple) -> np.ndarray:
+        """:meth:`_pack_row` for plain positional calls: inputs read from ``args`` by position."""
+        x = np.empty((1, self._n_in), np.float32)
+        row = x[0]
+        for i, fast, v, col, size in self._positional_plan:  # type: ignore[union-attr]
+            value = args[i]
+            if type(value) in fast:
+                row[col] = value
+                continue
+            value = v.check_value(value, where=f"{self.name}: input ")
+            if size == 1:
+                row[col] = value
+            else:
+                row[col : col + size] = value.reshape(-1)
+        return x
+
+    def _put_row(self, frame: CallFrame, Y: np.ndarray) -> Any:
+        """One call's outputs from row ``Y[0]``: Python scalars for scalar variables, arrays of the
+        declared dtype otherwise (integers and booleans rounded, as :func:`unpack` does)."""
+        row = Y[0]
+        n_items = self._n_items
+        for put, v, col, size, kind in self._out_plan:
+            if not v.shape:
+                value = row[col].item()
+                if kind in "iub":
+                    value = round(value) if kind != "b" else bool(round(value))
+            else:
+                block = row[col : col + size].reshape(v.shape)
+                value = (np.rint(block) if kind in "iub" else block).astype(v.dtype)
+            put(frame, value, n_items=n_items)
+        return finish_frame(frame)
+
     def _predict(self, X: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
         try:
@@ -376,11 +444,18 @@ class Surrogate(ModelLifecycle, CallObservation):
             self._t_model += time.perf_counter() - t0
 
     def _call_model(self, args: tuple, kwargs: dict) -> Any:
-        if self.spec is None:
-            self._require_model()
-        frame = self._frame(args, kwargs)
-        X, n = self._pack_frame(frame)
-        Y = self._predict(X)
+        model = self._live[0]
+        if model is None or self.spec is None:
+            model = self._require_model()
+        if self._positional_plan is not None and not kwargs and len(args) == len(self._param_names):
+            frame = CallFrame(None)  # type: ignore[arg-type]
+            X, n = self._pack_positional(args), 1
+        else:
+            frame = self._frame(args, kwargs)
+            X, n = (self._pack_row(frame), 1) if self._row_path else self._pack_frame(frame)
+        t0 = time.perf_counter()
+        Y = model.predict(X)
+        self._t_model += time.perf_counter() - t0
         self._n_model += 1
         self._n_model_rows += n
         self._n_rows += n
@@ -392,21 +467,24 @@ class Surrogate(ModelLifecycle, CallObservation):
             # No model yet: behave like capture, so the data for one accrues.
             self._n_fallbacks += self._batch_size(self._frame(args, kwargs)) if (self.batched and self.spec) else 1
             return self._call_capture(args, kwargs)
-        frame = self._frame(args, kwargs)
-        X, n = self._pack_frame(frame)
+        positional = self._positional_plan is not None and not kwargs and len(args) == len(self._param_names)
+        if positional:
+            frame = CallFrame(None)  # type: ignore[arg-type]
+            X, n = self._pack_positional(args), 1
+        else:
+            frame = self._frame(args, kwargs)
+            X, n = (self._pack_row(frame), 1) if self._row_path else self._pack_frame(frame)
         t0 = time.perf_counter()
-        try:
-            if hasattr(gate, "predict_accept"):  # ensemble members evaluated once for answer and score
-                Y, trusted = gate.predict_accept(X, model)
-            else:
-                Y = model.predict(X)
-                trusted = gate.accept(X, Y, model)
-            trusted = np.asarray(trusted, bool).reshape(n)
-        except Exception:
-            Y = np.full((n, self.spec.n_out_features), np.nan, np.float32)
-            trusted = np.zeros(n, bool)  # a failing gate (or model) trusts nothing
+        Y, trusted = self._gated_predict(model, gate, X, n)
         self._t_model += time.perf_counter() - t0
-        trusted &= finite_rows(X) & finite_rows(Y)
+        if not self.batched and trusted is True:  # one call, trusted: the latency-critical path
+            self._n_model_rows += 1
+            self._n_rows += 1
+            self._n_model += 1
+            if self.shadow_fraction > 0:
+                self._maybe_shadow(self._frame(args, kwargs) if positional else frame, X, Y, n)
+            return self._put_outputs(frame, Y)
+        trusted = np.asarray(trusted, bool).reshape(n)
         n_trusted = int(trusted.sum())
         self._n_model_rows += n_trusted
         self._n_rows += n
@@ -419,19 +497,42 @@ class Surrogate(ModelLifecycle, CallObservation):
             self._n_model += 1
             if shadow is not None:
                 return self._auto_batched_fallback(frame, X, Y, trusted, shadow)
-            if not self.batched:
-                self._maybe_shadow(frame, X, Y, n)
             return self._put_outputs(frame, Y)
         self._n_fallbacks += n - n_trusted
         if self.retrain_after_rows:
             self._maybe_retrain()
         if not self.batched:
             # One call: the original answers it whole, and the row is captured.
+            if positional:
+                frame = self._frame(args, kwargs)
             ins = self._read_inputs(frame)
             frame.result = self._call_original(args, kwargs)
             self._record(self.spec, frame, ins)
             return frame.result
         return self._auto_batched_fallback(frame, X, Y, trusted, shadow)
+
+    def _gated_predict(self, model: Any, gate: Gate, X: np.ndarray, n: int) -> tuple[np.ndarray, Any]:
+        """Model answers and the rows the gate trusts: a bool for one finite row, else a mask.
+
+        Non-finite inputs or answers are never trusted, whatever the gate says; a gate or model
+        that raises trusts nothing.
+        """
+        try:
+            if type(gate) is FiniteGate:  # the finite check below is the whole of this gate
+                Y = model.predict(X)
+                trusted: Any = True
+            elif hasattr(gate, "predict_accept"):  # ensemble members evaluated once for answer and score
+                Y, trusted = gate.predict_accept(X, model)
+            else:
+                Y = model.predict(X)
+                trusted = gate.accept(X, Y, model)
+        except Exception:
+            return np.full((n, self.spec.n_out_features), np.nan, np.float32), np.zeros(n, bool)  # type: ignore[union-attr]
+        if n == 1:
+            ok = bool(np.asarray(trusted).all()) and bool(np.isfinite(X).all()) and bool(np.isfinite(Y).all())
+            return Y, (True if ok else np.zeros(1, bool))
+        mask = np.ones(n, bool) if trusted is True else np.asarray(trusted, bool).reshape(n)
+        return Y, mask & finite_rows(X) & finite_rows(Y)
 
     def _auto_batched_fallback(self, frame: CallFrame, X: np.ndarray, Y: np.ndarray, trusted: np.ndarray,
                                shadow: np.ndarray | None = None) -> Any:

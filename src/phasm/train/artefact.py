@@ -37,6 +37,9 @@ FORMAT_VERSION = 1
 METADATA_FILE = "phasm.json"
 
 
+_UNSET = object()
+
+
 class ArtefactError(ValueError):
     """A model folder is missing, malformed, corrupted, or for another spec."""
 
@@ -77,6 +80,7 @@ class ModelArtefact:
         self.sections = sections or {}  # e.g. {"gate": {...}} written by higher layers
         self.created = created or time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.path: Path | None = None
+        self._folded: Any = _UNSET  # backend's raw->raw function with the standardisation folded in, if any
 
     # -- inference ----------------------------------------------------------
 
@@ -89,6 +93,12 @@ class ModelArtefact:
             from phasm.train.ragged import predict_ragged
 
             return predict_ragged(self, X)
+        folded = self._folded
+        if folded is _UNSET:
+            folded = self._folded = self.backend.fold_normalisation(
+                self.x_norm.mean, self.x_norm.scale, self.y_norm.mean, self.y_norm.scale)
+        if folded is not None:
+            return folded(X)
         Z = self.backend.predict(self.x_norm.transform(X))
         return self.y_norm.inverse(Z)
 
