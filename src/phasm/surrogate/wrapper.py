@@ -146,9 +146,12 @@ class Surrogate(ModelLifecycle, CallObservation):
         if mode is Mode.ORIGINAL:
             self._n_calls += 1
             return self._fn(*args, **kwargs)
-        if mode is Mode.MODEL:  # the other latency-critical path: no dispatch hop
+        if mode is Mode.MODEL:  # the latency-critical paths: no dispatch hop
             self._n_calls += 1
             return self._call_model(args, kwargs)
+        if mode is Mode.AUTO:
+            self._n_calls += 1
+            return self._call_auto(args, kwargs)
         return self._dispatch(args, kwargs)
 
     def __get__(self, instance: Any, owner: Any = None) -> Any:
@@ -529,7 +532,8 @@ class Surrogate(ModelLifecycle, CallObservation):
         except Exception:
             return np.full((n, self.spec.n_out_features), np.nan, np.float32), np.zeros(n, bool)  # type: ignore[union-attr]
         if n == 1:
-            ok = bool(np.asarray(trusted).all()) and bool(np.isfinite(X).all()) and bool(np.isfinite(Y).all())
+            ok = ((trusted is True or bool(np.asarray(trusted).all()))
+                  and bool(np.isfinite(X).all()) and bool(np.isfinite(Y).all()))
             return Y, (True if ok else np.zeros(1, bool))
         mask = np.ones(n, bool) if trusted is True else np.asarray(trusted, bool).reshape(n)
         return Y, mask & finite_rows(X) & finite_rows(Y)
