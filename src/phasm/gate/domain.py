@@ -1,7 +1,7 @@
 """Out-of-domain detection: the captured input range plus a distance to the training inputs.
 
 A row is *in domain* when every input lies inside the per-feature range seen
-in the captures (optionally widened by ``margin`` times the range) and its
+in the captures (widened by ``margin`` times the range) and its
 distance to the training inputs, in standardised units, is at most
 ``radius_``.  The distance is the mean distance to the ``k`` nearest of up to
 ``max_reference`` training rows (``metric="knn"``), or the Mahalanobis
@@ -53,13 +53,19 @@ class DomainGate(Gate):
     metric: ``"knn"``, ``"mahalanobis"`` or ``"auto"`` (kNN up to 16 input features).
     k: neighbours averaged by the kNN distance.
     quantile: share of held-out in-distribution rows the distance test keeps.
-    margin: widen the captured range by this fraction of its width on each side.
+    margin: widen the captured range by this fraction of its width on each side.  ``None``
+        (default): calibrated like the radius, the ``quantile`` of how far held-out rows reach
+        beyond the range (in widths, worst feature), and at least ``5 / n`` for ``n`` training
+        rows.  A new in-distribution value falls beyond the range seen in ``n`` rows with
+        probability about ``2 / n`` per feature: over hundreds of features (a field) an
+        unwidened range turns away several percent of good calls, while inputs well outside
+        the range (say 2x beyond it) are rejected either way.
     max_reference: training rows kept (seeded subsample) for the kNN distance.
     """
 
     kind = "domain"
 
-    def __init__(self, metric: str = "auto", k: int = 5, quantile: float = 0.999, margin: float = 0.0,
+    def __init__(self, metric: str = "auto", k: int = 5, quantile: float = 0.999, margin: float | None = None,
                  max_reference: int = 2048, seed: int = 0) -> None:
         if metric not in ("auto", "knn", "mahalanobis"):
             raise ValueError(f"DomainGate: metric must be 'auto', 'knn' or 'mahalanobis', got {metric!r}")
@@ -67,9 +73,10 @@ class DomainGate(Gate):
             raise ValueError(f"DomainGate: k must be >= 1, got {k}")
         if not 0.0 < quantile <= 1.0:
             raise ValueError(f"DomainGate: quantile must be in (0, 1], got {quantile}")
-        if margin < 0:
+        if margin is not None and margin < 0:
             raise ValueError(f"DomainGate: margin must be >= 0, got {margin}")
-        self.metric, self.k, self.quantile, self.margin = metric, int(k), float(quantile), float(margin)
+        self.metric, self.k, self.quantile = metric, int(k), float(quantile)
+        self.margin = None if margin is None else float(margin)
         self.max_reference, self.seed = int(max_reference), int(seed)
 
     # -- learning -----------------------------------------------------------
@@ -88,7 +95,13 @@ class DomainGate(Gate):
             raise ValueError(f"DomainGate.fit: need at least 2 finite training rows, got {len(X)}")
         lo, hi = X.min(0), X.max(0)
         width = hi - lo
-        self.low_, self.high_ = lo - self.margin * width, hi + self.margin * width
+        margin = self.margin
+        if margin is None:
+            margin = 5.0 / len(X)
+            if X_held is not None:
+                margin = max(margin, self._reach(np.asarray(X_held, np.float64), lo, width))
+        self.margin_ = float(margin)
+        self.low_, self.high_ = lo - margin * width, hi + margin * width
         self.mean_ = X.mean(0)
         std = X.std(0)
         self.scale_ = np.where(std > 0, std, 1.0)
@@ -119,6 +132,17 @@ class DomainGate(Gate):
             d = self._distance(Z, leave_one_out=self.metric_ == "knn")
         self.radius_ = float(np.quantile(d, self.quantile)) if len(d) else float(np.inf)
         return self
+
+    def _reach(self, H: np.ndarray, lo: np.ndarray, width: np.ndarray) -> float:
+        """The ``quantile`` of how far held-out rows reach beyond the range, in widths (worst varying feature)."""
+        H = H[finite_rows(H)]
+        varying = width > 0
+        if not len(H) or not varying.any():
+            return 0.0
+        below = (lo[varying] - H[:, varying]) / width[varying]
+        above = (H[:, varying] - lo[varying] - width[varying]) / width[varying]
+        reach = np.maximum(np.maximum(below, above).max(1), 0.0)
+        return float(np.quantile(reach, self.quantile))
 
     # -- scores -------------------------------------------------------------
 
@@ -227,6 +251,7 @@ class DomainGate(Gate):
         d: dict[str, Any] = {
             "kind": self.kind, "metric": self.metric, "k": self.k, "quantile": self.quantile, "margin": self.margin,
             "max_reference": self.max_reference, "seed": self.seed, "metric_": self.metric_,
+            "margin_": getattr(self, "margin_", None),
             "low": self.low_.tolist(), "high": self.high_.tolist(), "mean": self.mean_.tolist(),
             "scale": self.scale_.tolist(), "radius": self.radius_ if np.isfinite(self.radius_) else "inf",
         }
@@ -239,13 +264,15 @@ class DomainGate(Gate):
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "DomainGate":
-        self = cls(d.get("metric", "auto"), d.get("k", 5), d.get("quantile", 0.999), d.get("margin", 0.0),
+        self = cls(d.get("metric", "auto"), d.get("k", 5), d.get("quantile", 0.999), d.get("margin"),
                    d.get("max_reference", 2048), d.get("seed", 0))
         try:
             self.metric_ = d["metric_"]
             self.low_, self.high_ = np.asarray(d["low"], np.float64), np.asarray(d["high"], np.float64)
             self.mean_, self.scale_ = np.asarray(d["mean"], np.float64), np.asarray(d["scale"], np.float64)
             self.radius_ = float(d["radius"])
+            if d.get("margin_") is not None:
+                self.margin_ = float(d["margin_"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"domain gate record is incomplete or malformed: {exc}") from None
         n = len(self.low_)
