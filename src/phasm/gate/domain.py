@@ -55,8 +55,9 @@ class DomainGate(Gate):
     quantile: share of held-out in-distribution rows the distance test keeps.
     margin: widen the captured range by this fraction of its width on each side.  ``None``
         (default): calibrated like the radius, the ``quantile`` of how far held-out rows reach
-        beyond the range (in widths, worst feature), and at least ``5 / n`` for ``n`` training
-        rows.  A new in-distribution value falls beyond the range seen in ``n`` rows with
+        beyond the range (in widths, worst feature; without held-out rows, how far half of the
+        training rows reach beyond the other half's range), and at least ``5 / n`` for ``n``
+        training rows.  A new in-distribution value falls beyond the range seen in ``n`` rows with
         probability about ``2 / n`` per feature: over hundreds of features (a field) an
         unwidened range turns away several percent of good calls, while inputs well outside
         the range (say 2x beyond it) are rejected either way.
@@ -100,6 +101,13 @@ class DomainGate(Gate):
             margin = 5.0 / len(X)
             if X_held is not None:
                 margin = max(margin, self._reach(np.asarray(X_held, np.float64), lo, width))
+            elif len(X) >= 200:
+                # No held-out rows: how far one half of the captures reaches beyond the range of
+                # the other half (a conservative estimate: the full range is wider).
+                half = np.random.default_rng(self.seed).permutation(len(X))
+                A, B = X[half[: len(X) // 2]], X[half[len(X) // 2 :]]
+                lo_a = A.min(0)
+                margin = max(margin, self._reach(B, lo_a, A.max(0) - lo_a))
         self.margin_ = float(margin)
         self.low_, self.high_ = lo - margin * width, hi + margin * width
         self.mean_ = X.mean(0)
