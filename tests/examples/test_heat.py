@@ -69,7 +69,7 @@ def test_demo_end_to_end_small_grid(heat_module, tmp_path) -> None:
         out = tmp_path / "demo"
         summary = run_heat.main(["--out", str(out), "--grid", "12", "--captures", "400", "--tests", "30",
                                  "--epochs", "40", "--hidden", "64", "--batch", "30", "--batch-size", "16",
-                                 "--lr", "3e-3", "--quiet"])
+                                 "--lr", "3e-3", "--tolerance", "0", "--quiet"])
     finally:
         torch.set_num_threads(threads)
         sys.path.remove(str(HEAT_DIR))
