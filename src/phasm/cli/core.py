@@ -7,15 +7,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-
-
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=1)
+from phasm.cli.common import console, fail, parse_params
 
 
 def _print_spec(spec: Any) -> None:
@@ -36,7 +30,7 @@ def info(path: Path = typer.Argument(..., help="A capture store (.h5) or a model
         try:
             meta = ModelArtefact.read_metadata(path)
         except ArtefactError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         from phasm.bindings.spec import Spec
 
         _print_spec(Spec.from_json(meta["spec"]))
@@ -63,7 +57,7 @@ def info(path: Path = typer.Argument(..., help="A capture store (.h5) or a model
     try:
         store = CaptureStore(path)
     except (FileNotFoundError, StoreError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _print_spec(store.spec)
     console.print(f"rows: [bold]{len(store)}[/] in {len(store.files)} file(s)")
     t = Table(title="statistics")
@@ -107,22 +101,14 @@ def train(
     from phasm.store import CaptureStore, StoreError
     from phasm.train import fit_model
 
-    params: dict[str, Any] = {}
-    for p in param:
-        key, sep, value = p.partition("=")
-        if not sep:
-            _fail(f"--param expects KEY=VALUE, got {p!r}")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
+    params = parse_params(param)
     if epochs is not None:
         params["epochs"] = epochs
     try:
         source = CaptureStore(store)
         art, result = fit_model(source, backend=backend, val_fraction=val_fraction, seed=seed, verbose=not quiet, **params)
     except (FileNotFoundError, StoreError, BackendError, ValueError, TypeError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     art.save(out)
     console.print(result.summary())
     console.print(f"model written to [bold]{out}[/]")

@@ -14,28 +14,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-
-
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=1)
-
-
-def _params(param: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for p in param:
-        key, sep, value = p.partition("=")
-        if not sep:
-            _fail(f"--param expects KEY=VALUE, got {p!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+from phasm.cli.common import console, fail, parse_params
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -83,9 +64,9 @@ def calibrate(
         tol = Tolerance(rel=rel, abs=abs_, max_miss_rate=max_miss_rate)
         art, result, gate = train_calibrated(CaptureStore(store), None, tol, backend=backend, seed=seed,
                                              calibration_fraction=calibration_fraction, confidence=confidence,
-                                             score=score, **_params(param))
+                                             score=score, **parse_params(param))
     except (FileNotFoundError, StoreError, BackendError, ValueError, TypeError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     art.save(out)
     console.print(result.summary())
     _print_report(gate.report_.to_json())
@@ -99,10 +80,10 @@ def gate(model: Path = typer.Argument(..., help="Model folder.")) -> None:
     try:
         meta = ModelArtefact.read_metadata(model)
     except ArtefactError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     g = meta.get("gate")
     if not g or "report" not in g:
-        _fail(f"{model}: no calibrated gate stored; train with a tolerance (`phasm calibrate`)")
+        fail(f"{model}: no calibrated gate stored; train with a tolerance (`phasm calibrate`)")
     console.print(f"tolerance: {json.dumps(g.get('tolerance'))}")
     _print_report(g["report"])
 

@@ -11,15 +11,9 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-
-
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=1)
+from phasm.cli.common import console, fail
 
 
 def _fmt(x: float) -> str:
@@ -70,24 +64,24 @@ def profile(
     from phasm.profile.record import SAMPLERS, record
 
     if sampler not in SAMPLERS:
-        _fail(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+        fail(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if not 1 <= rate <= 10000:
-        _fail(f"--rate must be within 1..10000 samples per second, got {rate}")
+        fail(f"--rate must be within 1..10000 samples per second, got {rate}")
     for p in cost:
         if not p.exists():
-            _fail(f"--cost file not found: {p}")
+            fail(f"--cost file not found: {p}")
     try:
         costs = load_costs(cost)
     except (ValueError, KeyError, json.JSONDecodeError) as exc:
-        _fail(f"--cost: {exc}")
+        fail(f"--cost: {exc}")
     try:
         session = record(list(command), rate, sampler=sampler)
     except (ValueError, RuntimeError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         ranking = rank(session, root=root, speed=speed, cost=costs, min_share=min_share)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     paths = write_outputs(session, ranking, out)
     console.print(f"profiled [bold]{' '.join(command)}[/]: {session.duration_s:.2f} s, {session.n_samples} samples "
                   f"at {session.rate_hz:g} Hz ({session.sampler}); on-CPU {ranking.totals['on']:.2f} s, "
@@ -103,16 +97,16 @@ def profile(
 
 def _resolve(target: str) -> Any:
     if ":" not in target:
-        _fail(f"expected module:function, got {target!r}")
+        fail(f"expected module:function, got {target!r}")
     mod_name, _, attr = target.partition(":")
     sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(mod_name)
     except ImportError as exc:
-        _fail(f"cannot import module {mod_name!r}: {exc}")
+        fail(f"cannot import module {mod_name!r}: {exc}")
     for part in attr.split("."):
         if not hasattr(obj, part):
-            _fail(f"module {mod_name!r} has no attribute {attr!r}")
+            fail(f"module {mod_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     return obj
 
@@ -134,17 +128,17 @@ def bench(
 
     fn = _resolve(target)
     if not isinstance(fn, Surrogate):
-        _fail(f"{target} is a {type(fn).__name__}, not a function wrapped by @phasm.surrogate")
+        fail(f"{target} is a {type(fn).__name__}, not a function wrapped by @phasm.surrogate")
     if p is not None and not 0 <= p <= 1:
-        _fail(f"--p must be within [0, 1], got {p}")
+        fail(f"--p must be within [0, 1], got {p}")
     try:
         ws = tuple(int(w) for w in widths.split(",") if w.strip())
     except ValueError:
-        _fail(f"--widths must be comma-separated integers, got {widths!r}")
+        fail(f"--widths must be comma-separated integers, got {widths!r}")
     try:
         cm = measure_cost(fn, store=store, model=model, budget_s=budget, widths=ws or None)
     except (ValueError, TypeError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.mkdir(parents=True, exist_ok=True)
     cm.save(out / "cost.json")
     png = plot_cost(cm, out / "cost.png")
@@ -152,7 +146,7 @@ def bench(
         cands = json.loads((profile_dir / "candidates.json").read_text())
         match = [c for c in cands if c["name"] == cm.function]
         if not match:
-            _fail(f"{cm.function} is not among the candidates in {profile_dir}/candidates.json")
+            fail(f"{cm.function} is not among the candidates in {profile_dir}/candidates.json")
         p = match[0]["p"]
     t = Table(title=f"cost model of {cm.function} on {cm.machine}")
     t.add_column("quantity")

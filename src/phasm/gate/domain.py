@@ -91,6 +91,7 @@ class DomainGate(Gate):
         X = np.asarray(X_train, np.float64)
         if X.ndim != 2:
             raise ValueError(f"DomainGate.fit: X_train must be (n, n_in), got shape {X.shape}")
+        self.__dict__.pop("_f32_", None)
         X = X[finite_rows(X)]
         if len(X) < 2:
             raise ValueError(f"DomainGate.fit: need at least 2 finite training rows, got {len(X)}")
@@ -206,6 +207,16 @@ class DomainGate(Gate):
                 self._tree_ = cKDTree(self.reference_.astype(np.float64))
         return self._tree_
 
+    def _f32(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """float32 copies of the range (rounded outwards, so no float64-accepted value is refused),
+        the mean and the inverse scale; made once."""
+        cached = self.__dict__.get("_f32_")
+        if cached is None:
+            low = np.nextafter(self.low_.astype(np.float32), np.float32(-np.inf))
+            high = np.nextafter(self.high_.astype(np.float32), np.float32(np.inf))
+            cached = self._f32_ = (low, high, self.mean_.astype(np.float32), (1.0 / self.scale_).astype(np.float32))
+        return cached
+
     def distance(self, X: np.ndarray) -> np.ndarray:
         """Distance ``(n,)`` of raw input rows to the training inputs (standardised units)."""
         self._check()
@@ -228,15 +239,17 @@ class DomainGate(Gate):
         X2 = np.asarray(X).reshape(len(X), -1)
         if self.low_.shape != X2.shape[1:]:
             raise ValueError(f"DomainGate: inputs have {X2.shape[1]} features, the gate was fitted on {self.low_.shape[0]}")
+        single = X2.dtype == np.float32  # model inputs: compare and standardise in float32 (2-3x faster)
+        low, high, mean, inv_scale = self._f32() if single else (self.low_, self.high_, self.mean_, 1.0 / self.scale_)
         with np.errstate(invalid="ignore"):  # NaN compares False: out of range
-            ok = ((X2 >= self.low_) & (X2 <= self.high_)).all(1)
+            ok = ((X2 >= low) & (X2 <= high)).all(1)
         if Y is not None:
             ok &= finite_rows(Y)
         near = None
         dist = np.empty(0)
         if ok.any():
             idx = np.flatnonzero(ok)
-            Z = self._standardise(X2[idx])
+            Z = (X2[idx] - mean) * inv_scale if (single and self.metric_ != "knn") else self._standardise(X2[idx])
             if self.metric_ == "knn":
                 d, near = self._knn(Z, self.k_)
                 dist = d.mean(1)

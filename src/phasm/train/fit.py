@@ -95,6 +95,15 @@ def fit_model(
     if data.n_train < 1:
         raise ValueError(f"no finite training rows for {spec.function}")
     est = make_backend(backend, **params) if isinstance(backend, str) else backend
+    return fit_and_package(spec, est, data, seed=seed, val_fraction=val_fraction, verbose=verbose)
+
+
+def fit_and_package(spec: Spec, est: Backend, data: Any, *, seed: int, val_fraction: float, verbose: bool,
+                    training: dict[str, Any] | None = None) -> tuple[ModelArtefact, TrainResult]:
+    """Fit ``est`` on prepared ``data`` and wrap it as an artefact with validation metrics and training record.
+
+    ``training``: extra entries for the artefact's training record.
+    """
     t0 = time.perf_counter()
     history = est.fit(data, verbose=verbose)
     seconds = time.perf_counter() - t0
@@ -117,5 +126,6 @@ def fit_model(
         "device": history.device,
         "train_loss": history.train_loss,
         "val_loss": history.val_loss,
+        **(training or {}),
     }
     return art, result

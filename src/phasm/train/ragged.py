@@ -31,7 +31,6 @@ Example
 
 from __future__ import annotations
 
-import time
 from typing import Any, Iterator
 
 import numpy as np
@@ -291,9 +290,7 @@ def fit_ragged_model(source: Any, spec: Spec | None = None, *, backend: Any = "t
     """
     from phasm.backends.registry import make_backend
     from phasm.store.reader import CaptureStore
-    from phasm.train.artefact import ModelArtefact
-    from phasm.train.fit import TrainResult
-    from phasm.train.metrics import output_metrics
+    from phasm.train.fit import fit_and_package
 
     if isinstance(source, CaptureStore):
         spec = spec or source.spec
@@ -319,20 +316,5 @@ def fit_ragged_model(source: Any, spec: Spec | None = None, *, backend: Any = "t
         data = RaggedData(*source, val_fraction=val_fraction, seed=seed)
     if data.n_train < 1:
         raise ValueError(f"no finite training rows for {spec.function}")
-    t0 = time.perf_counter()
-    history = est.fit(data, verbose=verbose)
-    seconds = time.perf_counter() - t0
-    art = ModelArtefact(spec, est, data.x_norm, data.y_norm)
-    metrics: dict[str, Any] = {}
-    if data.n_val:
-        Xv, Yv = data.raw_validation()
-        metrics = output_metrics(spec, Yv, art.predict(Xv))
-    result = TrainResult(est.name, data.n_train, data.n_val, seconds, history, metrics)
-    art.metrics = metrics
-    art.training = {
-        "seed": seed, "val_fraction": val_fraction, "n_train": data.n_train, "n_val": data.n_val,
-        "dropped_nonfinite": data.dropped_nonfinite, "seconds": seconds, "epochs": history.epochs,
-        "best_epoch": history.best_epoch, "device": history.device, "train_loss": history.train_loss,
-        "val_loss": history.val_loss, "ragged": {"sets": data.set_names, "set_dims": data.set_dims},
-    }
-    return art, result
+    return fit_and_package(spec, est, data, seed=seed, val_fraction=val_fraction, verbose=verbose,
+                           training={"ragged": {"sets": data.set_names, "set_dims": data.set_dims}})
