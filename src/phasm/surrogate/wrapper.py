@@ -22,25 +22,23 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from phasm.bindings.infer import infer_spec, needs_inference, resolve_inferred
-from phasm.bindings.optics import Arg, CallFrame, OpticError, Return
-from phasm.bindings.paths import finish_frame
-from phasm.bindings.ragged import has_ragged, pack_ragged_call
-from phasm.bindings.spec import Spec, SpecError, Variable, pack, unpack
+from phasm.bindings.optics import Arg, CallFrame, Return
+from phasm.bindings.ragged import has_ragged
+from phasm.bindings.spec import Spec, SpecError, Variable
 from phasm.gate.base import FiniteGate, Gate
 from phasm.gate.tolerance import Tolerance
 from phasm.store.reader import RunningStats
 from phasm.store.writer import CaptureWriter
-from phasm.surrogate.mode import Mode, mode_from_env, parse_mode
 from phasm.surrogate.auto import AutoMode
 from phasm.surrogate.lifecycle import ModelLifecycle, ModelNotLoaded
+from phasm.surrogate.mode import Mode, mode_from_env, parse_mode
 from phasm.surrogate.observe import CallObservation
+from phasm.surrogate.rows import FAST_SCALAR_TYPES, RowBinding
 
 _UNRESOLVED = object()
-# Python scalars that store into a scalar variable of a dtype kind without loss: skip the array check.
-_FAST_SCALAR_TYPES = {((), "f"): (float, int), ((), "i"): (int,), ((), "u"): (int,), ((), "b"): (bool,)}
 
 
-class Surrogate(AutoMode, ModelLifecycle, CallObservation):
+class Surrogate(RowBinding, AutoMode, ModelLifecycle, CallObservation):
     """A function that may be answered by a trained model. See :func:`surrogate`."""
 
     def __init__(
@@ -232,7 +230,7 @@ class Surrogate(AutoMode, ModelLifecycle, CallObservation):
         self._ragged = has_ragged(self._in_vars)  # variable-length inputs: models take RaggedInputs
         self._n_in = spec.n_in_features
         # Per-variable plans for the one-call (batch 1) path, resolved once: the hot loop does no lookups.
-        self._in_plan = [(v.optic.get, _FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ()), v, c, size)  # type: ignore[union-attr]
+        self._in_plan = [(v.optic.get, FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ()), v, c, size)  # type: ignore[union-attr]
                          for v, (c, size) in zip(self._in_vars, self._in_cols)]
         out_plan, col = [], 0
         for v in self._out_vars:
@@ -271,49 +269,6 @@ class Surrogate(AutoMode, ModelLifecycle, CallObservation):
     @staticmethod
     def _mutated(frame: CallFrame, before: dict[str, np.ndarray]) -> set[str]:
         return {k for k, old in before.items() if not np.array_equal(old, frame.args[k], equal_nan=old.dtype.kind == "f")}
-
-    def _read_inputs(self, frame: CallFrame) -> list[Any]:
-        """Input values, validated against the spec; inout arrays copied (the call will change them)."""
-        spec = self.spec
-        assert spec is not None
-        batch = self._batch_size(frame) if self.batched else None
-        values = []
-        for v in self._in_vars:
-            try:
-                value = v.optic.get(frame)  # type: ignore[union-attr]
-            except OpticError as exc:
-                raise SpecError(f"{self.name}: input variable {v.name!r}: {exc}") from None
-            if not (batch is None and type(value) in _FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ())):
-                value = v.check_value(value, batch=batch, where=f"{self.name}: input ")
-                if v.direction == "inout":
-                    value = value.copy()
-            values.append(value)
-        return values
-
-    def _read_outputs(self, frame: CallFrame) -> list[Any]:
-        batch = self._batch_size(frame) if self.batched else None
-        values = []
-        for v in self._out_vars:
-            try:
-                value = v.optic.get(frame)  # type: ignore[union-attr]
-            except OpticError as exc:
-                raise SpecError(f"{self.name}: output variable {v.name!r}: {exc}") from None
-            if not (batch is None and type(value) in _FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ())):
-                value = v.check_value(value, batch=batch, where=f"{self.name}: output ")
-            values.append(value)
-        return values
-
-    def _batch_size(self, frame: CallFrame) -> int:
-        for v in self._in_vars:
-            try:
-                value = v.optic.get(frame)  # type: ignore[union-attr]
-            except OpticError:
-                continue
-            shape = np.shape(value)
-            if not shape:
-                raise SpecError(f"{self.name}: input {v.name!r} of a batched function needs a leading batch axis, got a scalar")
-            return int(shape[0])
-        raise SpecError(f"{self.name}: cannot tell the batch size: no input found")
 
     # -- capture ----------------------------------------------------------
 
@@ -363,82 +318,6 @@ class Surrogate(AutoMode, ModelLifecycle, CallObservation):
                 f"{self.name}: mode 'model' needs a trained model; call .train() or .load(path) first"
             )
         return self.model
-
-    def _pack_frame(self, frame: CallFrame) -> tuple[np.ndarray, int]:
-        """Model input rows ``(n, n_in)`` from a call frame (validated)."""
-        if self._ragged:
-            return pack_ragged_call(self._in_vars, self._read_inputs(frame)), 1
-        if self.batched:
-            n = self._batch_size(frame)
-            values = dict(zip((v.name for v in self._in_vars), self._read_inputs(frame)))
-            return pack(self._in_vars, values, n), n
-        return self._pack_row(frame), 1
-
-    def _pack_row(self, frame: CallFrame) -> np.ndarray:
-        """One call's model input row ``(1, n_in)``, validated, in one pass over the inputs."""
-        x = np.empty((1, self._n_in), np.float32)
-        row = x[0]
-        v = None
-        try:
-            for get, fast, v, col, size in self._in_plan:
-                value = get(frame)
-                if type(value) in fast:
-                    row[col] = value
-                    continue
-                value = v.check_value(value, where=f"{self.name}: input ")
-                if size == 1:
-                    row[col] = value
-                else:
-                    row[col : col + size] = value.reshape(-1)
-        except OpticError as exc:
-            raise SpecError(f"{self.name}: input variable {v.name!r}: {exc}") from None  # type: ignore[union-attr]
-        return x
-
-    def _put_outputs(self, frame: CallFrame, Y: np.ndarray) -> Any:
-        """Write model rows back through the output optics; returns the built return value."""
-        if self._row_path:
-            return self._put_row(frame, Y)
-        values = unpack(self._out_vars, Y)
-        for v in self._out_vars:
-            value = values[v.name]  # type: ignore[index]
-            if not self.batched:
-                value = value[0]
-                if not v.shape:
-                    value = value.item()
-            v.optic.put(frame, value, n_items=self._n_items)  # type: ignore[union-attr]
-        return finish_frame(frame)  # builds a return value that output optics filled field by field
-
-    def _pack_positional(self, args: tuple) -> np.ndarray:
-        """:meth:`_pack_row` for plain positional calls: inputs read from ``args`` by position."""
-        x = np.empty((1, self._n_in), np.float32)
-        row = x[0]
-        for i, fast, v, col, size in self._positional_plan:  # type: ignore[union-attr]
-            value = args[i]
-            if type(value) in fast:
-                row[col] = value
-                continue
-            value = v.check_value(value, where=f"{self.name}: input ")
-            if size == 1:
-                row[col] = value
-            else:
-                row[col : col + size] = value.reshape(-1)
-        return x
-
-    def _put_row(self, frame: CallFrame, Y: np.ndarray) -> Any:
-        """One call's outputs from row ``Y[0]``: Python scalars for scalar variables, arrays of the
-        declared dtype otherwise (integers and booleans rounded, as :func:`unpack` does)."""
-        row = Y[0]
-        n_items = self._n_items
-        for put, v, col, size, kind in self._out_plan:
-            if not v.shape:
-                value = row[col].item()
-                if kind in "iub":
-                    value = round(value) if kind != "b" else bool(round(value))
-            else:
-                block = row[col : col + size].reshape(v.shape)
-                value = (np.rint(block) if kind in "iub" else block).astype(v.dtype)
-            put(frame, value, n_items=n_items)
-        return finish_frame(frame)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
