@@ -259,3 +259,22 @@ def test_every_optic_batches_and_unbatches():
     assert [o.result for o in outs] == [(None, 0.0), (None, 1.0), (None, 2.0), (None, 3.0)]
     with pytest.raises(OpticError, match="3 values for 4 calls"):
         Return().put_batch(outs, [1, 2, 3])
+
+
+def test_dotted_global_reaches_an_attribute_of_a_module_object(tmp_path, monkeypatch):
+    """``phasm.glob("detector.field.B")`` where ``field`` is an object in module ``detector``
+    (not a submodule): the longest importable prefix is the module, the rest attributes."""
+    import sys
+
+    (tmp_path / "detector_cfg_mod.py").write_text("class _F:\n    B = 2.0\nfield = _F()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("detector_cfg_mod", None)
+    var = phasm.glob("detector_cfg_mod.field.B")
+    from phasm.bindings.optics import CallFrame
+
+    frame = CallFrame({})
+    assert var.optic.get(frame) == 2.0
+    var.optic.put(frame, 3.5)
+    assert sys.modules["detector_cfg_mod"].field.B == 3.5
+    with pytest.raises(Exception, match="cannot import module 'no_such_pkg_xyz'"):
+        phasm.glob("no_such_pkg_xyz.B").optic.get(frame)

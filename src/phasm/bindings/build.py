@@ -63,19 +63,34 @@ class Global(Optic):
         self.name = name
 
     def _module(self) -> Any:
+        """The object that holds ``name``: the module, or, for ``"pkg.mod.obj.attr"`` written
+        with dots only, an object reached from the longest importable module prefix."""
         mod = sys.modules.get(self.module)
-        if mod is None:
+        if mod is not None:
+            return mod
+        try:
+            return importlib.import_module(self.module)
+        except ImportError as exc:
+            first_error = exc
+        parts = self.module.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
             try:
-                mod = importlib.import_module(self.module)
-            except ImportError as exc:
-                raise OpticError(f"global {self!r}: cannot import module {self.module!r}: {exc}") from None
-        return mod
+                obj = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            try:
+                for attr in parts[cut:]:
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                break
+            return obj
+        raise OpticError(f"global {self!r}: cannot import module {self.module!r}: {first_error}") from None
 
     def get(self, frame: CallFrame) -> Any:
         try:
             return getattr(self._module(), self.name)
         except AttributeError:
-            raise OpticError(f"global {self!r}: module {self.module!r} has no name {self.name!r}") from None
+            raise OpticError(f"global {self!r}: {self.module!r} has no name {self.name!r}") from None
 
     def put(self, frame: CallFrame, value: Any, **kw: Any) -> None:
         setattr(self._module(), self.name, value)
