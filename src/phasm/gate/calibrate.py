@@ -65,6 +65,14 @@ def train_calibrated(
 
     if not isinstance(tolerance, Tolerance):
         raise TypeError(f"train_calibrated: tolerance must be a phasm.Tolerance, got {type(tolerance).__name__}")
+    declared = spec if spec is not None else getattr(source, "spec", None)
+    ragged = [v.name for v in declared.inputs if v.ragged] if declared is not None else []
+    if ragged:
+        raise ValueError(
+            f"a calibrated trust gate for variable-length inputs ({', '.join(map(str, ragged))}) is not supported yet; "
+            "train without tolerance= (auto mode then falls back on NaN/inf only) and check the model with "
+            "shadow mode or shadow_fraction="
+        )
     if isinstance(source, CaptureStore):
         spec = spec or source.spec
         X, Y = source.matrices(dtype=np.float64)
