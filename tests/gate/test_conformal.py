@@ -136,10 +136,3 @@ def test_per_output_tolerance_and_vector_outputs() -> None:
     Yp, acc = gate.predict_accept(B, art)
     assert tol.misses(spec, T, Yp)[acc].mean() <= 0.05 + _slack(0.05, int(acc.sum()))
 
-
-def test_variable_length_inputs_get_a_clear_error_not_a_wrong_gate() -> None:
-    from phasm.gate.calibrate import train_calibrated
-
-    spec = phasm.Spec.from_declarations("m.fit", {"hits": phasm.each("hits", fields=["x", "y"])}, {"slope": phasm.Scalar()})
-    with pytest.raises(ValueError, match=r"variable-length inputs \(hits\) is not supported yet"):
-        train_calibrated((np.zeros((3, 2)), np.zeros((3, 1))), spec, phasm.Tolerance(rel=0.01))

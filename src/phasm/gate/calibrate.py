@@ -68,11 +68,9 @@ def train_calibrated(
     declared = spec if spec is not None else getattr(source, "spec", None)
     ragged = [v.name for v in declared.inputs if v.ragged] if declared is not None else []
     if ragged:
-        raise ValueError(
-            f"a calibrated trust gate for variable-length inputs ({', '.join(map(str, ragged))}) is not supported yet; "
-            "train without tolerance= (auto mode then falls back on NaN/inf only) and check the model with "
-            "shadow mode or shadow_fraction="
-        )
+        return _train_calibrated_ragged(source, declared, tolerance, backend=backend,
+                                         calibration_fraction=calibration_fraction, val_fraction=val_fraction,
+                                         confidence=confidence, seed=seed, verbose=verbose, **params)
     if isinstance(source, CaptureStore):
         spec = spec or source.spec
         X, Y = source.matrices(dtype=np.float64)
@@ -95,6 +93,34 @@ def train_calibrated(
     # Candidate thresholds come from training rows' scores (independent of the calibration rows),
     # so every calibration row certifies.
     gate.fit(X[cal], Y[cal], art, X_train=X[~cal], Y_train=Y[~cal], spec=spec)
+    art.sections["gate"] = gate.to_json()
+    art.training["calibration_rows"] = int(cal.sum())
+    return art, result, gate
+
+
+def _train_calibrated_ragged(source: Any, spec: Spec, tolerance: Tolerance, *, backend: Any, calibration_fraction: float,
+                             val_fraction: float, confidence: float, seed: int, verbose: bool,
+                             **params: Any) -> tuple[Any, Any, Any]:
+    """:func:`train_calibrated` for variable-length inputs: a set model, and a gate certified on
+    per-call summaries of the held-out calls (see :mod:`phasm.gate.ragged`)."""
+    from phasm.gate.ragged import RaggedConformalGate
+    from phasm.store.reader import CaptureStore
+    from phasm.train.ragged import fit_ragged_model, ragged_matrices
+
+    if isinstance(source, CaptureStore):
+        X, Y = ragged_matrices(spec, *source.read())
+    else:
+        X, Y = source
+    cal = split_calibration(len(X), calibration_fraction, seed)
+    if cal.sum() < 10 or (~cal).sum() < 2:
+        raise ValueError(f"train_calibrated: {len(X)} rows are too few to train and calibrate "
+                         f"({int((~cal).sum())} train, {int(cal.sum())} calibration)")
+    train_rows, cal_rows = np.flatnonzero(~cal), np.flatnonzero(cal)
+    X_train = X.take(train_rows)
+    art, result = fit_ragged_model((X_train, Y[train_rows]), spec, backend=backend, val_fraction=val_fraction,
+                                   seed=seed, verbose=verbose, **params)
+    gate = RaggedConformalGate(tolerance, confidence=confidence, seed=seed).fit(
+        X.take(cal_rows), Y[cal_rows], art, X_train=X_train, spec=spec)
     art.sections["gate"] = gate.to_json()
     art.training["calibration_rows"] = int(cal.sum())
     return art, result, gate
