@@ -29,13 +29,7 @@ class AutoMode:
             # No model yet: behave like capture, so the data for one accrues.
             self._n_fallbacks += self._batch_size(self._frame(args, kwargs)) if (self.batched and self.spec) else 1
             return self._call_capture(args, kwargs)
-        positional = self._positional_plan is not None and not kwargs and len(args) == len(self._param_names)
-        if positional:
-            frame = CallFrame(None)  # type: ignore[arg-type]
-            X, n = self._pack_positional(args), 1
-        else:
-            frame = self._frame(args, kwargs)
-            X, n = (self._pack_row(frame), 1) if self._row_path else self._pack_frame(frame)
+        frame, X, n, positional = self._model_inputs(args, kwargs)
         t0 = time.perf_counter()
         Y, trusted = self._gated_predict(model, gate, X, n)
         self._t_model += time.perf_counter() - t0

@@ -25,6 +25,15 @@ FAST_SCALAR_TYPES = {((), "f"): (float, int), ((), "i"): (int,), ((), "u"): (int
 class RowBinding:
     """Inputs in, answers out, for one call or a batch (mixed into ``Surrogate``)."""
 
+    def _model_inputs(self, args: tuple, kwargs: dict) -> tuple[CallFrame, Any, int, bool]:
+        """A call's model input rows: ``(frame, X, n, positional)``.  A plain positional call
+        (``positional``) gets an empty frame: its inputs are read straight from ``args``."""
+        if self._positional_plan is not None and not kwargs and len(args) == len(self._param_names):
+            return CallFrame(None), self._pack_positional(args), 1, True  # type: ignore[arg-type]
+        frame = self._frame(args, kwargs)
+        X, n = (self._pack_row(frame), 1) if self._row_path else self._pack_frame(frame)
+        return frame, X, n, False
+
     def _read_inputs(self, frame: CallFrame) -> list[Any]:
         """Input values, validated against the spec; inout arrays copied (the call will change them)."""
         spec = self.spec

@@ -330,12 +330,7 @@ class Surrogate(RowBinding, AutoMode, ModelLifecycle, CallObservation):
         model = self._live[0]
         if model is None or self.spec is None:
             model = self._require_model()
-        if self._positional_plan is not None and not kwargs and len(args) == len(self._param_names):
-            frame = CallFrame(None)  # type: ignore[arg-type]
-            X, n = self._pack_positional(args), 1
-        else:
-            frame = self._frame(args, kwargs)
-            X, n = (self._pack_row(frame), 1) if self._row_path else self._pack_frame(frame)
+        frame, X, n, _ = self._model_inputs(args, kwargs)
         t0 = time.perf_counter()
         Y = model.predict(X)
         self._t_model += time.perf_counter() - t0
