@@ -276,7 +276,7 @@ class _Visitor(ast.NodeVisitor):
         if isinstance(node.ctx, ast.Load):
             self.read(self._path_of(node), node)
 
-    def visit_Attribute(self, node: ast.Attribute) -> None:
+    def visit_Attribute(self, node: ast.Attribute | ast.Subscript) -> None:
         if isinstance(node.ctx, ast.Load):
             path = self._path_of(node)
             if path is not None:
@@ -285,14 +285,7 @@ class _Visitor(ast.NodeVisitor):
                 return
         self.generic_visit(node)
 
-    def visit_Subscript(self, node: ast.Subscript) -> None:
-        if isinstance(node.ctx, ast.Load):
-            path = self._path_of(node)
-            if path is not None:
-                self.read(path, node)
-                self._visit_subscripts(node)
-                return
-        self.generic_visit(node)
+    visit_Subscript = visit_Attribute  # a read of x[k] is recorded like a read of x.k
 
     def _visit_subscripts(self, node: ast.AST) -> None:
         while isinstance(node, (ast.Attribute, ast.Subscript)):

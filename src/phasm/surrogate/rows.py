@@ -36,32 +36,24 @@ class RowBinding:
 
     def _read_inputs(self, frame: CallFrame) -> list[Any]:
         """Input values, validated against the spec; inout arrays copied (the call will change them)."""
-        spec = self.spec
-        assert spec is not None
-        batch = self._batch_size(frame) if self.batched else None
-        values = []
-        for v in self._in_vars:
-            try:
-                value = v.optic.get(frame)  # type: ignore[union-attr]
-            except OpticError as exc:
-                raise SpecError(f"{self.name}: input variable {v.name!r}: {exc}") from None
-            if not (batch is None and type(value) in FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ())):
-                value = v.check_value(value, batch=batch, where=f"{self.name}: input ")
-                if v.direction == "inout":
-                    value = value.copy()
-            values.append(value)
-        return values
+        return self._read(self._in_vars, frame, "input")
 
     def _read_outputs(self, frame: CallFrame) -> list[Any]:
+        """Output values (after the call), validated against the spec."""
+        return self._read(self._out_vars, frame, "output")
+
+    def _read(self, variables: Any, frame: CallFrame, what: str) -> list[Any]:
         batch = self._batch_size(frame) if self.batched else None
         values = []
-        for v in self._out_vars:
+        for v in variables:
             try:
                 value = v.optic.get(frame)  # type: ignore[union-attr]
             except OpticError as exc:
-                raise SpecError(f"{self.name}: output variable {v.name!r}: {exc}") from None
+                raise SpecError(f"{self.name}: {what} variable {v.name!r}: {exc}") from None
             if not (batch is None and type(value) in FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ())):
-                value = v.check_value(value, batch=batch, where=f"{self.name}: output ")
+                value = v.check_value(value, batch=batch, where=f"{self.name}: {what} ")
+                if what == "input" and v.direction == "inout":
+                    value = value.copy()
             values.append(value)
         return values
 
