@@ -13,18 +13,25 @@ __version__ = "0.1.0"
 from phasm.bindings.declare import attr, each, fields, glob, item, setter
 from phasm.bindings.optics import Arg, Return
 from phasm.bindings.ragged import RaggedArray
-from phasm.bindings.spec import Array, Scalar, Spec, SpecError, Variable
+from phasm.bindings.spec import Array, Scalar, Spec, Variable
+from phasm.errors import (
+    ArtefactError, BackendError, BackendUnavailable, GateError, ModelNotLoaded, OpticError, PhasmError,
+    SpecError, StoreError, TargetError,
+)
 from phasm.gate.base import FiniteGate, Gate
 from phasm.gate.conformal import CalibrationReport, ConformalGate
 from phasm.gate.domain import DomainGate
 from phasm.gate.tolerance import Tolerance
 from phasm.surrogate.mode import Mode
 from phasm.surrogate.stats import SurrogateStats
-from phasm.surrogate.wrapper import ModelNotLoaded, Surrogate, surrogate
+from phasm.surrogate.wrapper import Surrogate, surrogate
 
 __all__ = [
-    "Arg", "Array", "FiniteGate", "Gate", "Mode", "ModelNotLoaded", "Return", "Scalar", "Spec", "SpecError",
+    "Arg", "Array", "FiniteGate", "Gate", "Mode", "Return", "Scalar", "Spec",
     "Surrogate", "SurrogateStats", "Tolerance", "Variable", "__version__", "surrogate",
+    # one error family
+    "ArtefactError", "BackendError", "BackendUnavailable", "GateError", "ModelNotLoaded", "OpticError",
+    "PhasmError", "SpecError", "StoreError", "TargetError",
     # optics for objects, globals, collections (bindings)
     "RaggedArray", "attr", "each", "fields", "glob", "item", "setter",
     # trust gate

@@ -15,6 +15,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "prediction.py"
 
 
+@pytest.mark.slow  # timing-based: on a loaded 2-core machine the +-25 % band flakes; the benchmark holds the goal
 def test_predicted_speedup_matches_measured(tmp_path):
     spec = importlib.util.spec_from_file_location("phasm_prediction_bench", BENCH)
     bench = importlib.util.module_from_spec(spec)

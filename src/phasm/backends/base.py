@@ -19,9 +19,7 @@ from typing import Any, ClassVar, Iterator, Protocol
 
 import numpy as np
 
-
-class BackendError(RuntimeError):
-    """A backend cannot be loaded, trained or run."""
+from phasm.errors import BackendError
 
 
 class TrainingData(Protocol):

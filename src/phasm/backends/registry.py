@@ -21,6 +21,7 @@ from importlib import metadata
 from typing import Any
 
 from phasm.backends.base import Backend, BackendError
+from phasm.errors import BackendUnavailable
 
 ENTRY_POINT_GROUP = "phasm.backends"
 
@@ -32,10 +33,6 @@ _BUILTIN = {
     "gp": "phasm.backends.gp:GPBackend",
     "torch-sets": "phasm.backends.torch_sets:TorchSetsBackend",
 }
-
-
-class BackendUnavailable(BackendError):
-    """The backend exists but its library is not installed."""
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, ClassVar, Sequence
 
-
-class OpticError(ValueError):
-    """A value cannot be read from, or written to, the place an optic names."""
+from phasm.errors import OpticError
 
 
 class CallFrame:

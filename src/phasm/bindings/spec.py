@@ -29,12 +29,9 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from phasm.bindings.optics import Arg, Optic, Return, optic_from_json
+from phasm.errors import SpecError
 
 DIRECTIONS = ("in", "out", "inout")
-
-
-class SpecError(ValueError):
-    """A value or a file does not match the spec it is checked against."""
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-
-class TargetError(ValueError):
-    """The function to inspect, or its example, cannot be found or built."""
+from phasm.errors import TargetError
 
 
 def load_target(target: str) -> Callable[..., Any]:

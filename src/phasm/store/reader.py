@@ -24,11 +24,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from phasm.bindings.spec import Spec, SpecError, Variable, pack
+from phasm.errors import StoreError
 from phasm.store.writer import FORMAT_VERSION, ROWS_DATASET, dataset_name, shard_dir
-
-
-class StoreError(ValueError):
-    """A file is not a readable phasm capture store."""
 
 
 def _open_h5(path: Path) -> Any:

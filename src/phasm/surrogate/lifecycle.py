@@ -14,11 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from phasm.bindings.spec import Spec
+from phasm.errors import ModelNotLoaded
 from phasm.gate.base import FiniteGate, gate_from_json
-
-
-class ModelNotLoaded(RuntimeError):
-    """Model mode was asked for but no model is attached."""
 
 
 class ModelLifecycle:

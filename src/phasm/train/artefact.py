@@ -30,6 +30,7 @@ import numpy as np
 from phasm.backends.base import Backend, BackendError
 from phasm.backends.registry import get_backend
 from phasm.bindings.spec import Spec, SpecError
+from phasm.errors import ArtefactError
 from phasm.train.data import Standardizer
 
 FORMAT = "phasm-model"
@@ -38,10 +39,6 @@ METADATA_FILE = "phasm.json"
 
 
 _UNSET = object()
-
-
-class ArtefactError(ValueError):
-    """A model folder is missing, malformed, corrupted, or for another spec."""
 
 
 def sha256_file(path: Path) -> str:

@@ -1,0 +1,57 @@
+"""One error family: every error phasm raises on purpose derives from :class:`PhasmError`.
+
+Each keeps the builtin base callers already rely on (``ValueError`` for bad input or a bad
+file, ``RuntimeError`` for a state problem), so ``except ValueError`` keeps working, while
+``except phasm.PhasmError`` catches exactly phasm's own errors and lets bugs through.
+
+>>> from phasm.errors import PhasmError, SpecError
+>>> issubclass(SpecError, PhasmError) and issubclass(SpecError, ValueError)
+True
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtefactError", "BackendError", "BackendUnavailable", "GateError", "ModelNotLoaded",
+    "OpticError", "PhasmError", "SpecError", "StoreError", "TargetError",
+]
+
+
+class PhasmError(Exception):
+    """Base of every error phasm raises on purpose (not of bugs)."""
+
+
+class SpecError(PhasmError, ValueError):
+    """A value or a file does not match the spec it is checked against."""
+
+
+class OpticError(PhasmError, ValueError):
+    """A value cannot be read from, or written to, the place an optic names."""
+
+
+class StoreError(PhasmError, ValueError):
+    """A file is not a readable phasm capture store, or cannot be written as one."""
+
+
+class ArtefactError(PhasmError, ValueError):
+    """A model folder is missing, malformed, corrupted, or for another spec."""
+
+
+class BackendError(PhasmError, RuntimeError):
+    """A backend cannot be loaded, trained or run."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend exists but its library is not installed."""
+
+
+class GateError(PhasmError, ValueError):
+    """A trust gate cannot be built, calibrated or loaded as asked."""
+
+
+class ModelNotLoaded(PhasmError, RuntimeError):
+    """Model mode was asked for but no model is attached."""
+
+
+class TargetError(PhasmError, ValueError):
+    """The function to inspect, or its example, cannot be found or built."""
