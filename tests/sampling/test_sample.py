@@ -1,0 +1,167 @@
+"""phasm.sample on a Dask LocalCluster (2 worker processes): rows, shards, failures, resume, kills."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import sample_targets as st
+
+import phasm
+from phasm.errors import SampleError, SpecError
+from phasm.sampling import SampleRun, design_index, read_progress, sample
+from phasm.store import CaptureStore
+
+SPACE = {"x": (0.0, 1.0), "y": (1.0, 100.0, "log")}
+
+
+def stored(path):
+    store = CaptureStore(path)
+    ins, outs = store.read()
+    return store, ins, outs
+
+
+def test_in_process_run_stores_every_row_with_its_design_index():
+    res = sample(st.quick, SPACE, 40, store="captures/q.h5", workers=0, progress=False)
+    assert (res.rows, res.new_rows, res.failed, res.pending, res.duplicates) == (40, 40, {}, 0, 0)
+    store, ins, outs = stored("captures/q.h5")
+    assert len(store) == 40
+    np.testing.assert_array_equal(outs["result"], ins["x"] ** 2 + ins["y"])
+    run = SampleRun.load("captures/q.h5")
+    idx = design_index("captures/q.h5")
+    assert sorted(idx.tolist()) == list(range(40))
+    np.testing.assert_array_equal(run.points[idx], np.stack([ins["x"], ins["y"]], axis=1))  # index -> the row's input
+    assert ((ins["y"] >= 1) & (ins["y"] <= 100)).all() and np.median(ins["y"]) < 20  # log-spread
+
+
+def test_on_the_cluster_each_worker_writes_its_shard_one_logical_store(dask_client):
+    res = sample(st.sleepy, SPACE, 48, client=dask_client, store="captures/s.h5", progress=False)
+    assert (res.rows, res.failed, res.duplicates, res.workers) == (48, {}, 0, 2)
+    store, ins, outs = stored("captures/s.h5")
+    assert len(store) == 48 and len(store.files) == 2  # one shard per worker, read as one store
+    np.testing.assert_array_equal(outs["result"], ins["x"] ** 2 + ins["y"])
+    assert sorted(design_index("captures/s.h5").tolist()) == list(range(48))
+    # A second call resumes: nothing to do, nothing duplicated; a larger n extends the Sobol design.
+    again = sample(st.sleepy, SPACE, 48, client=dask_client, store="captures/s.h5", progress=False)
+    assert (again.rows, again.new_rows) == (48, 0)
+    more = sample(st.sleepy, SPACE, 64, client=dask_client, store="captures/s.h5", progress=False)
+    assert (more.rows, more.new_rows, more.duplicates) == (64, 16, 0)
+    assert np.array_equal(SampleRun.load("captures/s.h5").points[:48], SampleRun.load("captures/s.h5").points[:48])
+    assert len(CaptureStore("captures/s.h5")) == 64
+
+
+def test_failures_are_recorded_per_row_and_not_retried(dask_client):
+    res = sample(st.flaky, {"x": (0.0, 1.0), "y": (0.0, 1.0)}, 64, client=dask_client, store="captures/f.h5",
+                 progress=False)
+    run = SampleRun.load("captures/f.h5")
+    x, y = run.points[:, 0], run.points[:, 1]
+    raising, nan = set(np.flatnonzero(x > 0.8).tolist()), set(np.flatnonzero((x <= 0.8) & (y < 0.2)).tolist())
+    assert raising and nan
+    assert set(res.failed) == raising | nan
+    assert all(res.failed[i].startswith("ValueError: no convergence at x=") for i in raising)
+    assert all(res.failed[i] == "non-finite output 'result1' (nan)" for i in nan)
+    store, ins, outs = stored("captures/f.h5")
+    assert len(store) == 64 - len(raising | nan) == res.rows
+    assert np.isfinite(outs["result1"]).all()
+    # Resuming does not call the original on failed rows again; retry_failed does (and they fail again).
+    again = sample(st.flaky, {"x": (0.0, 1.0), "y": (0.0, 1.0)}, 64, client=dask_client, store="captures/f.h5",
+                   progress=False)
+    assert (again.new_rows, set(again.failed), again.pending) == (0, set(res.failed), 0)
+    retried = sample(st.flaky, {"x": (0.0, 1.0), "y": (0.0, 1.0)}, 64, workers=0, store="captures/f.h5",
+                     progress=False, retry_failed=True)
+    assert set(retried.failed) == set(res.failed) and len(CaptureStore("captures/f.h5")) == res.rows
+
+
+def test_a_killed_worker_loses_nothing_committed_and_duplicates_nothing(dask_client):
+    pids = dask_client.run(os.getpid)
+    holder = {}
+    t = threading.Thread(target=lambda: holder.update(res=sample(
+        st.sleepy, SPACE, 120, client=dask_client, store="captures/k.h5", progress=False, flush_seconds=0.1,
+        batch_rows=10)))
+    t.start()
+    deadline = time.monotonic() + 60
+    while len(read_progress("captures/k.h5").done) < 15 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim = sorted(pids.values())[0]
+    os.kill(victim, signal.SIGKILL)  # mid-batch: some rows of its batch committed, some not
+    t.join(120)
+    assert not t.is_alive()
+    res = holder["res"]
+    assert (res.rows, res.failed, res.pending, res.duplicates) == (120, {}, 0, 0)
+    store, ins, outs = stored("captures/k.h5")
+    assert len(store) == 120
+    assert sorted(design_index("captures/k.h5").tolist()) == list(range(120))
+    np.testing.assert_array_equal(outs["result"], ins["x"] ** 2 + ins["y"])
+    assert victim not in dask_client.run(os.getpid).values()  # the nanny started a new worker
+
+
+def test_surrogate_with_fixed_values_then_train():
+    st.wrapped.close()
+    res = sample(st.wrapped, {"T": (1000, 1500), "P": (1, 40, "log"), "phi": 0.5}, 64, workers=0, progress=False,
+                 method="lhs")
+    assert res.rows == 64 and str(res.store).endswith("captures/wrapped.h5")
+    store, ins, outs = stored("captures/wrapped.h5")
+    assert [v.name for v in store.spec.inputs] == ["T", "P", "phi"] and (ins["phi"] == 0.5).all()
+    np.testing.assert_allclose(outs["result"], ins["T"] * 1e-3 + np.log(ins["P"]) * 0.5)
+    result = st.wrapped.train(backend="ridge", degree=2)
+    assert result.n_train > 40
+    st.wrapped.mode = "model"
+    assert st.wrapped(1200.0, 10.0, 0.5) == pytest.approx(1.2 + math.log(10) * 0.5, rel=0.05)
+    st.wrapped.mode = None
+
+
+def test_batched_function_runs_one_call_per_chunk_and_grid():
+    res = sample(st.vectorised, {"x": (0.0, 3.0), "y": (-1.0, 1.0)}, 50, method="grid", workers=0, progress=False)
+    assert res.rows == 49  # the largest full grid within 50: 7 x 7
+    store, ins, outs = stored("captures/vec.h5")
+    np.testing.assert_allclose(outs["result"], np.sin(ins["x"]) * ins["y"])
+    assert sorted(set(np.round(ins["x"], 9).tolist())) == pytest.approx(np.linspace(0, 3, 7).tolist())
+
+
+def test_array_outputs_and_random_method():
+    res = sample(st.field, {"a": (1.0, 2.0), "n": 5}, 10, method="random", store="captures/a.h5", workers=0,
+                 progress=False)
+    assert res.rows == 10
+    store, ins, outs = stored("captures/a.h5")
+    assert outs["result"].shape == (10, 5)
+    np.testing.assert_allclose(outs["result"], ins["a"][:, None] * np.arange(5))
+
+
+@pytest.mark.parametrize("space, kwargs, error, message", [
+    ({"x": (0.0, 1.0), "z": (0.0, 1.0)}, {}, SampleError, "space variable 'z' is not an argument; the arguments are ['x', 'y']"),
+    ({"x": (0.0, 1.0)}, {}, SampleError, "argument 'y' has no default; give it a range or a fixed value"),
+    (SPACE, {"method": "halton"}, SampleError, "method must be one of"),
+    (SPACE, {"store": None}, SampleError, "no store to write; pass store="),
+])
+def test_bad_arguments_are_one_line_errors(space, kwargs, error, message):
+    args = {"store": "captures/e.h5", "workers": 0, "progress": False, **kwargs}
+    with pytest.raises(error) as info:
+        sample(st.quick, space, 8, **args)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_resume_refuses_another_design_and_lhs_extension():
+    sample(st.quick, SPACE, 8, store="captures/r.h5", method="lhs", workers=0, progress=False)
+    with pytest.raises(SampleError, match="method 'sobol' differs from the run recorded in"):
+        sample(st.quick, SPACE, 8, store="captures/r.h5", workers=0, progress=False)
+    with pytest.raises(SampleError, match="only .*'sobol', 'random'.* designs extend"):
+        sample(st.quick, SPACE, 16, store="captures/r.h5", method="lhs", workers=0, progress=False)
+    with pytest.raises(SampleError, match="space .* differs"):
+        sample(st.quick, {"x": (0.0, 2.0), "y": (1.0, 100.0, "log")}, 8, store="captures/r.h5", method="lhs",
+               workers=0, progress=False)
+
+
+def test_a_store_of_another_function_is_refused():
+    sample(st.quick, SPACE, 4, store="captures/o.h5", workers=0, progress=False)
+    with pytest.raises((SpecError, SampleError)):
+        sample(st.field, {"a": (1.0, 2.0)}, 4, store="captures/o.h5", workers=0, progress=False)
+
+
+def test_sample_is_exported_lazily_from_phasm():
+    assert phasm.sample is sample
+    assert "sample" in dir(phasm)
