@@ -150,6 +150,10 @@ def execute(job: SampleJob, run: SampleRun, rows: Sequence[int], client: Any, *,
     display = _Display(len(rows), progress, label)
     written = failed = 0
     rows = list(rows)
+    if client is not None and rows:
+        from phasm.sampling.worker import warm_up
+
+        client.run(warm_up)  # every worker imports phasm and h5py now, in parallel, not one by one later
     try:
         while job.spec is None and rows:
             i = rows.pop(0)

@@ -133,6 +133,15 @@ def record_failure(store: str, index: int, error: str, writer: str | None = None
         fh.flush()
 
 
+def warm_up() -> int:
+    """Import what a batch needs (run on every worker before the first batch); returns the pid."""
+    import h5py  # noqa: F401
+
+    from phasm.store.reader import CaptureStore  # noqa: F401
+
+    return os.getpid()
+
+
 def close_sinks() -> int:
     """Close this process's shard writers and failure files (run on every worker at the end of a run)."""
     with _SINKS_LOCK:
