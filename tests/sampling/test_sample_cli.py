@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from phasm.cli import app
@@ -26,6 +27,7 @@ SIM = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow  # a subprocess starting its own cluster: ~20 s on 2 busy cores (the fixture's cluster covers the default run)
 def test_cli_on_two_local_workers_with_a_file_target():
     Path("sim.py").write_text(SIM)
     proc = subprocess.run(
