@@ -61,3 +61,15 @@ def vectorised(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def bump(x: float, y: float) -> float:
     """Smooth background with a narrow bump at (0.7, 0.3): a localised feature."""
     return x + 0.5 * y + 2.0 * math.exp(-((x - 0.7) ** 2 + (y - 0.3) ** 2) / (2 * 0.05**2))
+
+
+def positional_only(y: float, x: float, /) -> float:
+    return math.atan2(y, x)
+
+
+def always_fails(x: float) -> float:
+    raise RuntimeError("license server unreachable")
+
+
+def with_kwargs(x: float, *args: float, **kwargs: float) -> float:
+    return x + sum(args) + sum(kwargs.values())

@@ -165,3 +165,32 @@ def test_a_store_of_another_function_is_refused():
 def test_sample_is_exported_lazily_from_phasm():
     assert phasm.sample is sample
     assert "sample" in dir(phasm)
+
+
+def test_code_not_written_for_it_positional_only_varargs_huge_ranges():
+    res = sample(st.positional_only, {"y": (-1.0, 1.0), "x": (0.5, 1.0)}, 8, store="captures/p.h5", workers=0,
+                 progress=False)
+    ins, outs = stored("captures/p.h5")[1:]
+    assert res.rows == 8 and np.allclose(outs["result"], np.arctan2(ins["y"], ins["x"]))
+    res = sample(st.with_kwargs, {"x": (0.0, 1.0)}, 8, store="captures/v.h5", workers=0, progress=False)
+    store, ins, outs = stored("captures/v.h5")
+    assert res.rows == 8 and [v.name for v in store.spec.inputs] == ["x"] and np.allclose(outs["result"], ins["x"])
+    res = sample(st.quick, {"x": (-1e150, 1e150), "y": (1e-300, 1e300, "log")}, 16, store="captures/h.h5",
+                 workers=0, progress=False)
+    store, ins, outs = stored("captures/h.h5")
+    assert res.rows == 16 and np.isfinite(ins["x"]).all() and ins["x"].min() < -1e148 and ins["x"].max() > 1e148
+    assert (ins["y"] >= 1e-300).all() and np.ptp(np.log10(ins["y"])) > 300  # spread over 600 decades
+    res = sample(st.quick, {"x": (-1e308, 1e308), "y": 1.0}, 16, store="captures/o.h5", workers=0, progress=False)
+    assert res.rows + len(res.failed) == 16 and res.failed  # x**2 overflows: recorded, not stored
+    assert all(e == "non-finite output 'result' (inf)" for e in res.failed.values())
+
+
+def test_a_function_that_always_fails_stops_after_ten_calls():
+    with pytest.raises(SampleError, match=r"the first 10 calls all failed, the first with: RuntimeError: license server"):
+        sample(st.always_fails, {"x": (0.0, 1.0)}, 1000, store="captures/af.h5", workers=0, progress=False)
+    assert len(read_progress("captures/af.h5").failed) == 10
+
+
+def test_a_numpy_ufunc_is_refused_with_advice():
+    with pytest.raises(SampleError, match="is a numpy ufunc, whose arguments have no names"):
+        sample(np.hypot, {"x1": (0.0, 1.0), "x2": (0.0, 1.0)}, 8, store="captures/u.h5", workers=0, progress=False)

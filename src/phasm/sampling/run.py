@@ -37,6 +37,10 @@ from phasm.sampling.runfile import SampleRun, read_progress, rows_dir, run_file
 from phasm.sampling.space import Space
 from phasm.sampling.target import SampleTarget
 from phasm.sampling.worker import SampleJob, record_failure, run_rows
+from phasm.store.writer import shard_dir
+
+
+MAX_PROBES = 10  # calls tried one by one, without a spec yet, before giving up on a function that always fails
 
 
 @dataclass
@@ -81,7 +85,7 @@ def prepare_run(target: SampleTarget, space: Space, n: int, method: str, seed: i
         raise SampleError(f"method must be one of {METHODS}, got {method!r}")
     run = SampleRun.load(target.store)
     note = ""
-    if run is not None and not (target.store.exists() or (target.store.parent / (target.store.name + ".shards")).exists()):
+    if run is not None and not (target.store.exists() or shard_dir(target.store).exists()):
         run, note = None, f"the store is gone: starting a new run over {run_file(target.store)}; "
     if run is None:
         run = SampleRun.create(space, method, seed, target.name)
@@ -155,6 +159,7 @@ def execute(job: SampleJob, run: SampleRun, rows: Sequence[int], client: Any, *,
 
         client.run(warm_up)  # every worker imports phasm and h5py now, in parallel, not one by one later
     try:
+        probes = 0
         while job.spec is None and rows:
             i = rows.pop(0)
             out = (client.submit(run_rows, job, [i], run.points[[i]], pure=False).result() if client is not None
@@ -163,6 +168,10 @@ def execute(job: SampleJob, run: SampleRun, rows: Sequence[int], client: Any, *,
             display.update(out["written"] + out["skipped"], out["failed"])
             if out["spec"] is not None:
                 job.spec = out["spec"]
+            probes += 1
+            if job.spec is None and probes >= MAX_PROBES:
+                first = next(iter(read_progress(job.store).failed.values()), "no error recorded")
+                raise SampleError(f"{job.name}: the first {probes} calls all failed, the first with: {first}")
         if not rows:
             return written, failed
         if client is None:
@@ -173,6 +182,8 @@ def execute(job: SampleJob, run: SampleRun, rows: Sequence[int], client: Any, *,
                 display.update(out["written"] + out["skipped"], out["failed"])
             return written, failed
         from distributed import as_completed
+        from distributed.scheduler import KilledWorker
+
         from phasm.sampling.cluster import n_workers
 
         size = batch_rows or max(1, min(256, math.ceil(len(rows) / (8 * n_workers(client)))))
@@ -183,7 +194,7 @@ def execute(job: SampleJob, run: SampleRun, rows: Sequence[int], client: Any, *,
             try:
                 out = fut.result()
             except Exception as exc:
-                if type(exc).__name__ != "KilledWorker":
+                if not isinstance(exc, KilledWorker):
                     for f in futures:
                         f.cancel()
                     raise SampleError(f"a batch of design rows failed on the cluster (not in the original): "

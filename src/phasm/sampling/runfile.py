@@ -29,7 +29,6 @@ Example
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,9 +104,10 @@ def read_progress(store: str | os.PathLike[str], only: set[int] | None = None) -
         return prog
     sdir = shard_dir(Path(store))
     chunks = []
+    wanted = np.fromiter(only, np.int64, len(only)) if only is not None else None
     for idx_path in sorted(rdir.glob("*.idx")):
         idx = read_index_file(idx_path)
-        if only is not None and not any(int(i) in only for i in idx):
+        if wanted is not None and not np.isin(idx, wanted).any():
             continue
         n = committed_rows(sdir / idx_path.name[: -len(".idx")])
         chunks.append(idx[:n])
@@ -225,7 +225,3 @@ class SampleRun:
         if len(points) and not (np.isfinite(points).all() and (points >= lo).all() and (points <= hi).all()):
             raise SampleError(f"{path}: design points outside the space {space.describe()}")
         return cls(space, method, seed, function, points, batches)
-
-
-def describe_rate(n: int, seconds: float) -> str:
-    return f"{n / seconds:.1f} rows/s" if seconds > 0 and math.isfinite(seconds) else "-"

@@ -61,7 +61,7 @@ class Range:
             lo, hi = math.log(self.low), math.log(self.high)
             x = np.exp(lo + u * (hi - lo))
         else:
-            x = self.low + u * (self.high - self.low)
+            x = self.low * (1.0 - u) + self.high * u  # no overflow for ranges as wide as the floats
         # Rounding must not step outside the range a user declared.
         return np.clip(x, self.low, self.high)
 
@@ -71,7 +71,7 @@ class Range:
             lo, hi = math.log(self.low), math.log(self.high)
             with np.errstate(divide="ignore", invalid="ignore"):
                 return (np.log(x) - lo) / (hi - lo)
-        return (x - self.low) / (self.high - self.low)
+        return (x / 2 - self.low / 2) / (self.high / 2 - self.low / 2)
 
     def describe(self) -> str:
         return f"{self.name} in [{self.low:g}, {self.high:g}]" + (" (log)" if self.scale == "log" else "")

@@ -101,13 +101,20 @@ class SampleTarget:
             spec, tolerance = fn.spec, fn.tolerance
         elif callable(fn):
             raw, batched, spec, tolerance = fn, False, None, None
-            name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+            name = f"{getattr(fn, '__module__', None) or '?'}.{getattr(fn, '__qualname__', None) or getattr(fn, '__name__', type(fn).__name__)}"
         else:
             raise SampleError(f"fn: expected a function or a phasm surrogate, got {type(fn).__name__}")
         if store is None:
             raise SampleError(f"{name}: no store to write; pass store= (or declare phasm.surrogate(store=...))")
         store = Path(store).absolute()  # workers run in their own working directories
-        params = inspect.signature(raw).parameters
+        if type(raw).__name__ == "ufunc":
+            raise SampleError(f"{name} is a numpy ufunc, whose arguments have no names to sample; wrap it in a Python "
+                              "function with named arguments, e.g. def f(v, z): return jv(v, z)")
+        try:
+            params = inspect.signature(raw).parameters
+        except (TypeError, ValueError):
+            raise SampleError(f"{name}: its signature cannot be read (a numpy ufunc or a builtin?); wrap it in a "
+                              "Python function with named arguments, e.g. def f(v, z): return jv(v, z)") from None
         unknown = [k for k in (*space.names, *space.fixed) if k not in params]
         if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             raise SampleError(f"{name}: space variable {unknown[0]!r} is not an argument; the arguments are {list(params)}")

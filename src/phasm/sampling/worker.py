@@ -55,10 +55,20 @@ class SampleJob:
     flush_rows: int = 256
 
     def bind(self, args: dict[str, Any]) -> tuple[inspect.BoundArguments, CallFrame]:
+        """The call's bound arguments (defaults applied, as capture mode binds them) and its frame."""
         signature = getattr(self.fn, "signature", None) or inspect.signature(self.fn)
-        bound = signature.bind(**args)
+        positional = []
+        for p in signature.parameters.values():  # positional-only parameters cannot be passed by name
+            if p.kind is p.POSITIONAL_ONLY and p.name in args:
+                positional.append(args.pop(p.name))
+            elif p.kind is p.POSITIONAL_ONLY:
+                break
+        bound = signature.bind(*positional, **args)
         bound.apply_defaults()
-        return bound, CallFrame(dict(bound.arguments))
+        frame = {k: v for k, v in bound.arguments.items()  # an unused *args / **kwargs is no model input
+                 if not (signature.parameters[k].kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+                         and not v)}
+        return bound, CallFrame(frame)
 
 
 class _ShardSink:
@@ -161,17 +171,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _nonfinite(spec: Spec, outs: list[np.ndarray], batch: bool) -> list[str]:
-    """Per row: the first output that is not finite (``""``: all finite)."""
+def _nonfinite(spec: Spec, outs: list[Any], batch: bool) -> list[str]:
+    """Per row: why its outputs are not all finite (``""``: they are)."""
     n = len(outs[0]) if (batch and outs) else 1
     bad = [""] * n
     for v, value in zip(spec.outputs, outs):
-        arr = np.asarray(value, np.float64)
-        ok = np.isfinite(arr.reshape(n, -1) if batch else arr.reshape(1, -1)).all(axis=1)
-        for r in np.flatnonzero(~ok):
+        rows = np.asarray(value, np.float64).reshape(n, -1)
+        for r in np.flatnonzero(~np.isfinite(rows).all(axis=1)):
             if not bad[r]:
-                sample = arr[r] if batch else arr
-                bad[r] = f"non-finite output {v.name!r} ({np.asarray(sample).reshape(-1)[~np.isfinite(np.asarray(sample, np.float64).reshape(-1))][0]})"
+                bad[r] = f"non-finite output {v.name!r} ({rows[r][~np.isfinite(rows[r])][0]})"
     return bad
 
 
