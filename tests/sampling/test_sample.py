@@ -194,3 +194,25 @@ def test_a_function_that_always_fails_stops_after_ten_calls():
 def test_a_numpy_ufunc_is_refused_with_advice():
     with pytest.raises(SampleError, match="is a numpy ufunc, whose arguments have no names"):
         sample(np.hypot, {"x1": (0.0, 1.0), "x2": (0.0, 1.0)}, 8, store="captures/u.h5", workers=0, progress=False)
+
+
+def test_a_scheduler_address_is_enough(dask_client):
+    res = sample(st.quick, SPACE, 12, scheduler=dask_client.scheduler.address, store="captures/addr.h5", progress=False)
+    assert (res.rows, res.workers) == (12, 2)
+
+
+def test_slurm_cluster_options_make_the_job_script():
+    from phasm.sampling.cluster import jobqueue_cluster
+
+    cluster = jobqueue_cluster("slurm", {"cores": 8, "memory": "16GB", "queue": "regular", "walltime": "02:00:00",
+                                         "account": "m1234"})
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    for line in ("#SBATCH -p regular", "#SBATCH -A m1234", "#SBATCH -t 02:00:00", "--nthreads 1", "--nworkers 8"):
+        assert line in script, script
+    with pytest.raises(SampleError, match="cluster options for slurm: .*memroy"):
+        jobqueue_cluster("slurm", {"cores": 8, "memroy": "1GB"})
+    with pytest.raises(SampleError, match=r"cluster: expected one of \['htcondor', 'lsf'"):
+        jobqueue_cluster("torque", {})

@@ -62,16 +62,7 @@ def open_client(client: Any = None, *, workers: int | None = None, scheduler: st
             yield c
         return
     if cluster is not None:
-        if cluster not in JOBQUEUE:
-            raise SampleError(f"cluster: expected one of {sorted(JOBQUEUE)}, got {cluster!r}")
-        try:
-            import dask_jobqueue
-        except ImportError:
-            raise SampleError(f"cluster {cluster!r} needs dask-jobqueue: pip install 'phasm[dask]'") from None
-        try:
-            jq = getattr(dask_jobqueue, JOBQUEUE[cluster])(**(cluster_options or {}))
-        except TypeError as exc:
-            raise SampleError(f"cluster options for {cluster}: {exc}") from None
+        jq = jobqueue_cluster(cluster, cluster_options or {})
         try:
             jq.scale(n=workers or 1)
             with distributed.Client(jq) as c:
@@ -85,6 +76,32 @@ def open_client(client: Any = None, *, workers: int | None = None, scheduler: st
     with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
         with distributed.Client(lc) as c:
             yield c
+
+
+def jobqueue_cluster(kind: str, options: dict[str, Any]) -> Any:
+    """A dask-jobqueue cluster (``"slurm"`` -> ``SLURMCluster(**options)``); no job is submitted until it scales.
+
+    Example
+    -------
+    >>> c = jobqueue_cluster("slurm", {"cores": 32, "memory": "64GB", "queue": "regular"})   # doctest: +SKIP
+    >>> print(c.job_script())                                                                 # doctest: +SKIP
+    #!/usr/bin/env bash
+    #SBATCH -p regular ...
+    ... --nthreads 1 --nworkers 32 ...
+    """
+    if kind not in JOBQUEUE:
+        raise SampleError(f"cluster: expected one of {sorted(JOBQUEUE)}, got {kind!r}")
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise SampleError(f"cluster {kind!r} needs dask-jobqueue: pip install 'phasm[dask]'") from None
+    options = dict(options)
+    if "cores" in options:  # one single-threaded worker process per core: design rows are independent calls
+        options.setdefault("processes", options["cores"])
+    try:
+        return getattr(dask_jobqueue, JOBQUEUE[kind])(**options)
+    except (TypeError, ValueError) as exc:
+        raise SampleError(f"cluster options for {kind}: {exc}") from None
 
 
 def n_workers(client: Any) -> int:
