@@ -216,3 +216,22 @@ def test_slurm_cluster_options_make_the_job_script():
         jobqueue_cluster("slurm", {"cores": 8, "memroy": "1GB"})
     with pytest.raises(SampleError, match=r"cluster: expected one of \['htcondor', 'lsf'"):
         jobqueue_cluster("torque", {})
+
+
+def test_rows_that_kill_their_worker_are_not_retried_forever(dask_client):
+    def set_allowed_failures(n, dask_scheduler=None):
+        dask_scheduler.allowed_failures = n
+
+    dask_client.run_on_scheduler(set_allowed_failures, 0)  # Dask gives up on a batch after its first death
+    try:
+        res = sample(st.crash_above, {"x": (0.0, 1.0), "y": (0.0, 1.0)}, 16, client=dask_client,
+                     store="captures/crash.h5", progress=False, batch_rows=8, flush_seconds=0.0)
+    finally:
+        dask_client.run_on_scheduler(set_allowed_failures, 3)
+    x = SampleRun.load("captures/crash.h5").points[:, 0]
+    deadly = set(np.flatnonzero(x > 0.8).tolist())
+    assert deadly and deadly <= set(res.failed)
+    assert all(res.failed[i].startswith("KilledWorker: the worker running this row died") for i in deadly)
+    store, ins, outs = stored("captures/crash.h5")
+    assert (ins["x"] <= 0.8).all() and res.rows == len(store) == 16 - len(res.failed) and res.duplicates == 0
+    assert res.pending == 0

@@ -44,7 +44,7 @@ def open_client(client: Any = None, *, workers: int | None = None, scheduler: st
     ``client``: a ``distributed.Client`` (used as is) or a Dask cluster object (a client is
     opened on it).  Else ``scheduler`` (an address such as ``tcp://host:8786``), else
     ``cluster`` (``"slurm"``, ``"pbs"``, ... with ``cluster_options`` for its constructor,
-    scaled to ``workers`` workers), else a ``LocalCluster`` of ``workers`` single-threaded
+    scaled to ``workers`` batch jobs, each running one worker process per core), else a ``LocalCluster`` of ``workers`` single-threaded
     worker processes (default: one per core).
     """
     distributed = _distributed()
@@ -64,7 +64,7 @@ def open_client(client: Any = None, *, workers: int | None = None, scheduler: st
     if cluster is not None:
         jq = jobqueue_cluster(cluster, cluster_options or {})
         try:
-            jq.scale(n=workers or 1)
+            jq.scale(jobs=workers or 1)
             with distributed.Client(jq) as c:
                 yield c
         finally:
