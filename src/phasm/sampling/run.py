@@ -162,8 +162,7 @@ def execute(job: SampleJob, run: SampleRun, rows: Sequence[int], client: Any, *,
         probes = 0
         while job.spec is None and rows:
             i = rows.pop(0)
-            out = (client.submit(run_rows, job, [i], run.points[[i]], pure=False).result() if client is not None
-                   else run_rows(job, [i], run.points[[i]]))
+            out = _probe(job, run, i, client)
             written, failed = written + out["written"], failed + out["failed"]
             display.update(out["written"] + out["skipped"], out["failed"])
             if out["spec"] is not None:
@@ -213,6 +212,19 @@ def execute(job: SampleJob, run: SampleRun, rows: Sequence[int], client: Any, *,
         return written, failed
     finally:
         display.close()
+
+
+def _probe(job: SampleJob, run: SampleRun, i: int, client: Any) -> dict[str, Any]:
+    """Run one row alone (no spec yet: this call infers it)."""
+    if client is None:
+        return run_rows(job, [i], run.points[[i]])
+    from distributed.scheduler import KilledWorker
+
+    try:
+        return client.submit(run_rows, job, [i], run.points[[i]], pure=False).result()
+    except KilledWorker as exc:
+        record_failure(job.store, i, f"KilledWorker: the worker running this row died repeatedly ({exc})", writer="driver")
+        return {"written": 0, "failed": 1, "skipped": 0, "spec": None}
 
 
 def close_worker_files(client: Any) -> None:
