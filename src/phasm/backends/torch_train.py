@@ -153,6 +153,7 @@ def train_module(
         for epoch in range(int(epochs)):
             module.train()
             total, rows, phys_total, steps = 0.0, 0, 0.0, 0
+            term_sums: dict[str, float] = {}
             batches = data.train_batches(int(batch_size), seed=seed + epoch, shuffle=True) if not physics_only else [(None, None)]
             for xb_np, yb_np in batches:
                 if xb_np is not None and len(xb_np) == 0:
@@ -164,10 +165,12 @@ def train_module(
                     yb = torch.from_numpy(np.ascontiguousarray(yb_np, np.float32)).to(dev, non_blocking=True)
                     loss = loss_fn(module(xb), yb)
                 if physics is not None:
-                    phys, _ = physics(module)
+                    phys, terms = physics(module)
                     loss = loss + phys
                     phys_total += float(phys.detach())
                     steps += 1
+                    for k, v in terms.items():
+                        term_sums[k] = term_sums.get(k, 0.0) + v
                 if not torch.isfinite(loss):
                     raise BackendError(f"torch: training diverged at epoch {epoch + 1} (loss {float(loss)}); lower lr (now {lr})")
                 loss.backward()
@@ -178,6 +181,7 @@ def train_module(
             train_loss = total / max(rows, 1)
             if physics is not None:
                 hist.notes.setdefault("physics_loss", []).append(phys_total / max(steps, 1))
+                hist.notes["physics_terms"] = {k: v / max(steps, 1) for k, v in term_sums.items()}  # last epoch, unweighted
             val_loss = evaluate(module, Xv, Yv, dev, loss_fn) if len(Xv) else train_loss
             hist.train_loss.append(train_loss)
             if len(Xv):
