@@ -107,6 +107,17 @@ def train_module(
     training (restored afterwards; ``None`` keeps torch's setting; 1 is
     often fastest for small networks or on a busy machine).  ``verbose``
     shows a rich progress bar.
+
+    ``physics``: a physics loss (:class:`~phasm.backends.torch_physics.PhysicsLoss`),
+    ``physics(module) -> (loss, {term: value})``, added to the data loss at every
+    step (with no captured rows, an epoch is one physics-only step); the history's
+    notes get ``physics_loss`` (per epoch) and ``physics_terms`` (each term's mean
+    square in the last epoch).  Without validation rows a physics run neither
+    stops early nor restores an earlier epoch: its loss is measured on fresh
+    collocation points each step, so the lowest value is partly luck.
+    ``max_seconds``: stop after this much training time (checked after each
+    epoch); the cosine schedule then anneals over whichever of ``epochs`` and
+    the time runs out first, so a time-boxed run still ends at a low rate.
     """
     if int(epochs) < 1:
         raise BackendError(f"torch: epochs must be >= 1, got {epochs}")
@@ -221,6 +232,8 @@ def train_module(
     module.eval()
     hist.seconds = time.perf_counter() - t0
     hist.notes.setdefault("stopped_early", False)
+    if max_seconds is not None:
+        hist.notes.setdefault("stopped_by_time", False)
     hist.notes["seconds_per_epoch"] = hist.seconds / max(hist.epochs, 1)
     hist.notes["best_val_loss"] = best
     hist.notes["final_lr"] = float(opt.param_groups[0]["lr"])
