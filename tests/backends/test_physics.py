@@ -53,12 +53,12 @@ def test_physics_alone_learns_an_ode_family_through_fn_train(tmp_path) -> None:
     def decay(t, k, u0):
         return decay_exact(t, k, u0)
 
-    result = decay.train(physics=decay_residual, domain=DOMAIN, output_range={"u": (0.0, 3.0)}, epochs=400, **FAST)
-    assert result.n_train == 0 and result.history.epochs == 400
+    result = decay.train(physics=decay_residual, domain=DOMAIN, output_range={"u": (0.0, 3.0)}, epochs=300, **FAST)
+    assert result.n_train == 0 and result.history.epochs == 300
     assert not (tmp_path / "never-written.h5").exists()
     X = sample_points(400)
     err = rel_error(decay.model, X)
-    assert err < 0.05, err
+    assert err < 0.06, err
     # The model answers in model mode, in user units, and saves/loads like any other.
     decay.mode = "model"
     got = decay(X[:, 0], X[:, 1], X[:, 2])
