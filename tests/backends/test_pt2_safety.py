@@ -211,3 +211,34 @@ def test_truncated_and_flipped_archives_are_one_line_errors(tmp_path: Path) -> N
             assert "\n" not in str(exc)
             outcomes.add("refused")
     assert "refused" in outcomes
+
+
+def test_a_model_folder_carrying_a_hostile_pt2_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forger who swaps model.pt2 in a saved folder and recomputes every digest still gets nothing run."""
+    import shutil
+
+    from folder_forgery import reseal
+
+    from phasm.errors import ArtefactError
+    from phasm.train import ModelArtefact, fit_model
+
+    spec = phasm.Spec.from_declarations("t.g", {"x": phasm.Array((3,))}, {"y": phasm.Array((2,))})
+    X = np.random.default_rng(0).normal(size=(64, 3))
+    art, _ = fit_model((X, X[:, :2]), spec, backend="torch", model=A.Scaled(), epochs=1)
+    saved = art.save(tmp_path / "model")
+    marker = tmp_path / "marker"
+    plant_module(tmp_path, marker)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name, attack in sorted(A.ATTACKS.items()):
+        folder = tmp_path / name
+        shutil.copytree(saved, folder)
+        (folder / "model.pt2").write_bytes(attack(str(marker)))
+        reseal(folder)
+        if name in IGNORED:
+            ModelArtefact.load(folder, expect_spec=spec)  # loads: the pickled sample inputs are never read
+        else:
+            with pytest.raises(ArtefactError) as err:
+                ModelArtefact.load(folder, expect_spec=spec)
+            assert "\n" not in str(err.value) and str(folder) in str(err.value)
+        assert not marker.exists(), name

@@ -156,7 +156,7 @@ class ModelArtefact:
         try:  # parsing a record from the file: any shape error in it is the file's, said as such
             spec = Spec.from_json(meta["spec"])
         except (SpecError, KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
-            raise ArtefactError(f"{path}: bad spec record: {type(exc).__name__}: {exc}") from exc
+            raise ArtefactError(f"{path}: bad spec record: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
         if spec.hash != meta["spec_hash"]:
             raise ArtefactError(f"{path}: spec hash {meta['spec_hash']} does not match its own spec ({spec.hash})")
         if expect_spec is not None:
@@ -168,7 +168,12 @@ class ModelArtefact:
             x_norm = Standardizer.from_json(meta["normalisation"]["x"], spec.n_in_features, "input")
             y_norm = Standardizer.from_json(meta["normalisation"]["y"], spec.n_out_features, "output")
         except (KeyError, ValueError, TypeError, OverflowError) as exc:
-            raise ArtefactError(f"{path}: bad normalisation record: {type(exc).__name__}: {exc}") from exc
+            raise ArtefactError(f"{path}: bad normalisation record: {type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())}") from exc
+        state = meta["backend"].get("state", {})
+        for key, width in (("n_in", spec.n_in_features), ("n_out", spec.n_out_features)):
+            if key in state and state[key] != width:
+                raise ArtefactError(f"{path}: the backend state says {key}={state[key]!r}; the spec has {width}")
         backend = _load_backend(folder, meta["backend"])
         sections = {k: v for k, v in meta.items() if k not in KNOWN_FIELDS}
         art = cls(spec, backend, x_norm, y_norm, metrics=meta.get("metrics"), training=meta.get("training"),
@@ -186,7 +191,8 @@ class ModelArtefact:
         try:
             out = self.predict(X)
         except (BackendError, ValueError, TypeError, IndexError, RuntimeError, FloatingPointError) as exc:
-            raise ArtefactError(f"{self.path}: the loaded model does not run: {type(exc).__name__}: {exc}") from exc
+            raise ArtefactError(f"{self.path}: the loaded model does not run: {type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())}") from exc
         expected = (2, self.spec.n_out_features)
         if not isinstance(out, np.ndarray) or out.shape != expected:
             raise ArtefactError(f"{self.path}: the loaded model returns {getattr(out, 'shape', type(out).__name__)} "
@@ -232,7 +238,10 @@ def _load_backend(folder: VerifiedFolder, record: dict[str, Any]) -> Backend:
             return loader(Path(tmp), dict(record.get("params", {})), dict(record.get("state", {})))
         except BackendUnavailable:
             raise
-        except (BackendError, KeyError, TypeError, ValueError, IndexError, OverflowError, RuntimeError,
-                OSError) as exc:  # the weights or the record are bad data: say which model, keep the cause
-            message = str(exc).replace(tmp, str(folder.path))
-            raise ArtefactError(f"{folder.path}: backend {record['name']!r} cannot load this model: {message}") from exc
+        except (BackendError, KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+                RuntimeError, OSError) as exc:
+            # A backend's load parses the record and weights from the file: any of these from it means the file
+            # is bad. Say which model in one line; the cause stays chained (``phasm --debug`` shows it).
+            message = " ".join(str(exc).replace(tmp, str(folder.path)).split())
+            kind = "" if isinstance(exc, BackendError) else f"{type(exc).__name__}: "
+            raise ArtefactError(f"{folder.path}: backend {record['name']!r} cannot load this model: {kind}{message}") from exc
