@@ -35,7 +35,7 @@ from phasm.train.model_folder import (FORMAT, FORMAT_VERSION, METADATA_FILE, Ver
                                       read_folder, sha256_file, write_folder)
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "ArtefactError", "ModelArtefact", "manifest_digest",
-           "sha256_file"]
+           "sha256_file", "spec_from_metadata"]
 
 _UNSET = object()
 KNOWN_FIELDS = frozenset({"format", "format_version", "phasm_version", "created", "spec", "spec_hash", "backend",
@@ -153,12 +153,7 @@ class ModelArtefact:
         folder = read_folder(path, expect_digest=expect_digest)
         meta = _checked_fields(folder)
         path = folder.path
-        try:  # parsing a record from the file: any shape error in it is the file's, said as such
-            spec = Spec.from_json(meta["spec"])
-        except (SpecError, KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
-            raise ArtefactError(f"{path}: bad spec record: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
-        if spec.hash != meta["spec_hash"]:
-            raise ArtefactError(f"{path}: spec hash {meta['spec_hash']} does not match its own spec ({spec.hash})")
+        spec = spec_from_metadata(meta, path)
         if expect_spec is not None:
             try:
                 expect_spec.check_compatible(spec, f"model {path}")
@@ -200,6 +195,17 @@ class ModelArtefact:
 
     def __repr__(self) -> str:
         return f"ModelArtefact({self.spec.function}, backend={self.backend.name}, path={self.path})"
+
+
+def spec_from_metadata(meta: dict[str, Any], path: str | os.PathLike[str]) -> Spec:
+    """The spec recorded in a model's verified metadata, checked against its recorded hash."""
+    try:  # parsing a record from the file: any shape error in it is the file's, said as such
+        spec = Spec.from_json(meta["spec"])
+    except (SpecError, KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+        raise ArtefactError(f"{path}: bad spec record: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+    if spec.hash != meta["spec_hash"]:
+        raise ArtefactError(f"{path}: spec hash {meta['spec_hash']} does not match its own spec ({spec.hash})")
+    return spec
 
 
 def _checked_fields(folder: VerifiedFolder) -> dict[str, Any]:

@@ -205,6 +205,27 @@ def _blocking_file(path: Path) -> Path | None:
     return None
 
 
+def check_destination(path: str | os.PathLike[str]) -> None:
+    """Refuse a path a model folder cannot be written to: under a file, a file, or a folder that is not a model.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"; _ = f.write_text("x")
+    >>> check_destination(f / "model")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    phasm.errors.ArtefactError: cannot write the model folder .../notes.txt/model: .../notes.txt is a file, not a folder
+    """
+    path = Path(path)
+    blocker = _blocking_file(path)
+    if blocker is not None:
+        raise ArtefactError(f"cannot write the model folder {path}: {blocker} is a file, not a folder")
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise ArtefactError(f"{path} exists and is a file; refusing to overwrite it with a model folder")
+        if not is_replaceable(path):
+            raise ArtefactError(f"{path} exists and is not a phasm model folder; refusing to overwrite it")
+
+
 def _fresh_dir(beside: Path, tag: str) -> Path:
     """A new empty folder next to ``beside``, created with mode 0o777 minus the process umask."""
     while True:
@@ -222,14 +243,7 @@ def write_folder(path: str | os.PathLike[str], write_files: Callable[[Path], lis
     ``make_meta()`` gives the metadata, to which ``files`` and ``manifest`` are added.  Returns the path and
     the manifest digest."""
     path = Path(path)
-    blocker = _blocking_file(path)
-    if blocker is not None:
-        raise ArtefactError(f"cannot write the model folder {path}: {blocker} is a file, not a folder")
-    if path.exists() or path.is_symlink():
-        if not path.is_dir():
-            raise ArtefactError(f"{path} exists and is a file; refusing to overwrite it with a model folder")
-        if not is_replaceable(path):
-            raise ArtefactError(f"{path} exists and is not a phasm model folder; refusing to overwrite it")
+    check_destination(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _fresh_dir(path, "new")
     old: Path | None = None
