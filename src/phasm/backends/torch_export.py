@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from phasm.backends.base import BackendError
+from phasm.errors import BackendError
 from phasm.backends.pt2_archive import check_program, clean_pt2
 
 

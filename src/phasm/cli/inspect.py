@@ -29,7 +29,8 @@ def inspect_command(
 ) -> None:
     """Trace and statically analyse a function; print its interface and a proposed @phasm.surrogate spec."""
     from phasm.discover import inspect_function, render_json, render_text
-    from phasm.discover.examples import TargetError, examples_from_store, load_target, namespace_for, parse_example
+    from phasm.discover.examples import examples_from_store, load_target, namespace_for, parse_example
+    from phasm.errors import TargetError
 
     check_range("--rows", rows, low=1)
     check_range("--depth", depth, low=0)
