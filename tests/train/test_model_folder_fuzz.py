@@ -30,7 +30,7 @@ from phasm.train import ModelArtefact, fit_model
 
 torch = pytest.importorskip("torch")
 
-EXAMPLES = 25  # per backend in the default run; the slow run below tries many more
+EXAMPLES = 40  # per backend in the default run; the slow run below tries many more
 
 
 @dataclasses.dataclass
