@@ -351,7 +351,7 @@ class TorchBackend(Backend):
             raise BackendError(f"{where}: the exported model maps {n_in} -> {n_out} features; expected {self.n_in_} -> {self.n_out_}")
         self.program_ = prog
         self.kind_ = "export"
-        self.module_ = prog.module()
+        self.module_ = prog.module(check_guards=False)
         self.device_ = torch.device("cpu")
 
     @classmethod
