@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.phasm-installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo demo-native test bench install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/heat/run_heat.py --out demo-output
+
+# The surrogate exported to C++ and Fortran programs (examples/native; Fortran skipped without gfortran).
+demo-native: $(STAMP)
+	$(MAKE) -C examples/native PYTHON=$(abspath $(PY)) PHASM=$(abspath $(VENV)/bin/phasm)
 
 test: $(STAMP)
 	$(PY) -m pytest
