@@ -15,6 +15,8 @@ Generated functions (``p`` the prefix), each used by ``<p>_predict``:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from phasm.export.cformat import c_double, c_float, comment_text, double_array, float_array, int_array
@@ -76,24 +78,23 @@ class GateEmitter:
         if resid:
             self.tables.append(float_array(f"{p}_impl_tree_error", g.ref_error,  # type: ignore[arg-type]
                                            "residual score: the model's error at each reference row (leaf slot), in tolerance units", "error"))
-        import math
-
         rn = math.sqrt(n)
+        depth = t.depth + 1
         if n <= 16:  # one pass over the leaf's points, every dimension in the body: d2 stays in registers
             terms = " ".join(f"t = s->zf[{i}] - c[{L * i} + q]; {'e =' if i == 0 else 'e +='} t * t;" for i in range(n))
-            leaf_loop = f"        for (q = 0; q < {L}; ++q) {{ float t, e; {terms} d2[q] = e; }}\n"
+            leaf_loop = f"            for (q = 0; q < {L}; ++q) {{ float t, e; {terms} d2[q] = e; }}\n"
         else:
-            leaf_loop = (f"        for (q = 0; q < {L}; ++q) d2[q] = 0.0f;\n"
-                         f"        for (i = 0; i < {n}; ++i) {{\n"
-                         f"            const float zi = s->zf[i];\n"
-                         f"            for (q = 0; q < {L}; ++q) {{ const float t = zi - c[{L} * i + q]; d2[q] += t * t; }}\n"
-                         f"        }}\n")
+            leaf_loop = (f"            for (q = 0; q < {L}; ++q) d2[q] = 0.0f;\n"
+                         f"            for (i = 0; i < {n}; ++i) {{\n"
+                         f"                const float zi = s->zf[i];\n"
+                         f"                for (q = 0; q < {L}; ++q) {{ const float t = zi - c[{L} * i + q]; d2[q] += t * t; }}\n"
+                         f"            }}\n")
         self.functions.append(
-            f"/* State of one nearest-neighbour search: the query (float64 and float32), the offsets of the\n"
-            f"   query from the current box (off[]), the {k} best squared distances and their leaf slots, and\n"
-            f"   lim: a float32 bound on the float32 distance of any point closer than best[{k - 1}]. */\n"
+            f"/* State of one nearest-neighbour search: the query (float64 and float32), the {k} best squared\n"
+            f"   distances and their leaf slots, and lim: a float32 bound on the float32 distance of any\n"
+            f"   point closer than best[{k - 1}]. */\n"
             f"struct {p}_impl_knn {{\n"
-            f"    double z[{n}], off[{n}], best[{k}], zmax;\n"
+            f"    double z[{n}], best[{k}], zmax;\n"
             f"    float zf[{n}], lim;\n"
             f"    int slot[{k}];\n"
             f"}};\n\n"
@@ -107,41 +108,46 @@ class GateEmitter:
             f"    r = sqrt(b);\n    zr = s->zmax + r;\n"
             f"    s->lim = (float)((b + 4.0 * u * ({n + 1 + rn!r} * b + {rn!r} * s->zmax * r + {n}.0 * u * zr * zr)) * 1.000001);\n"
             f"}}\n\n"
-            f"/* Visit the near child, then the far one unless the box it covers (squared distance rd, kept\n"
-            f"   incrementally in off[]) is farther than the {k}-th best so far.  A leaf's distances are\n"
-            f"   computed in float32 (one vectorised pass); the few under lim again in float64. */\n"
-            f"static inline void {p}_impl_search(struct {p}_impl_knn *s, int node, double rd)\n{{\n"
-            f"    const int d = {p}_impl_tree_dim[node];\n"
-            f"    if (d < 0) {{\n"
-            f"        const int leaf = {p}_impl_tree_right[node], count = {p}_impl_tree_count[leaf];\n"
-            f"        const float *c = {p}_impl_tree_leaf + {n * L} * leaf;\n"
-            f"        const float lim = s->lim;\n"
-            f"        float d2[{L}];\n"
-            f"        int i, q, j, hits = 0;\n"
-            + leaf_loop
-            + f"        for (q = 0; q < {L}; ++q) hits += d2[q] <= lim;\n"
-            f"        if (!hits) return;\n"
-            f"        for (q = 0; q < count; ++q) {{\n"
-            f"            double e = 0.0;\n"
-            f"            if (!(d2[q] <= s->lim)) continue;\n"
-            f"            for (i = 0; i < {n}; ++i) {{ const double t = s->z[i] - (double)c[{L} * i + q]; e += t * t; }}\n"
-            f"            if (!(e < s->best[{k - 1}])) continue;\n"
-            f"            j = {k - 1};\n"
-            f"            while (j > 0 && s->best[j - 1] > e) {{ s->best[j] = s->best[j - 1]; s->slot[j] = s->slot[j - 1]; --j; }}\n"
-            f"            s->best[j] = e;\n"
-            f"            s->slot[j] = {L} * leaf + q;\n"
-            f"            {p}_impl_knn_limit(s);\n"
+            f"/* The exact {k} nearest reference rows: descend to the query's leaf, pushing each far child\n"
+            f"   with the squared distance to its splitting plane; a pushed branch is skipped when that\n"
+            f"   bound is no better than the {k}-th best so far.  A leaf's distances are computed in float32\n"
+            f"   (one vectorised pass); the few under lim again in float64. */\n"
+            f"static inline void {p}_impl_search(struct {p}_impl_knn *s)\n{{\n"
+            f"    int node[{depth}], sp = 1;\n"
+            f"    double bound[{depth}];\n"
+            f"    node[0] = 0;\n"
+            f"    bound[0] = 0.0;\n"
+            f"    while (sp > 0) {{\n"
+            f"        int at;\n"
+            f"        --sp;\n"
+            f"        if (!(bound[sp] < s->best[{k - 1}])) continue;\n"
+            f"        at = node[sp];\n"
+            f"        while ({p}_impl_tree_dim[at] >= 0) {{\n"
+            f"            const double diff = s->z[{p}_impl_tree_dim[at]] - (double){p}_impl_tree_split[at];\n"
+            f"            const int right = {p}_impl_tree_right[at];\n"
+            f"            if (diff < 0.0) {{ node[sp] = right; at = at + 1; }} else {{ node[sp] = at + 1; at = right; }}\n"
+            f"            bound[sp] = diff * diff;\n"
+            f"            sp += bound[sp] < s->best[{k - 1}];\n"
             f"        }}\n"
-            f"    }} else {{\n"
-            f"        const double diff = s->z[d] - (double){p}_impl_tree_split[node];\n"
-            f"        const int near = diff < 0.0 ? node + 1 : {p}_impl_tree_right[node];\n"
-            f"        const int far = diff < 0.0 ? {p}_impl_tree_right[node] : node + 1;\n"
-            f"        const double old = s->off[d], far_rd = rd - old * old + diff * diff;\n"
-            f"        {p}_impl_search(s, near, rd);\n"
-            f"        if (far_rd < s->best[{k - 1}]) {{\n"
-            f"            s->off[d] = diff;\n"
-            f"            {p}_impl_search(s, far, far_rd);\n"
-            f"            s->off[d] = old;\n"
+            f"        {{\n"
+            f"            const int leaf = {p}_impl_tree_right[at];\n"
+            f"            const float *c = {p}_impl_tree_leaf + {n * L} * leaf;\n"
+            f"            const float lim = s->lim;\n"
+            f"            float d2[{L}];\n"
+            f"            int i, q, j, hits = 0;\n"
+            + leaf_loop
+            + f"            for (q = 0; q < {L}; ++q) hits += d2[q] <= lim;\n"
+            f"            for (q = 0; hits && q < {p}_impl_tree_count[leaf]; ++q) {{\n"
+            f"                double e = 0.0;\n"
+            f"                if (!(d2[q] <= s->lim)) continue;\n"
+            f"                for (i = 0; i < {n}; ++i) {{ const double t = s->z[i] - (double)c[{L} * i + q]; e += t * t; }}\n"
+            f"                if (!(e < s->best[{k - 1}])) continue;\n"
+            f"                j = {k - 1};\n"
+            f"                while (j > 0 && s->best[j - 1] > e) {{ s->best[j] = s->best[j - 1]; s->slot[j] = s->slot[j - 1]; --j; }}\n"
+            f"                s->best[j] = e;\n"
+            f"                s->slot[j] = {L} * leaf + q;\n"
+            f"                {p}_impl_knn_limit(s);\n"
+            f"            }}\n"
             f"        }}\n"
             f"    }}\n}}\n")
         sum_err = (f"    e = 0.0f;\n    for (j = 0; j < {k}; ++j) e += {p}_impl_tree_error[s.slot[j]];\n"
@@ -158,12 +164,11 @@ class GateEmitter:
             f"    for (i = 0; i < {n}; ++i) {{\n"
             f"        s.z[i] = ((double)x[i] - {p}_impl_d_mean[i]) / {p}_impl_d_scale[i];\n"
             f"        s.zf[i] = (float)s.z[i];\n"
-            f"        s.off[i] = 0.0;\n"
             f"        if (fabs(s.z[i]) > s.zmax) s.zmax = fabs(s.z[i]);\n"
             f"    }}\n"
             f"    for (j = 0; j < {k}; ++j) {{ s.best[j] = HUGE_VAL; s.slot[j] = 0; }}\n"
             f"    s.lim = HUGE_VALF;\n"
-            f"    {p}_impl_search(&s, 0, 0.0);\n"
+            f"    {p}_impl_search(&s);\n"
             f"    sum = 0.0;\n"
             f"    for (j = 0; j < {k}; ++j) sum += sqrt(s.best[j]);\n"
             f"    *dist = sum / {k}.0;\n"

@@ -2,9 +2,8 @@
 
 The domain gate's distance is the mean distance to the ``k`` nearest of up to 2048 reference
 rows.  A brute-force scan costs ~10,000 operations per call; the tree answers the same question
-exactly (a branch is skipped only when the box it covers is provably farther than the current
-``k``-th best; the bound is the distance to the box, kept incrementally as in Arya and Mount's
-ANN), visiting a few leaves.  The tree is static data:
+exactly (a branch is skipped only when its splitting plane is farther than the current ``k``-th
+best), visiting a few leaves.  The tree is static data:
 
 * nodes in preorder (the left child of node ``i`` is ``i + 1``): ``dim`` (split dimension, ``-1``
   for a leaf), ``split`` (value), ``right`` (right child, or the leaf's number for a leaf);
@@ -55,32 +54,26 @@ class KDTree:
         z = np.asarray(z, np.float64)
         best = [np.inf] * k
         slot = [-1] * k
-        off = np.zeros(len(z))
-
-        def search(node: int, rd: float) -> None:
-            d = int(self.dim[node])
-            if d < 0:
-                leaf = int(self.right[node])
-                d2 = ((z[:, None] - self.leaf[leaf].astype(np.float64)) ** 2).sum(0)
-                for q in range(int(self.count[leaf])):
-                    if d2[q] < best[-1]:
-                        j = k - 1
-                        while j > 0 and best[j - 1] > d2[q]:
-                            best[j], slot[j] = best[j - 1], slot[j - 1]
-                            j -= 1
-                        best[j], slot[j] = float(d2[q]), leaf * self.leaf_size + q
-                return
-            diff = z[d] - float(self.split[node])
-            near, far = (node + 1, int(self.right[node])) if diff < 0 else (int(self.right[node]), node + 1)
-            old = off[d]
-            far_rd = rd - old * old + diff * diff
-            search(near, rd)
-            if far_rd < best[-1]:
-                off[d] = diff
-                search(far, far_rd)
-                off[d] = old
-
-        search(0, 0.0)
+        stack = [(0, 0.0)]
+        while stack:
+            at, bound = stack.pop()
+            if not bound < best[-1]:
+                continue
+            while self.dim[at] >= 0:
+                diff = z[int(self.dim[at])] - float(self.split[at])
+                right = int(self.right[at])
+                far, at = (right, at + 1) if diff < 0 else (at + 1, right)
+                if diff * diff < best[-1]:
+                    stack.append((far, diff * diff))
+            leaf = int(self.right[at])
+            d2 = ((z[:, None] - self.leaf[leaf].astype(np.float64)) ** 2).sum(0)
+            for q in range(int(self.count[leaf])):
+                if d2[q] < best[-1]:
+                    j = k - 1
+                    while j > 0 and best[j - 1] > d2[q]:
+                        best[j], slot[j] = best[j - 1], slot[j - 1]
+                        j -= 1
+                    best[j], slot[j] = float(d2[q]), leaf * self.leaf_size + q
         return np.sqrt(np.asarray(best)), self.rows.reshape(-1)[slot]
 
 
