@@ -71,11 +71,23 @@ def c_table(values: Iterable[str], per_line: int = 8, indent: str = "    ") -> s
     return ",\n".join(indent + line for line in lines)
 
 
+def c_floats(values: np.ndarray, what: str = "weight") -> list[str]:
+    """:func:`c_float` of every element, vectorised (large layers have millions)."""
+    flat = np.ascontiguousarray(values, np.float32).reshape(-1)
+    if not np.all(np.isfinite(flat)):
+        bad = flat[~np.isfinite(flat)][0]
+        raise ExportError(f"{what}: value {bad} is not finite; a model with non-finite weights cannot be exported")
+    text = np.char.mod("%.9g", flat.astype(np.float64))
+    plain = ~(np.char.find(text, ".") >= 0) & ~(np.char.find(text, "e") >= 0)
+    text = np.where(plain, np.char.add(text, ".0"), text)
+    return np.char.add(text, "f").tolist()
+
+
 def float_array(name: str, a: np.ndarray, comment: str = "", what: str = "weight") -> str:
     """``static const float name[n] = {...};`` from a float32 array (flattened row-major)."""
     flat = np.ascontiguousarray(a, np.float32).reshape(-1)
     head = f"/* {comment_text(comment)} */\n" if comment else ""
-    body = c_table((c_float(x, f"{what} {name}") for x in flat), per_line=6)
+    body = c_table(c_floats(flat, f"{what} {name}"), per_line=6)
     return f"{head}static const float {name}[{max(len(flat), 1)}] = {{\n{body}\n}};\n"
 
 
