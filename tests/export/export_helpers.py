@@ -17,8 +17,12 @@ def compilers() -> list[str]:
     return found or ([c] if (c := find_compiler()) else [])
 
 
-def build(model, cc: str, prefix: str = "m", out: str | Path = "native", flags: tuple[str, ...] = ("-O2",), **kw) -> NativeModel:
-    """Export ``model`` as C, compile it warning-free, load it through ctypes."""
+# Stricter than the promise (-Wall -Wextra): the generated code is clean under these too.
+STRICT = ("-O2", "-pedantic", "-Wconversion", "-Wshadow", "-Wdouble-promotion")
+
+
+def build(model, cc: str, prefix: str = "m", out: str | Path = "native", flags: tuple[str, ...] = STRICT, **kw) -> NativeModel:
+    """Export ``model`` as C, compile it warning-free (-Werror), load it through ctypes."""
     export_model(model, "c", prefix, out, **kw)
     lib = compile_shared(out, prefix, cc=cc, flags=flags, out=Path(out) / f"lib{prefix}_{Path(cc).name}.so")
     return NativeModel(lib, prefix)

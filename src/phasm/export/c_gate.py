@@ -181,15 +181,15 @@ class GateEmitter:
         self.tables.append(float_array(f"{p}_impl_d_inv_scale", g.inv_scale32))  # type: ignore[arg-type]
         if P.ndim == 1:
             self.tables.append(float_array(f"{p}_impl_precision", P, "diagonal precision", "precision"))
-            q = f"    for (i = 0; i < {n}; ++i) q += (double)z[i] * z[i] * {p}_impl_precision[i];\n"
+            q = f"    for (i = 0; i < {n}; ++i) q += (double)z[i] * (double)z[i] * (double){p}_impl_precision[i];\n"
             decl = "    int i;\n"
         else:
             self.tables.append(float_array(f"{p}_impl_precision", P, f"precision matrix ({n} x {n})", "precision"))
             q = (f"    for (i = 0; i < {n}; ++i) {{\n"
                  f"        const float *row = {p}_impl_precision + {n} * i;\n"
                  f"        double t = 0.0;\n"
-                 f"        for (j = 0; j < {n}; ++j) t += (double)row[j] * z[j];\n"
-                 f"        q += z[i] * t;\n    }}\n")
+                 f"        for (j = 0; j < {n}; ++j) t += (double)row[j] * (double)z[j];\n"
+                 f"        q += (double)z[i] * t;\n    }}\n")
             decl = "    int i, j;\n"
         self.functions.append(
             f"/* The domain distance: Mahalanobis distance of x to the training mean (standardised units) */\n"
@@ -215,9 +215,9 @@ class GateEmitter:
                      f"            mean = mean / {c_float(k)};",
                      f"            for (m = 0; m < {k}; ++m) {{ const float d = r[m * {n_out} + j] - mean; ss += d * d; }}",
                      f"            sd = sqrtf(ss / {c_float(k - 1)});",
-                     "            e2 += (double)sd * sd;"]
+                     "            e2 += (double)sd * (double)sd;"]
             if rel:
-                lines.append("            y2 += (double)y[j] * y[j];")
+                lines.append("            y2 += (double)y[j] * (double)y[j];")
             lines += ["        }", "        en = sqrt(e2);"]
             if rel:
                 lines.append("        yn = sqrt(y2);")

@@ -10,7 +10,7 @@ Example
 >>> c_float(np.float32(0.1)), c_float(np.float32(-0.0)), c_float(np.float32(3.0))
 ('0.100000001f', '-0.0f', '3.0f')
 >>> c_double(1e-300), c_double(float("inf"))
-('1e-300', 'INFINITY')
+('1e-300', 'HUGE_VAL')
 >>> comment_text("evil */ int x; /*\\n")
 'evil * / int x; / *?'
 """
@@ -51,10 +51,10 @@ def c_float(value: float, what: str = "weight") -> str:
 
 
 def c_double(value: float, what: str = "constant") -> str:
-    """A C ``double`` literal that reads back as exactly ``value`` (``INFINITY``/``-INFINITY`` for infinities)."""
+    """A C ``double`` literal that reads back as exactly ``value`` (``HUGE_VAL``, a double infinity, for infinities)."""
     v = float(value)
     if np.isinf(v):
-        return "INFINITY" if v > 0 else "(-INFINITY)"
+        return "HUGE_VAL" if v > 0 else "(-HUGE_VAL)"
     _finite(v, what)
     text = repr(v)
     if not any(c in text for c in ".e"):

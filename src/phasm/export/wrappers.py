@@ -30,7 +30,15 @@ def cpp_header(p: str, function: str, version: str) -> str:
 #include <cstddef>
 #include <utility>
 
+// The C header's casts are C casts: keep -Wold-style-cast quiet for it alone.
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#endif
 #include "{p}.h"
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 namespace phasm {{
 
