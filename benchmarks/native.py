@@ -36,7 +36,7 @@ import numpy as np
 
 import phasm
 from phasm.export import NativeModel, compare, compile_shared, export_model, sample_rows
-from phasm.gate import gate_from_json, train_calibrated
+from phasm.gate import train_calibrated
 
 LOW = np.array([80.0, 80.0, 0.0, 0.1, 0.25])  # S, K, r, v, T
 HIGH = np.array([120.0, 120.0, 0.05, 0.5, 2.0])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 QUICK = ["overhead.py", "model_latency.py", "bindings.py", "gate.py", "discover.py"]
-SLOW = ["prediction.py", "profiler_overhead.py"]
+SLOW = ["prediction.py", "profiler_overhead.py", "native.py"]
 
 
 def main() -> int:

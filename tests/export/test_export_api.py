@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import phasm
 from phasm.cli import app
 from phasm.errors import ExportError, PhasmError
-from phasm.export import compare, export_model, generate, sample_rows
+from phasm.export import export_model, generate, sample_rows
 from phasm.export.c_header import generate_header, header_info
 from phasm.export.cformat import c_double, c_float, check_prefix, comment_text
 from phasm.export.gateplan import Regions, gate_plan

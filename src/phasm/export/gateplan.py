@@ -158,7 +158,7 @@ def gate_plan(record: dict[str, Any] | None, *, n_in: int, n_out: int, spec: Any
         plan.tolerances = _tolerances(gate.tolerance, out_spec, n_out)
         plan.tolerance_text = _tolerance_text(gate.tolerance)
         plan.certificate = str(gate.report_)
-        plan.description = gate.describe().split("; gate ")[0]
+        plan.description = gate.domain.describe()
         plan.regions = _regions(record)
         return plan
     if isinstance(gate, DomainGate):
