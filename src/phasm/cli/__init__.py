@@ -18,12 +18,29 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from phasm import __version__
+
+        typer.echo(f"phasm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")) -> None:
+    """Replace slow scientific functions with trained surrogate models."""
+
+
 # Command modules, each with register(app). Imported when the CLI starts, not by `import phasm`.
 COMMAND_MODULES = [
     "phasm.cli.core",
     "phasm.cli.inspect",
     "phasm.cli.profile",
     "phasm.cli.gate",
+    "phasm.cli.sample",
     "phasm.cli.export",
 ]
 
