@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.phasm-installed
 
-.PHONY: demo demo-pinn test bench install clean
+.PHONY: demo demo-pinn demo-native test bench install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 demo-pinn: $(STAMP)
 	$(PY) examples/pinn/run_pinn.py --out demo-output/pinn
+
+# The surrogate exported to C++ and Fortran programs (examples/native; Fortran skipped without gfortran).
+demo-native: $(STAMP)
+	$(MAKE) -C examples/native PYTHON=$(abspath $(PY)) PHASM=$(abspath $(VENV)/bin/phasm)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -12,7 +12,7 @@ True
 from __future__ import annotations
 
 __all__ = [
-    "ArtefactError", "BackendError", "BackendUnavailable", "GateError", "ModelNotLoaded",
+    "ArtefactError", "BackendError", "BackendUnavailable", "ExportError", "GateError", "ModelNotLoaded",
     "OpticError", "PhasmError", "SampleError", "SpecError", "StoreError", "TargetError",
 ]
 
@@ -47,6 +47,10 @@ class BackendUnavailable(BackendError):
 
 class GateError(PhasmError, ValueError):
     """A trust gate cannot be built, calibrated or loaded as asked."""
+
+
+class ExportError(PhasmError, ValueError):
+    """A model (or its gate) cannot be exported as native source code as asked."""
 
 
 class ModelNotLoaded(PhasmError, RuntimeError):

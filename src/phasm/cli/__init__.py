@@ -77,6 +77,7 @@ COMMAND_MODULES = [
     "phasm.cli.profile",
     "phasm.cli.gate",
     "phasm.cli.sample",
+    "phasm.cli.export",
 ]
 
 
