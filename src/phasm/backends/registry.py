@@ -32,6 +32,8 @@ _BUILTIN = {
     "ensemble": "phasm.backends.ensemble:EnsembleBackend",
     "gp": "phasm.backends.gp:GPBackend",
     "torch-sets": "phasm.backends.torch_sets:TorchSetsBackend",
+    "flow": "phasm.backends.torch_flow:FlowBackend",
+    "vae": "phasm.backends.torch_vae:VAEBackend",
 }
 
 
