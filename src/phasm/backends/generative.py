@@ -87,30 +87,41 @@ def polynomial_features(X: np.ndarray, degree: int) -> np.ndarray:
 
 
 class Centring:
-    """``(c - m(x)) / scale``: codes less their least-squares polynomial mean given the inputs.
+    """``(c - m(x)) / s(x)``: codes less their mean given the inputs, in units of their spread given the inputs.
 
-    A narrow conditional distribution whose centre moves far with the inputs (a shower's total
-    energy: 2-3% wide, over a factor 10 of incident energies) is hard for a flow to place
-    precisely; after centring, what is left to learn is the shape of the spread around the mean.
+    ``m`` and ``s^2`` are least-squares polynomials of the (standardised) inputs.  A narrow
+    conditional distribution whose centre moves far with the inputs (a shower's total energy: 2-3%
+    wide, over a factor 10 of incident energies, and narrower as the energy grows) is hard for a flow
+    to place precisely; after centring, what is left to learn is the shape of the spread.
     """
 
     def fit(self, X: np.ndarray, C: np.ndarray) -> "Centring":
         self.degree = polynomial_degree(X.shape[1])
         F = polynomial_features(X, self.degree)
-        beta = np.linalg.solve(F.T @ F + 1e-8 * len(F) * np.eye(F.shape[1]), F.T @ np.asarray(C, np.float64))
+        C = np.asarray(C, np.float64)
+        gram = F.T @ F + 1e-8 * len(F) * np.eye(F.shape[1])
         # kept at float32 precision, as saved: a loaded model draws exactly what the trained one did
-        self.beta = beta.astype(np.float32).astype(np.float64)
-        self.scale = _scale((C - F @ self.beta).std(0)).astype(np.float64)
+        self.beta = np.linalg.solve(gram, F.T @ C).astype(np.float32).astype(np.float64)
+        R2 = (C - F @ self.beta) ** 2
+        self.gamma = np.linalg.solve(gram, F.T @ R2).astype(np.float32).astype(np.float64)
+        self.floor = (1e-4 * R2.mean(0) + 1e-24).astype(np.float32).astype(np.float64)
         return self
 
+    def _mean_scale(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        F = polynomial_features(X, self.degree)
+        return F @ self.beta, np.sqrt(np.maximum(F @ self.gamma, self.floor))
+
     def transform(self, X: np.ndarray, C: np.ndarray) -> np.ndarray:
-        return ((C - polynomial_features(X, self.degree) @ self.beta) / self.scale).astype(np.float32)
+        m, s = self._mean_scale(X)
+        return ((np.asarray(C, np.float64) - m) / s).astype(np.float32)
 
     def inverse(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
-        return np.asarray(Z, np.float64) * self.scale + polynomial_features(X, self.degree) @ self.beta
+        m, s = self._mean_scale(X)
+        return np.asarray(Z, np.float64) * s + m
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}.beta": self.beta.astype(np.float32), f"{prefix}.scale": self.scale.astype(np.float32)}
+        return {f"{prefix}.beta": self.beta.astype(np.float32), f"{prefix}.gamma": self.gamma.astype(np.float32),
+                f"{prefix}.floor": self.floor.astype(np.float32)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str, n_in: int, dims: int) -> "Centring":
@@ -118,7 +129,10 @@ class Centring:
         self.degree = polynomial_degree(n_in)
         n_feat = polynomial_features(np.zeros((1, n_in)), self.degree).shape[1]
         self.beta = _checked(arrays, f"{prefix}.beta", (n_feat, dims)).astype(np.float64)
-        self.scale = _checked(arrays, f"{prefix}.scale", (dims,)).astype(np.float64)
+        self.gamma = _checked(arrays, f"{prefix}.gamma", (n_feat, dims)).astype(np.float64)
+        self.floor = _checked(arrays, f"{prefix}.floor", (dims,)).astype(np.float64)
+        if not (self.floor > 0).all():
+            raise BackendError(f"{prefix}.floor: must be positive")
         return self
 
 

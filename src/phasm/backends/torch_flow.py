@@ -4,7 +4,9 @@ Plain outputs: one :class:`~phasm.backends.torch_flows.ConditionalFlow` of all o
 the inputs.  Layered outputs (``layers=L``, see :class:`~phasm.backends.generative.LayerCoding`):
 two flows, as CaloFlow does, and one autoregressive step over depth:
 
-1. the *energy flow*: the ``L`` layer-energy codes given the inputs;
+1. the *energy flows*: the total energy's code given the inputs (one dimension: the resolution,
+   which must be right to a few percent, is learnt on its own), then how it is shared out among
+   the ``L`` layers given the inputs and the total;
 2. the *shape flow*: one layer's ``V`` shape codes given the inputs, all layer energies, which layer
    it is (one-hot) and the previous layer's shape codes.  It is shared by the layers (``L`` times the
    training examples) and, drawing the layers in order, carries the shower's lateral development
@@ -54,7 +56,7 @@ class FlowBackend(GenerativeBackend):
     layers: group the outputs into this many layers (layer energies, then shapes); ``None``: plain.
         ``fn.train()`` sets it from a non-negative output array's first axis.
     flow_layers, hidden, bins, bound: coupling layers, MLP width, spline bins, spline range (in
-        standardised units) of the plain flow and the energy flow.
+        standardised units) of the plain flow and the energy flows.
     shape_layers, shape_transform: coupling layers and their transform (``"affine"``, or
         ``"spline"``: more expressive, several times slower for the wide shape vectors) of the
         shape flow.
@@ -107,7 +109,8 @@ class FlowBackend(GenerativeBackend):
         torch.manual_seed(self.params["seed"])
         if isinstance(self.coding_, LayerCoding):
             L, V = self.coding_.layers, self.coding_.voxels
-            self.nets_ = {"energy": self._flow(L, self.n_in_), "shape": self._flow(V, self.n_in_ + 2 * L + V, True)}
+            self.nets_ = {"total": self._flow(1, self.n_in_), "shares": self._flow(L - 1, self.n_in_ + 1),
+                          "shape": self._flow(V, self.n_in_ + 2 * L + V, True)}
         else:
             self.nets_ = {"plain": self._flow(self.n_out_, self.n_in_)}
 
@@ -156,8 +159,8 @@ class FlowBackend(GenerativeBackend):
         return self._train(loss, len(Xt), len(Xv), val, None, verbose)
 
     def _layer_nll(self, X: torch.Tensor, E: torch.Tensor, S: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
-        """Negative log-likelihood per row: energy codes plus the shape codes of non-empty layers."""
-        nll = -self.nets_["energy"].log_prob(E, X)
+        """Negative log-likelihood per row: total and shares of the energy, shapes of the non-empty layers."""
+        nll = -self.nets_["total"].log_prob(E[:, :1], X) - self.nets_["shares"].log_prob(E[:, 1:], torch.cat([X, E[:, :1]], 1))
         L, V = S.shape[1], S.shape[2]
         prev = torch.cat([S.new_zeros(len(S), 1, V), S[:, :-1]], dim=1)
         onehot = torch.eye(L, dtype=S.dtype).expand(len(S), L, L)
@@ -204,7 +207,8 @@ class FlowBackend(GenerativeBackend):
             return self.coding_.decode(self.nets_["plain"].sample(z, x).numpy(), X)
         L, V = self.coding_.layers, self.coding_.voxels
         noise = torch.from_numpy(rng.standard_normal((len(X), L + L * V), dtype=np.float32))
-        E = self.nets_["energy"].sample(noise[:, :L], x)
+        total = self.nets_["total"].sample(noise[:, :1], x)
+        E = torch.cat([total, self.nets_["shares"].sample(noise[:, 1:L], torch.cat([x, total], 1))], 1)
         S = torch.empty(len(X), L, V)
         prev = x.new_zeros(len(X), V)
         shape = self.nets_["shape"]
