@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.phasm-installed
 
-.PHONY: demo demo-pinn demo-native test bench install clean
+.PHONY: demo demo-pinn demo-native demo-calorimeter test bench install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 demo-pinn: $(STAMP)
 	$(PY) examples/pinn/run_pinn.py --out demo-output/pinn
+
+# Calorimeter showers: a numpy Monte Carlo, a generative surrogate (flow) behind the stochastic gate (examples/calorimeter).
+demo-calorimeter: $(STAMP)
+	$(PY) examples/calorimeter/run_calorimeter.py --out demo-output/calorimeter
 
 # The surrogate exported to C++ and Fortran programs (examples/native; Fortran skipped without gfortran).
 demo-native: $(STAMP)

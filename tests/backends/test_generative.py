@@ -56,7 +56,8 @@ def test_plain_coding_centres_on_the_inputs_and_round_trips():
     Y = np.c_[3 + X[:, 0] ** 2 - X[:, 1], 10 * X[:, 0] * X[:, 1]] + 0.01 * rng.standard_normal((500, 2))
     c = PlainCoding().fit(Y, X)
     Z = c.encode(Y, X)
-    assert np.abs(Z.mean(0)).max() < 1e-3 and np.abs(Z.std(0) - 1).max() < 1e-3
+    # the spread s(x) is itself fitted, so the codes are centred and scaled up to its estimation error
+    assert np.abs(Z.mean(0)).max() < 0.02 and np.abs(Z.std(0) - 1).max() < 0.05
     assert c.centring._mean_scale(X)[1].max() < 0.02  # the polynomial mean took out all but the noise
     np.testing.assert_allclose(c.decode(Z, X), Y, rtol=1e-5, atol=1e-5)
 
