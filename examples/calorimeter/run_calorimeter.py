@@ -3,6 +3,7 @@
 Usage::
 
     python examples/calorimeter/run_calorimeter.py --out demo-output/calorimeter        # make demo-calorimeter
+    python examples/calorimeter/run_calorimeter.py --out demo-output/calorimeter --full # make demo-calorimeter FULL=1
     python examples/calorimeter/run_calorimeter.py --out /tmp/c --showers 300 --emin 2 --emax 5 --max-seconds 10
 
 Steps: simulate electron showers at incident energies log-uniform in ``[--emin, --emax]`` GeV with
@@ -36,17 +37,30 @@ from shower import Calorimeter, simulate_showers  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("demo-output/calorimeter"))
-    p.add_argument("--showers", type=int, default=5000, help="Monte Carlo showers (default 5000)")
+    p.add_argument("--full", action="store_true",
+                   help="the bigger configuration: 10000 showers, 60 epochs, up to 15 min of training")
+    p.add_argument("--showers", type=int, default=None, help="Monte Carlo showers (default 2000; --full 10000)")
     p.add_argument("--emin", type=float, default=10.0, help="lowest incident energy, GeV (default 10)")
     p.add_argument("--emax", type=float, default=100.0, help="highest incident energy, GeV (default 100)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Monte Carlo processes (default: CPUs)")
     p.add_argument("--chunk", type=int, default=25, help="showers per Monte Carlo call (default 25)")
-    p.add_argument("--epochs", type=int, default=25)
-    p.add_argument("--max-seconds", type=float, default=150.0, help="training time limit (default 150 s)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 25; --full 60)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="training time limit (default 150 s; --full 900 s)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--auc", type=float, default=0.75, help="the stochastic gate's AUC bound (default 0.75)")
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    full = args.full
+    args.showers = args.showers or (10000 if full else 2000)
+    args.epochs = args.epochs or (60 if full else 25)
+    args.max_seconds = args.max_seconds or (900.0 if full else 150.0)
+    for name in ("showers", "epochs", "workers", "chunk"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if not 0 < args.emin < args.emax:
+        p.error(f"need 0 < --emin < --emax, got {args.emin} and {args.emax}")
+    return args
 
 
 def _chunk(job: tuple[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:

@@ -63,7 +63,9 @@ def train(
     param: list[str] = typer.Option([], "--param", "-p", help="Backend parameter KEY=VALUE (JSON value), repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
-    """Train a model on a capture store and save it as a model folder."""
+    """Train a model on a capture store and save it as a model folder (a generative backend, ``flow`` or ``vae``:
+    a model of a stochastic function's distribution, with its held-out distribution report)."""
+    from phasm.backends import get_backend
     from phasm.store import CaptureStore
     from phasm.train import fit_model
 
@@ -76,7 +78,14 @@ def train(
     check_backend_params(backend, params)
     source = CaptureStore(store)
     try:
-        art, result = fit_model(source, backend=backend, val_fraction=val_fraction, seed=seed, verbose=not quiet, **params)
+        if getattr(get_backend(backend), "stochastic", False):  # generative: a stochastic function's samples
+            from phasm.train.stochastic import fit_generator
+
+            art, result = fit_generator(source, backend=backend, val_fraction=val_fraction, seed=seed,
+                                        verbose=not quiet, **params)
+        else:
+            art, result = fit_model(source, backend=backend, val_fraction=val_fraction, seed=seed, verbose=not quiet,
+                                    **params)
     except ValueError as exc:  # fit_model's documented refusals (no finite rows...); phasm's own errors pass up
         fail(str(exc))
     art.save(out)

@@ -258,10 +258,12 @@ def proposed_code(ins: Inspection) -> str:
     """The proposed ``@phasm.surrogate(...)`` decorator, as code to paste."""
     inputs, outputs, comments = _plan(ins)
     lines = []
-    if "nondeterministic" in ins.flags:
-        lines.append("# WARNING: nondeterministic (two runs on the same input differ): a regression surrogate")
-        lines.append("# cannot reproduce it; consider a generative one.")
-    unsafe = [f for f in ins.flag_details if f.flag not in ("nondeterministic", "raises")]
+    stochastic = "nondeterministic" in ins.flags or "random" in ins.flags
+    if stochastic:
+        why = "two runs on the same input differ" if "nondeterministic" in ins.flags else "it draws random numbers"
+        lines.append(f"# stochastic ({why}): a regression surrogate would learn only the mean; stochastic=True")
+        lines.append("# trains a generative one whose answers are samples, gated on distributions.")
+    unsafe = [f for f in ins.flag_details if f.flag not in ("nondeterministic", "raises", "random")]
     for f in unsafe:
         lines.append(f"# WARNING: {f.flag}: {f.what} at {f.where}; a model will not do this")
     for c in comments:
@@ -275,6 +277,8 @@ def proposed_code(ins: Inspection) -> str:
         lines.append("    },")
     if ins.batched:
         lines.append("    batched=True,")
+    if stochastic:
+        lines.append("    stochastic=True,")
     lines.append(")")
     return "\n".join(lines)
 

@@ -127,7 +127,7 @@ def _train_calibrated_ragged(source: Any, spec: Spec, tolerance: Tolerance, *, b
 
 
 def _train_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str, Any] | None, backend: Any,
-                 kw: dict[str, Any], out: str) -> None:
+                 kw: dict[str, Any], out: str, stochastic: bool = False) -> None:
     """Child-process body of :func:`train_in_subprocess`: train (and calibrate), save the folder."""
     try:
         from phasm.store.reader import CaptureStore
@@ -137,7 +137,16 @@ def _train_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str
         kw = dict(kw)
         cal, conf = kw.pop("calibration_fraction", 0.25), kw.pop("confidence", 0.95)
         source = CaptureStore(store)
-        if tolerance_json is not None:
+        if stochastic:
+            from phasm.gate.distribution import DistributionTolerance, train_stochastic
+            from phasm.train.stochastic import fit_generator
+
+            if tolerance_json is not None:
+                art, _, _ = train_stochastic(source, spec, DistributionTolerance.from_json(tolerance_json),
+                                             backend=backend, calibration_fraction=cal, **kw)
+            else:
+                art, _ = fit_generator(source, spec, backend=backend, **kw)
+        elif tolerance_json is not None:
             art, _, _ = train_calibrated(source, spec, Tolerance.from_json(tolerance_json), backend=backend,
                                          calibration_fraction=cal, confidence=conf, **kw)
         else:
@@ -150,8 +159,8 @@ def _train_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str
         raise SystemExit(1) from None
 
 
-def train_in_subprocess(store: Any, spec: Spec, tolerance: Tolerance | None, backend: Any, kw: dict[str, Any],
-                        timeout: float | None = None) -> Path:
+def train_in_subprocess(store: Any, spec: Spec, tolerance: Any, backend: Any, kw: dict[str, Any],
+                        timeout: float | None = None, stochastic: bool = False) -> Path:
     """Train (and, with a tolerance, calibrate) in a fresh ``spawn`` process; returns the saved model folder.
 
     The caller's threads keep the GIL to themselves while the child trains;
@@ -165,7 +174,7 @@ def train_in_subprocess(store: Any, spec: Spec, tolerance: Tolerance | None, bac
     ctx = multiprocessing.get_context("spawn")
     proc = ctx.Process(target=_train_child, daemon=True, name="phasm-retrain",
                        args=(str(store), spec.to_json(), tolerance.to_json() if tolerance is not None else None,
-                             backend, dict(kw), str(out)))
+                             backend, dict(kw), str(out), stochastic))
     proc.start()
     proc.join(timeout)
     if proc.is_alive():

@@ -18,6 +18,7 @@ from phasm.bindings.build import finish_frame
 from phasm.bindings.optics import CallFrame
 from phasm.bindings.spec import pack, unpack
 from phasm.gate.base import FiniteGate, Gate, finite_rows
+from phasm.surrogate.stochastic import SeededSampler
 
 
 class AutoMode:
@@ -29,6 +30,8 @@ class AutoMode:
             # No model yet: behave like capture, so the data for one accrues.
             self._n_fallbacks += self._batch_size(self._frame(args, kwargs)) if (self.batched and self.spec) else 1
             return self._call_capture(args, kwargs)
+        if self.random_argument is not None:  # a stochastic function's own generator draws the samples
+            model = self._with_call_generator(model, args, kwargs)
         frame, X, n, positional = self._model_inputs(args, kwargs)
         t0 = time.perf_counter()
         Y, trusted = self._gated_predict(model, gate, X, n)
@@ -55,6 +58,8 @@ class AutoMode:
                 return self._auto_batched_fallback(frame, X, Y, trusted, shadow)
             return self._put_outputs(frame, Y)
         self._n_fallbacks += n - n_trusted
+        if n_trusted == 0 and isinstance(model, SeededSampler):
+            model.rewind()  # the function draws from the generator as the caller passed it
         if self.retrain_after_rows:
             self._maybe_retrain()
         if not self.batched:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from phasm.bindings.spec import Spec
-from phasm.errors import ModelNotLoaded
+from phasm.errors import BackendError, ModelNotLoaded
 from phasm.gate.base import FiniteGate, gate_from_json
 
 
@@ -48,6 +48,13 @@ class ModelLifecycle:
               calibration_fraction: float = 0.25, confidence: float = 0.95, **params: Any) -> Any:
         """Train a model on the captured rows and attach it; returns a :class:`~phasm.train.TrainResult`.
 
+        A stochastic function (``phasm.surrogate(stochastic=True)``) gets a generative model
+        (backend ``"flow"`` by default, or ``"vae"``) and a
+        :class:`~phasm.train.stochastic.GeneratorResult` whose ``report`` compares held-out captures
+        with generated samples; with a :class:`phasm.DistributionTolerance`, ``calibration_fraction``
+        of the rows are held out to decide a :class:`~phasm.gate.distribution.DistributionGate`
+        (``confidence`` is the tolerance's own).
+
         ``backend`` defaults to the surrogate's backend (``"torch"``); extra
         keyword arguments go to the backend (e.g. ``epochs=200``).  With a
         ``tolerance``, ``calibration_fraction`` of the rows are held out to
@@ -77,6 +84,8 @@ class ModelLifecycle:
         if self.spec is None:
             self._set_spec(self._resolved_from(source.spec))  # type: ignore[arg-type]
         cal_fraction, confidence = kw.pop("calibration_fraction"), kw.pop("confidence")
+        if self.stochastic:
+            return self._fit_generator(source, backend or self.backend, cal_fraction, kw)
         if self.tolerance is not None and not self._user_gate:
             from phasm.gate.calibrate import train_calibrated
 
@@ -84,6 +93,17 @@ class ModelLifecycle:
                                               calibration_fraction=cal_fraction, confidence=confidence, **kw)
             return art, result
         return fit_model(source, self.spec, backend=backend or self.backend, **kw)
+
+    def _fit_generator(self, source: Any, backend: Any, cal_fraction: float, kw: dict[str, Any]) -> tuple[Any, Any]:
+        """A stochastic function's generator, behind a distribution gate when there is a tolerance."""
+        from phasm.gate.distribution import train_stochastic
+        from phasm.train.stochastic import fit_generator
+
+        if self.tolerance is not None and not self._user_gate:
+            art, result, _ = train_stochastic(source, self.spec, self.tolerance, backend=backend,
+                                              calibration_fraction=cal_fraction, **kw)
+            return art, result
+        return fit_generator(source, self.spec, backend=backend, **kw)
 
     def retrain(self, backend: str | None = None, *, background: bool = True, process: bool | None = None,
                 **params: Any) -> Any:
@@ -137,7 +157,8 @@ class ModelLifecycle:
                     raise ValueError(f"{self.name}: retraining in a process needs a store and a spec")
                 tol = self.tolerance if not self._user_gate else None
                 kw = {k: v for k, v in kw.items() if k != "verbose"}
-                path = train_in_subprocess(self.store_path, self.spec, tol, backend or self.backend, kw)
+                path = train_in_subprocess(self.store_path, self.spec, tol, backend or self.backend, kw,
+                                           stochastic=self.stochastic)
                 try:
                     art = ModelArtefact.load(path, expect_spec=self.spec)
                 finally:
@@ -161,6 +182,11 @@ class ModelLifecycle:
         return self._n_retrains
 
     def _attach(self, art: Any) -> None:
+        if self.stochastic:
+            if not getattr(art.backend, "stochastic", False):
+                raise BackendError(f"{self.name}: a stochastic function needs a generative model ('flow' or 'vae'); "
+                                   f"this one's backend is {art.backend.name!r}")
+            self._seed_model(art)
         gate = self.gate if self._user_gate else gate_from_json(art.sections.get("gate"))
         self._live = (art, gate)  # the hot swap: one reference, both built
         self.calibration = getattr(gate, "report_", None)

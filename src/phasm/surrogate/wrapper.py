@@ -26,6 +26,7 @@ from phasm.bindings.optics import Arg, CallFrame, Return
 from phasm.bindings.ragged import has_ragged
 from phasm.bindings.spec import Spec, SpecError, Variable
 from phasm.gate.base import FiniteGate, Gate
+from phasm.gate.distribution import DistributionTolerance
 from phasm.gate.tolerance import Tolerance
 from phasm.store.reader import RunningStats
 from phasm.store.writer import CaptureWriter
@@ -34,11 +35,12 @@ from phasm.surrogate.lifecycle import ModelLifecycle, ModelNotLoaded
 from phasm.surrogate.mode import Mode, mode_from_env, parse_mode
 from phasm.surrogate.observe import CallObservation
 from phasm.surrogate.rows import FAST_SCALAR_TYPES, RowBinding
+from phasm.surrogate.stochastic import StochasticCalls, random_argument
 
 _UNRESOLVED = object()
 
 
-class Surrogate(RowBinding, AutoMode, ModelLifecycle, CallObservation):
+class Surrogate(RowBinding, AutoMode, ModelLifecycle, CallObservation, StochasticCalls):
     """A function that may be answered by a trained model. See :func:`surrogate`."""
 
     def __init__(
@@ -52,18 +54,29 @@ class Surrogate(RowBinding, AutoMode, ModelLifecycle, CallObservation):
         batched: bool = False,
         mode: Mode | str | None = None,
         model: str | os.PathLike[str] | None = None,
-        backend: str = "torch",
-        tolerance: Tolerance | None = None,
+        backend: str | None = None,
+        tolerance: Tolerance | DistributionTolerance | None = None,
         gate: Gate | None = None,
         flush_rows: int = 1024,
         shadow_fraction: float = 0.0,
+        stochastic: bool = False,
     ) -> None:
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
         self._fn = fn
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.batched = bool(batched)
         self.store_path = Path(store) if store is not None else None
-        self.backend = backend
+        self.stochastic = bool(stochastic)
+        self.backend = backend or ("flow" if self.stochastic else "torch")
+        if self.stochastic and tolerance is not None and not isinstance(tolerance, DistributionTolerance):
+            raise TypeError(f"{self.name}: tolerance of a stochastic function must be a phasm.DistributionTolerance "
+                            f"(its answers are judged on distributions), got {type(tolerance).__name__}")
+        if not self.stochastic and isinstance(tolerance, DistributionTolerance):
+            raise TypeError(f"{self.name}: a DistributionTolerance is for stochastic functions; "
+                            f"declare phasm.surrogate(stochastic=True)")
+        if self.stochastic and shadow_fraction:
+            raise ValueError(f"{self.name}: shadow_fraction must be 0 for a stochastic function (a draw has no "
+                             f"per-call error to measure), got {shadow_fraction}")
         self.tolerance = tolerance
         self.flush_rows = flush_rows
         self.shadow_fraction = float(shadow_fraction)
@@ -73,6 +86,8 @@ class Surrogate(RowBinding, AutoMode, ModelLifecycle, CallObservation):
             p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params
         )
         self._param_names = tuple(p.name for p in params)
+        self.random_argument = random_argument(self._signature) if self.stochastic else None
+        self._sample_seed: Any = None  # seed() sets it; None: fresh entropy
         self._declared = inputs is not None or outputs is not None
         self.spec: Spec | None = None
         self._deferred: Spec | None = None  # declarations with shapes/dtypes left to the first call
@@ -251,7 +266,8 @@ class Surrogate(RowBinding, AutoMode, ModelLifecycle, CallObservation):
             if self._deferred is not None:
                 self._set_spec(resolve_inferred(self._deferred, frame=frame))
             else:
-                self._set_spec(infer_spec(self.name, frame, mutated=mutated, batched=self.batched))
+                skip = () if self.random_argument is None else (self.random_argument,)
+                self._set_spec(infer_spec(self.name, frame, mutated=mutated, batched=self.batched, skip=skip))
         return self.spec  # type: ignore[return-value]
 
     def _resolved_from(self, stored: Spec) -> Spec:
@@ -330,6 +346,8 @@ class Surrogate(RowBinding, AutoMode, ModelLifecycle, CallObservation):
         model = self._live[0]
         if model is None or self.spec is None:
             model = self._require_model()
+        if self.random_argument is not None:
+            model = self._with_call_generator(model, args, kwargs)
         frame, X, n, _ = self._model_inputs(args, kwargs)
         t0 = time.perf_counter()
         Y = model.predict(X)
@@ -353,11 +371,12 @@ def surrogate(
     batched: bool = False,
     mode: Mode | str | None = None,
     model: str | os.PathLike[str] | None = None,
-    backend: str = "torch",
-    tolerance: Tolerance | None = None,
+    backend: str | None = None,
+    tolerance: Tolerance | DistributionTolerance | None = None,
     gate: Gate | None = None,
     flush_rows: int = 1024,
     shadow_fraction: float = 0.0,
+    stochastic: bool = False,
 ) -> Any:
     """Wrap a function so a trained model may answer its calls.
 
@@ -371,11 +390,14 @@ def surrogate(
     store: HDF5 capture store path.
     batched: the function is vectorised: every input and output has a leading batch axis.
     model: a model artefact folder to load now.
-    backend: the default backend for :meth:`Surrogate.train`.
-    tolerance: the error tolerance (see :class:`phasm.Tolerance`).
+    backend: the default backend for :meth:`Surrogate.train` (``"torch"``; ``"flow"`` when stochastic).
+    tolerance: the error tolerance (see :class:`phasm.Tolerance`); for a stochastic function, the
+        bounds on distributions (:class:`phasm.DistributionTolerance`).
     gate: a trust gate; default: the one stored with the model, else finite-only.
     shadow_fraction: share of model-answered calls in ``auto`` mode also run on the original
         to measure the miss rate in production.
+    stochastic: the function draws random numbers: train a generative model whose answers are
+        samples (see :mod:`phasm.surrogate.stochastic`); a random argument is not a model input.
 
     Example
     -------
@@ -388,7 +410,7 @@ def surrogate(
     """
     kwargs = dict(name=name, inputs=inputs, outputs=outputs, store=store, batched=batched, mode=mode,
                   model=model, backend=backend, tolerance=tolerance, gate=gate, flush_rows=flush_rows,
-                  shadow_fraction=shadow_fraction)
+                  shadow_fraction=shadow_fraction, stochastic=stochastic)
     if fn is None:
         return lambda f: Surrogate(f, **kwargs)  # type: ignore[arg-type]
     return Surrogate(fn, **kwargs)  # type: ignore[arg-type]
