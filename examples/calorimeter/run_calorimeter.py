@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
     art, result, gate = train_stochastic(
         (X, Y), spec, phasm.DistributionTolerance(auc=args.auc), backend="flow", seed=args.seed,
         radial_centres=centres, epochs=args.epochs, max_seconds=args.max_seconds, hidden=64, flow_layers=4,
-        shape_layers=4, bins=6, shape_transform="spline", lr=2e-3, batch_size=256)
+        shape_layers=6, bins=6, shape_transform="affine", lr=1e-3, batch_size=64)
     train_seconds = time.perf_counter() - t0
     report = result.report
     print(result.summary(), flush=True)

@@ -169,3 +169,22 @@ def test_cli_trains_a_flow_and_info_prints_its_distribution_report(trained_walk,
     assert res.exit_code == 0, res.output
     assert "held-out captures vs generated samples" in res.output and "KS distance" in res.output
     assert "result" in res.output  # the observable's row
+
+
+def test_retrain_in_a_process_swaps_in_a_new_generator(trained_walk):
+    walk, _ = trained_walk
+    old = walk.model
+    thread = walk.retrain(process=True, epochs=3)
+    thread.join(600)
+    assert walk.retrain_error is None and walk.model is not old
+    assert walk.model.backend.name == "flow" and walk.gate.kind == "distribution"
+
+
+def test_vae_backend_through_the_surrogate(trained_walk):
+    walk, _ = trained_walk
+    vae = make_walk(None, backend="vae", mode="model")
+    result = vae.train(store=walk.store_path, epochs=5, batch_size=200, threads=1)
+    assert vae.model.backend.name == "vae" and result.backend == "vae" and result.report is not None
+    vae.seed(0)
+    a = [vae(20.0, 0.1) for _ in range(50)]
+    assert len(set(a)) == 50 and np.isfinite(a).all()

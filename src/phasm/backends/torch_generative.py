@@ -47,7 +47,8 @@ def train_generator(modules: list[torch.nn.Module], batch_loss: BatchLoss, *, n_
                     batch_size: int, lr: float, seed: int, patience: int | None = None,
                     max_seconds: float | None = None, val_loss: Callable[[], float] | None = None,
                     on_epoch: Callable[[int], None] | None = None, verbose: bool = False) -> FitHistory:
-    """Adam with a cosine schedule over mini-batches of training-row indices, early stopping on ``val_loss``.
+    """Adam with a cosine schedule over mini-batches of training-row indices (over ``epochs``, or over
+    ``max_seconds`` if that comes first), early stopping on ``val_loss``.
 
     ``batch_loss(indices, True)`` returns the mean loss of those training rows; ``val_loss()`` the
     validation loss (called once per epoch when ``n_val``); ``on_epoch(epoch)`` runs before each
@@ -60,11 +61,20 @@ def train_generator(modules: list[torch.nn.Module], batch_loss: BatchLoss, *, n_
     opt = torch.optim.Adam(params, lr=lr)
     steps_per_epoch = max(1, math.ceil(n_train / batch_size))
     total = max(1, epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    t0 = time.perf_counter()
+
+    def progress(step: int) -> float:
+        """Share of training done: of the steps, or of ``max_seconds`` if that runs out first (the rate
+        then still anneals to its end, instead of stopping at its peak)."""
+        done = step / total
+        if max_seconds is not None:
+            done = max(done, (time.perf_counter() - t0) / max_seconds)
+        return min(done, 1.0)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * progress(s))))
     rng = np.random.default_rng(seed)
     hist = FitHistory(device="cpu")
     best, best_state, since = math.inf, None, 0
-    t0 = time.perf_counter()
     for epoch in range(epochs):
         if on_epoch is not None:
             on_epoch(epoch)

@@ -21,7 +21,7 @@ True
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -127,7 +127,7 @@ def _train_calibrated_ragged(source: Any, spec: Spec, tolerance: Tolerance, *, b
 
 
 def _train_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str, Any] | None, backend: Any,
-                 kw: dict[str, Any], out: str, stochastic: bool = False) -> None:
+                 kw: dict[str, Any], out: str) -> None:
     """Child-process body of :func:`train_in_subprocess`: train (and calibrate), save the folder."""
     try:
         from phasm.store.reader import CaptureStore
@@ -137,16 +137,7 @@ def _train_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str
         kw = dict(kw)
         cal, conf = kw.pop("calibration_fraction", 0.25), kw.pop("confidence", 0.95)
         source = CaptureStore(store)
-        if stochastic:
-            from phasm.gate.distribution import DistributionTolerance, train_stochastic
-            from phasm.train.stochastic import fit_generator
-
-            if tolerance_json is not None:
-                art, _, _ = train_stochastic(source, spec, DistributionTolerance.from_json(tolerance_json),
-                                             backend=backend, calibration_fraction=cal, **kw)
-            else:
-                art, _ = fit_generator(source, spec, backend=backend, **kw)
-        elif tolerance_json is not None:
+        if tolerance_json is not None:
             art, _, _ = train_calibrated(source, spec, Tolerance.from_json(tolerance_json), backend=backend,
                                          calibration_fraction=cal, confidence=conf, **kw)
         else:
@@ -160,11 +151,14 @@ def _train_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str
 
 
 def train_in_subprocess(store: Any, spec: Spec, tolerance: Any, backend: Any, kw: dict[str, Any],
-                        timeout: float | None = None, stochastic: bool = False) -> Path:
+                        timeout: float | None = None, child: Callable[..., None] | None = None) -> Path:
     """Train (and, with a tolerance, calibrate) in a fresh ``spawn`` process; returns the saved model folder.
 
     The caller's threads keep the GIL to themselves while the child trains;
-    the folder lies in a new temporary directory the caller removes.
+    the folder lies in a new temporary directory the caller removes.  ``child``: a module-level
+    function ``(store, spec_json, tolerance_json, backend, kw, out)`` that trains and saves the
+    folder at ``out`` (default: a regression model, calibrated with a tolerance); on failure it
+    writes ``error.txt`` beside ``out`` and exits non-zero.
     """
     import multiprocessing
     import tempfile
@@ -172,9 +166,9 @@ def train_in_subprocess(store: Any, spec: Spec, tolerance: Any, backend: Any, kw
     tmp = Path(tempfile.mkdtemp(prefix="phasm-retrain-"))
     out = tmp / "model"
     ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=_train_child, daemon=True, name="phasm-retrain",
+    proc = ctx.Process(target=child or _train_child, daemon=True, name="phasm-retrain",
                        args=(str(store), spec.to_json(), tolerance.to_json() if tolerance is not None else None,
-                             backend, dict(kw), str(out), stochastic))
+                             backend, dict(kw), str(out)))
     proc.start()
     proc.join(timeout)
     if proc.is_alive():

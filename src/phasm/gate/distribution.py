@@ -177,3 +177,32 @@ def train_stochastic(source: Any, spec: Any, tolerance: DistributionTolerance, *
     art.sections["gate"] = gate.to_json()
     art.training["held_out_rows"] = int(held.sum())
     return art, result, gate
+
+
+def train_stochastic_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str, Any] | None,
+                           backend: Any, kw: dict[str, Any], out: str) -> None:
+    """Child-process body for :func:`phasm.gate.calibrate.train_in_subprocess` (``child=``): train a
+    generator (behind its distribution gate with a tolerance) on ``store`` and save it at ``out``."""
+    from pathlib import Path
+
+    try:
+        from phasm.bindings.spec import Spec
+        from phasm.store.reader import CaptureStore
+        from phasm.train.stochastic import fit_generator
+
+        spec = Spec.from_json(spec_json)
+        kw = dict(kw)
+        cal = kw.pop("calibration_fraction", 0.25)
+        kw.pop("confidence", None)  # a DistributionTolerance carries its own
+        source = CaptureStore(store)
+        if tolerance_json is not None:
+            art, _, _ = train_stochastic(source, spec, DistributionTolerance.from_json(tolerance_json),
+                                         backend=backend, calibration_fraction=cal, **kw)
+        else:
+            art, _ = fit_generator(source, spec, backend=backend, **kw)
+        art.save(out)
+    except BaseException as exc:
+        import traceback
+
+        Path(out).parent.joinpath("error.txt").write_text(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        raise SystemExit(1) from None

@@ -157,8 +157,10 @@ class ModelLifecycle:
                     raise ValueError(f"{self.name}: retraining in a process needs a store and a spec")
                 tol = self.tolerance if not self._user_gate else None
                 kw = {k: v for k, v in kw.items() if k != "verbose"}
-                path = train_in_subprocess(self.store_path, self.spec, tol, backend or self.backend, kw,
-                                           stochastic=self.stochastic)
+                from phasm.gate.distribution import train_stochastic_child
+
+                child = train_stochastic_child if self.stochastic else None
+                path = train_in_subprocess(self.store_path, self.spec, tol, backend or self.backend, kw, child=child)
                 try:
                     art = ModelArtefact.load(path, expect_spec=self.spec)
                 finally:
