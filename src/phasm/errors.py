@@ -12,7 +12,7 @@ True
 from __future__ import annotations
 
 __all__ = [
-    "ArtefactError", "BackendError", "BackendUnavailable", "GateError", "ModelNotLoaded",
+    "ArtefactError", "BackendError", "BackendUnavailable", "GateError", "GateNotFitted", "ModelNotLoaded",
     "OpticError", "PhasmError", "SpecError", "StoreError", "TargetError",
 ]
 
@@ -47,6 +47,10 @@ class BackendUnavailable(BackendError):
 
 class GateError(PhasmError, ValueError):
     """A trust gate cannot be built, calibrated or loaded as asked."""
+
+
+class GateNotFitted(PhasmError, RuntimeError):
+    """A trust gate was used before it was calibrated (``fit``) or loaded."""
 
 
 class ModelNotLoaded(PhasmError, RuntimeError):

@@ -2,12 +2,14 @@
 
 from phasm.gate.base import FiniteGate, Gate, finite_rows, gate_from_json
 from phasm.gate.calibrate import train_calibrated
+from phasm.gate.certify import GroupReport
 from phasm.gate.conformal import CalibrationReport, ConformalGate, clopper_pearson_upper
 from phasm.gate.domain import DomainGate
 from phasm.gate.ragged import RaggedConformalGate
+from phasm.gate.regions import RegionPartition
 from phasm.gate.tolerance import Tolerance
 
 __all__ = [
-    "CalibrationReport", "ConformalGate", "DomainGate", "FiniteGate", "Gate", "RaggedConformalGate", "Tolerance", "clopper_pearson_upper",
-    "finite_rows", "gate_from_json", "train_calibrated",
+    "CalibrationReport", "ConformalGate", "DomainGate", "FiniteGate", "Gate", "GroupReport", "RaggedConformalGate",
+    "RegionPartition", "Tolerance", "clopper_pearson_upper", "finite_rows", "gate_from_json", "train_calibrated",
 ]

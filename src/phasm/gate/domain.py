@@ -32,12 +32,12 @@ KNN_MAX_FEATURES = 16
 DIAGONAL_ABOVE = 256
 
 
-def _encode(a: np.ndarray) -> dict[str, Any]:
+def encode_array(a: np.ndarray) -> dict[str, Any]:
     a = np.ascontiguousarray(a, np.float32)
     return {"shape": list(a.shape), "float32_base64": base64.b64encode(a.tobytes()).decode("ascii")}
 
 
-def _decode(d: dict[str, Any], what: str) -> np.ndarray:
+def decode_array(d: dict[str, Any], what: str) -> np.ndarray:
     try:
         raw = base64.b64decode(d["float32_base64"], validate=True)
         return np.frombuffer(raw, np.float32).reshape(d["shape"]).copy()
@@ -82,11 +82,15 @@ class DomainGate(Gate):
 
     # -- learning -----------------------------------------------------------
 
-    def fit(self, X_train: np.ndarray, X_held: np.ndarray | None = None) -> "DomainGate":
+    def fit(self, X_train: np.ndarray, X_held: np.ndarray | None = None, *, summary: Any = None) -> "DomainGate":
         """Learn the range and reference set from raw training inputs ``(n, n_in)``.
 
         ``X_held``: held-out in-distribution rows that set ``radius_``; without
-        them, leave-one-out distances of the reference rows are used.
+        them, distances of training rows outside the reference set (or
+        leave-one-out distances of the reference rows) are used.
+        ``summary``: statistics over *all* training rows (``n``, ``low``, ``high``,
+        ``mean``, ``std``, e.g. a :class:`~phasm.gate.stream.TrainingSample`) when
+        ``X_train`` is only a sample of them (a store larger than memory).
         """
         X = np.asarray(X_train, np.float64)
         if X.ndim != 2:
@@ -95,11 +99,15 @@ class DomainGate(Gate):
         X = X[finite_rows(X)]
         if len(X) < 2:
             raise ValueError(f"DomainGate.fit: need at least 2 finite training rows, got {len(X)}")
-        lo, hi = X.min(0), X.max(0)
+        if summary is not None:
+            lo, hi = np.asarray(summary.low, np.float64), np.asarray(summary.high, np.float64)
+            n_all, mean, std = int(summary.n), np.asarray(summary.mean, np.float64), np.asarray(summary.std, np.float64)
+        else:
+            lo, hi, n_all, mean, std = X.min(0), X.max(0), len(X), X.mean(0), X.std(0)
         width = hi - lo
         margin = self.margin
         if margin is None:
-            margin = 5.0 / len(X)
+            margin = 5.0 / n_all
             if X_held is not None:
                 margin = max(margin, self._reach(np.asarray(X_held, np.float64), lo, width))
             elif len(X) >= 200:
@@ -111,8 +119,7 @@ class DomainGate(Gate):
                 margin = max(margin, self._reach(B, lo_a, A.max(0) - lo_a))
         self.margin_ = float(margin)
         self.low_, self.high_ = lo - margin * width, hi + margin * width
-        self.mean_ = X.mean(0)
-        std = X.std(0)
+        self.mean_ = mean
         self.scale_ = np.where(std > 0, std, 1.0)
         n_in = X.shape[1]
         self.metric_ = self.metric if self.metric != "auto" else ("knn" if n_in <= KNN_MAX_FEATURES else "mahalanobis")
@@ -136,10 +143,13 @@ class DomainGate(Gate):
             d = self.distance(H) if len(H) else np.empty(0)
         elif self.metric_ == "knn" and len(Z) >= len(self.reference_) + 200:
             rest = np.setdiff1d(np.arange(len(Z)), idx)[:20000]  # training rows outside the reference set
-            d = self._distance(Z[rest])
+            d, H = self._distance(Z[rest]), X[rest]
         else:
-            d = self._distance(Z, leave_one_out=self.metric_ == "knn")
+            d, H = self._distance(Z, leave_one_out=self.metric_ == "knn"), X
         self.radius_ = float(np.quantile(d, self.quantile)) if len(d) else float(np.inf)
+        # Rows (raw) and distances that set the radius: distances unbiased by the reference set,
+        # for fitting distance-based regions.  Not stored.
+        self.radius_rows_ = (H, d)
         return self
 
     def _reach(self, H: np.ndarray, lo: np.ndarray, width: np.ndarray) -> float:
@@ -277,10 +287,10 @@ class DomainGate(Gate):
             "scale": self.scale_.tolist(), "radius": self.radius_ if np.isfinite(self.radius_) else "inf",
         }
         if self.metric_ == "knn":
-            d["reference"] = _encode(self.reference_)
+            d["reference"] = encode_array(self.reference_)
             d["k_"] = self.k_
         else:
-            d["precision"] = _encode(self.precision_)
+            d["precision"] = encode_array(self.precision_)
         return d
 
     @classmethod
@@ -300,12 +310,12 @@ class DomainGate(Gate):
         if not (self.high_.shape == self.mean_.shape == self.scale_.shape == (n,)):
             raise ValueError("domain gate record: low/high/mean/scale lengths differ")
         if self.metric_ == "knn":
-            self.reference_ = _decode(d["reference"], "reference")
+            self.reference_ = decode_array(d["reference"], "reference")
             self.k_ = int(d["k_"])
             if self.reference_.ndim != 2 or self.reference_.shape[1] != n:
                 raise ValueError(f"domain gate record: reference has shape {self.reference_.shape}, expected (m, {n})")
         else:
-            self.precision_ = _decode(d["precision"], "precision")
+            self.precision_ = decode_array(d["precision"], "precision")
         return self
 
     def describe(self) -> str:
