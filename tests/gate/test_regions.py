@@ -76,13 +76,13 @@ def test_a_model_good_at_the_edges_answers_edge_calls() -> None:
     # Per-region calibration does not simply turn the edges away: with enough rows in the
     # outer band and a model that is accurate there, the band is certified on its own.
     tol = phasm.Tolerance(rel=1e-4, max_miss_rate=0.01)
-    art, _, gate = train_calibrated(_data(20000, 0), SPEC, tol, region_levels=(0.1,),
+    art, _, gate = train_calibrated(_data(30000, 0), SPEC, tol, region_levels=(0.1,),
                                     **dict(RIDGE3, member_params={"degree": 5}))
     outer = gate.report_.groups[-1]
     assert outer.certified and outer.label == "edge, outermost 10.0%" and outer.miss_rate_bound <= 0.01
     for label in ("a ~ 0", "a = 1.0001"):
         k, n = _miss_among_accepted(gate, art, tol, _calls(np.random.default_rng(3))[label])
-        assert n > 1800 and k / n <= 0.01 + _slack(0.01, n), (label, k, n)
+        assert n > 1500 and k / n <= 0.01 + _slack(0.01, n), (label, k, n)
 
 
 def test_regions_with_too_few_rows_fall_back_and_the_budget_is_split_over_the_tested_ones() -> None:

@@ -59,7 +59,7 @@ from phasm.gate.certify import json_number
 KINDS = ("none", "edge", "distance", "edge+distance")
 OUTER = 0.02          # the outermost band's share of the captures (at most)
 FINEST_OUTER = 0.005  # ... and at least
-MAX_BANDS = 8
+MAX_BANDS = 20
 
 
 def choose_levels(n_calibration: int, min_band_rows: int) -> tuple[float, ...]:
@@ -72,10 +72,10 @@ def choose_levels(n_calibration: int, min_band_rows: int) -> tuple[float, ...]:
     ``MAX_BANDS`` bands in all: the finest resolution where the data can certify it,
     next to the edge.  Depends on counts only, never on the calibration rows' errors.
 
-    >>> choose_levels(1500, 1230)
+    >>> choose_levels(1500, 1412)            # max_miss_rate 1%: 2 x 706 rows per band
     (0.02,)
-    >>> [round(s, 3) for s in choose_levels(10000, 1230)]
-    [0.02, 0.143, 0.266, 0.389, 0.512, 0.635, 0.758]
+    >>> [round(s, 3) for s in choose_levels(10000, 1412)]
+    [0.02, 0.161, 0.302, 0.444, 0.585, 0.726]
     """
     n = max(int(n_calibration), 1)
     w = max(min_band_rows / n, 0.02)
