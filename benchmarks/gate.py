@@ -27,6 +27,7 @@ process (native std + residual), and with --torch a 5-member MLP ensemble.
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import sys
@@ -37,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 import phasm
-from phasm.gate import train_calibrated
+from phasm.gate import RegionPartition, train_calibrated
 
 SPEC = phasm.Spec.from_declarations("bench.expcos", {"a": phasm.Scalar(), "b": phasm.Scalar()}, {"y": phasm.Scalar()})
 RIDGE = dict(backend="ensemble", member="ridge", k=5, member_params={"degree": 3})
@@ -107,6 +108,9 @@ def calibration_rows(fn, rel: float, alpha: float, reps: int, params: dict, n: i
     return out
 
 
+NEAR_EDGE = "near edge (0.02 < a < 0.05)*"
+
+
 def bunched_calls(rng: np.random.Generator, n: int = 4000) -> dict[str, np.ndarray]:
     """Calls bunched at the edges of the captured range [0, 1]^2, at its centre, and ordinary ones."""
     u = rng.uniform(0, 1, n)
@@ -118,7 +122,7 @@ def bunched_calls(rng: np.random.Generator, n: int = 4000) -> dict[str, np.ndarr
             "a ~ 0 (a < 1e-3)": np.c_[rng.uniform(0, 1e-3, n), u],
             "a = 1.0001 (past the edge, inside the margin)": np.c_[np.full(n, 1.0001), u],
             "any edge (within 0.002)": on_edge,
-            "near edge (0.02 < a < 0.05)": np.c_[rng.uniform(0.02, 0.05, n), u],
+            NEAR_EDGE: np.c_[rng.uniform(0.02, 0.05, n), u],
             "centre [0.4,0.6]^2": rng.uniform(0.4, 0.6, (n, 2))}
 
 
@@ -144,10 +148,13 @@ def edge_rows(n: int, reps: int, params: dict, rel: float = 1e-3, alpha: float =
         acc = sum(a for a, _, _ in per)
         within = sum(k <= (alpha + _slack(alpha, a)) * a for a, k, _ in per if a)
         ok = within >= len(rates) - max(1, len(rates) // 20)
+        met = "yes" if ok else "NO"
+        if label == NEAR_EDGE and regions == "auto":  # a bunch inside a region: that region's average only
+            met = f"({met})"
         rows.append([label, "average only" if regions == "none" else f"per region ({np.mean(bands[regions]):.1f} bands)",
                      f"{1 - acc / sum(m for _, _, m in per):.1%}",
                      f"{sum(k for _, k, _ in per)}/{acc}", f"{np.mean(rates) if rates else 0:.2%}",
-                     f"{max(rates) if rates else 0:.2%}", f"{within}/{len(rates)}", "yes" if ok else "NO"])
+                     f"{max(rates) if rates else 0:.2%}", f"{within}/{len(rates)}", met])
     return rows
 
 
@@ -235,11 +242,16 @@ def cost_rows(tmp: Path) -> list[list[str]]:
         return best
 
     calibrated = g.gate
+    single = copy.copy(calibrated)
+    single.regions_, single.thresholds_ = RegionPartition("none").fit(None), calibrated.thresholds_[:1]
     t_finite = per_call(phasm.FiniteGate())
+    t_one = per_call(single)
     t_conf = per_call(calibrated)
     g.gate = calibrated
     rows.append(["unbatched call, finite gate", f"{t_finite * 1e6:.0f} us", "1.00"])
-    rows.append(["unbatched call, calibrated gate", f"{t_conf * 1e6:.0f} us", f"{t_conf / t_finite:.2f}"])
+    rows.append(["unbatched call, calibrated gate, one region", f"{t_one * 1e6:.0f} us", f"{t_one / t_finite:.2f}"])
+    rows.append([f"unbatched call, calibrated gate, {calibrated.regions_.n_bands} regions", f"{t_conf * 1e6:.0f} us",
+                 f"{t_conf / t_finite:.2f}"])
 
     # Latency of calls while a background retrain runs (GIL shared with the training thread).
     base = []
@@ -286,8 +298,16 @@ def cost_rows(tmp: Path) -> list[list[str]]:
     t0 = time.perf_counter()
     f.gate.predict_accept(X, f.model)
     t_gate = time.perf_counter() - t0
+    one = copy.copy(f.gate)  # the same gate with one region: the cost of the regions themselves
+    one.regions_, one.thresholds_ = RegionPartition("none").fit(None), f.gate.thresholds_[:1]
+    t0 = time.perf_counter()
+    one.predict_accept(X, f.model)
+    t_one = time.perf_counter() - t0
     rows.append(["batch 1e5 rows: ensemble predict only", f"{t_model / 1e5 * 1e6:.2f} us/row", "1.00"])
-    rows.append(["batch 1e5 rows: predict + calibrated gate", f"{t_gate / 1e5 * 1e6:.2f} us/row", f"{t_gate / t_model:.2f}"])
+    rows.append(["batch 1e5 rows: predict + calibrated gate, one region", f"{t_one / 1e5 * 1e6:.2f} us/row",
+                 f"{t_one / t_model:.2f}"])
+    rows.append([f"batch 1e5 rows: predict + calibrated gate, {f.gate.regions_.n_bands} regions",
+                 f"{t_gate / 1e5 * 1e6:.2f} us/row", f"{t_gate / t_model:.2f}"])
     f.close()
     g.close()
     return rows
@@ -316,6 +336,8 @@ def main() -> None:
                                   "ridge degree 5, rel 1e-4: accurate at the edges too")):
         table(f"Calls bunched at the edges and at the centre: {note}; {n} captured rows, {edge_reps} draws, "
               "max miss 1%", edge_header, edge_rows(n, edge_reps, params, rel=rel))
+    print("* calls bunched inside one region (not at its edge): the per-region certificate covers the region's average "
+          "only; (yes)/(NO) is informative, not a target")
     with tempfile.TemporaryDirectory() as tmp:
         table("auto mode (batched), ridge ensemble degree 6, rel 1e-3, max_miss_rate 1%",
               ["inputs", "rows", "fallback", "target", "met"], auto_rows(Path(tmp)))

@@ -162,30 +162,34 @@ class RegionPartition:
         return self
 
     def bands(self, X: np.ndarray | None, distance: np.ndarray | None = None) -> np.ndarray:
-        """Band ``(n,)`` of each row, 0 (interior) to ``B`` (outermost); ``int16``."""
+        """Band ``(n,)`` of each row, 0 (interior) to ``B`` (outermost); NaN counts as outside."""
         n = len(X) if X is not None else (len(distance) if distance is not None else 0)
-        band = np.zeros(n, np.int16)
         if self.kind == "none" or n == 0:
-            return band
+            return np.zeros(n, np.int64)
         B = len(self.levels)
-        if self.uses_edge:
+        band = None
+        if self.edge_low_ is not None:
             X2 = np.asarray(X).reshape(n, -1)
-            if X2.shape[1] != self.edge_low_.shape[1]:  # type: ignore[union-attr]
+            if X2.shape[1] != self.edge_low_.shape[1]:
                 raise GateError(f"regions: rows have {X2.shape[1]} features, the partition was fitted on "
-                                f"{self.edge_low_.shape[1]}")  # type: ignore[union-attr]
-            inside = np.zeros(n, np.int16)
-            with np.errstate(invalid="ignore"):
-                for lo, hi in zip(self.edge_low_, self.edge_high_):  # type: ignore[arg-type]
+                                f"{self.edge_low_.shape[1]}")
+            # NaN compares False: outside every level.  Small batches: one broadcast over all levels;
+            # large ones: a level at a time, in bounded memory.
+            if n * B * X2.shape[1] <= 1 << 20:
+                Xb = X2[:, None, :]
+                inside = ((Xb >= self.edge_low_) & (Xb <= self.edge_high_)).all(2).sum(1)
+            else:
+                inside = np.zeros(n, np.int64)
+                for lo, hi in zip(self.edge_low_, self.edge_high_):
                     inside += ((X2 >= lo) & (X2 <= hi)).all(axis=1)
-            band = np.maximum(band, (B - inside).astype(np.int16))
-        if self.uses_distance:
+            band = B - inside
+        if self.distance_cuts_ is not None:
             if distance is None:
                 raise GateError("regions: the distance partition needs each row's domain distance")
-            d = np.asarray(distance, np.float64)[:, None]
-            with np.errstate(invalid="ignore"):
-                far = (~(d <= self.distance_cuts_[None, :])).sum(axis=1)  # type: ignore[index]  # NaN: outermost
-            band = np.maximum(band, far.astype(np.int16))
-        return band
+            d = np.asarray(distance, np.float64).reshape(n, 1)
+            far = B - (d <= self.distance_cuts_).sum(1)  # NaN: outermost
+            band = far if band is None else np.maximum(band, far)
+        return band  # type: ignore[return-value]
 
     def labels(self) -> list[str]:
         """Human names of the bands, interior first (shares are of the training rows, outermost first)."""
