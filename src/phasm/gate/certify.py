@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["CalibrationReport", "GroupReport", "binomial_cdf", "clopper_pearson_upper", "fixed_sequence_threshold",
-           "json_number", "min_rows_to_certify", "METHOD", "CHAIN_STARTS"]
+           "certify_regions", "json_number", "min_rows_to_certify", "METHOD", "CHAIN_STARTS"]
 
 METHOD = ("Clopper-Pearson upper bound, fixed-sequence testing over thresholds proposed by independent rows "
           "(Learn then Test); holds with the stated confidence for in-distribution calls")
@@ -117,6 +117,51 @@ def fixed_sequence_threshold(s_tune: np.ndarray, s_cert: np.ndarray, m_cert: np.
             if t > best:
                 best, best_stats = t, (n_acc, k)
     return float(best), best_stats[0], best_stats[1]
+
+
+def certify_regions(s_t: np.ndarray, b_t: np.ndarray, s_c: np.ndarray, b_c: np.ndarray, m_c: np.ndarray,
+                    labels: list[str], shares: np.ndarray, alpha: float,
+                    confidence: float) -> tuple[np.ndarray, list["GroupReport"], int]:
+    """One threshold per region band, certified on that band's rows; returns ``(thresholds, reports, need)``.
+
+    ``s_t``, ``b_t``: scores and bands of the rows proposing thresholds; ``s_c``, ``b_c``, ``m_c``:
+    scores, bands and misses of the certifying rows.  ``G`` is the smallest number of regions such
+    that at most ``G`` bands hold ``need(G)`` rows (the rows to certify with no miss at
+    ``1 - delta / (3 G)``); those bands are tested, each with :func:`fixed_sequence_threshold` at
+    ``1 - delta / G``; the rest get ``-inf`` (fall back).  The choice depends on row counts only,
+    never on misses, so the Bonferroni split over the ``G`` tested bands is valid: with probability
+    at least ``confidence``, every certified band's miss rate among accepted rows is at most ``alpha``.
+
+    >>> s = np.tile(np.linspace(0, 1, 1500), 2); b = np.repeat([0, 1], 1500); m = (s > 0.95) & (b == 1)
+    >>> t, groups, need = certify_regions(s, b, s, b, m, ["inner", "outer"], np.array([0.5, 0.5]), 0.01, 0.95)
+    >>> bool(t[0] == np.inf), bool(0.9 < t[1] < 0.96), need, groups[1].confidence
+    (True, True, 477, 0.975)
+    """
+    delta = 1.0 - confidence
+    n_bands = len(labels)
+    counts = np.bincount(b_c.astype(np.int64), minlength=n_bands)[:n_bands]
+
+    def need(g: int) -> int:
+        return min_rows_to_certify(alpha, 1.0 - delta / (len(CHAIN_STARTS) * g))
+
+    G = next(g for g in range(1, n_bands + 1) if int((counts >= need(g)).sum()) <= g)
+    tested = counts >= need(G)
+    conf_g = 1.0 - delta / G
+    thresholds = np.full(n_bands, -np.inf)
+    groups = []
+    for g in range(n_bands):
+        sel = b_c == g
+        t, n_acc, k = (fixed_sequence_threshold(s_t[b_t == g], s_c[sel], m_c[sel], alpha, conf_g)
+                       if tested[g] else (-np.inf, 0, 0))
+        thresholds[g] = t
+        cert = bool(t > -np.inf)
+        groups.append(GroupReport(
+            band=g, label=labels[g], share=float(shares[g]), n_certify=int(counts[g]), tested=bool(tested[g]),
+            certified=cert, threshold=float(t), confidence=conf_g, accepted=n_acc, accepted_misses=k,
+            miss_rate_bound=clopper_pearson_upper(k, n_acc, 1.0 - delta / (len(CHAIN_STARTS) * G)) if cert else 1.0,
+            expected_fallback_rate=float(np.mean(~(np.isfinite(s_c[sel]) & (s_c[sel] <= t)))) if counts[g] else 1.0,
+            min_rows_needed=need(G)))
+    return thresholds, groups, need(G)
 
 
 @dataclass

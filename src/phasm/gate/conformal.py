@@ -62,9 +62,8 @@ from phasm.gate.certify import (
     CHAIN_STARTS,
     METHOD_GROUPS,
     CalibrationReport,
-    GroupReport,
+    certify_regions,
     clopper_pearson_upper,
-    fixed_sequence_threshold,
     json_number,
     min_rows_to_certify,
 )
@@ -142,28 +141,7 @@ class ConformalGate(Gate):
     # -- scores -------------------------------------------------------------
 
     def _ratio(self, E: np.ndarray, Y_ref: np.ndarray) -> np.ndarray:
-        """Per row: the largest, over output variables, of ``||E_v|| / allowed_v(Y_ref)``."""
-        n = Y_ref.shape[0]
-        out = np.zeros(n)
-        col = 0
-        for v in self._spec.outputs:
-            if v.size == 1:
-                e = np.abs(E[:, col].astype(np.float64))
-                y = np.abs(Y_ref[:, col].astype(np.float64))
-            else:
-                e = np.linalg.norm(E[:, col : col + v.size].astype(np.float64), axis=1)
-                y = np.linalg.norm(Y_ref[:, col : col + v.size].astype(np.float64), axis=1)
-            col += v.size
-            rel, mabs = self.tolerance.limits(v.name)
-            allowed = np.zeros(n)
-            if rel is not None:
-                allowed = np.maximum(allowed, rel * y)
-            if mabs is not None:
-                allowed = np.maximum(allowed, mabs)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(e == 0, 0.0, e / allowed)
-            out = np.maximum(out, np.nan_to_num(ratio, nan=np.inf))
-        return out
+        return self.tolerance.error_ratio(self._spec, E, Y_ref)
 
     def predict_scores(self, X: np.ndarray, model: Any) -> tuple[np.ndarray, np.ndarray]:
         """The model's answer ``Y (n, n_out)`` and each row's score ``(n,)`` (``inf``: rejected).
@@ -319,36 +297,10 @@ class ConformalGate(Gate):
         self.regions_ = RegionPartition(kind, levels).fit(H, d)
 
     def _select(self, s_t: np.ndarray, b_t: np.ndarray, s_c: np.ndarray, b_c: np.ndarray, m_c: np.ndarray) -> None:
-        """Per region: test it if it has the rows, certify a threshold by fixed-sequence testing."""
+        """Per region: test it if it has the rows, certify a threshold (see :func:`certify_regions`)."""
         alpha, conf = self.tolerance.max_miss_rate, self.confidence
-        delta = 1.0 - conf
-        n_bands = self.regions_.n_bands
-        counts = np.bincount(b_c.astype(np.int64), minlength=n_bands)[:n_bands]
-
-        def need(g: int) -> int:
-            return min_rows_to_certify(alpha, 1.0 - delta / (len(CHAIN_STARTS) * g))
-
-        # G: the smallest number of regions such that at most G regions have the rows to be tested
-        # at delta / G each (decided by counts only, so the Bonferroni split stays valid).
-        G = next(g for g in range(1, n_bands + 1) if int((counts >= need(g)).sum()) <= g)
-        tested = counts >= need(G)
-        conf_g = 1.0 - delta / G
-        labels = self.regions_.labels()
-        self.thresholds_ = np.full(n_bands, -np.inf)
-        groups = []
-        for g in range(n_bands):
-            sel_c = b_c == g
-            t, n_acc, k = (fixed_sequence_threshold(s_t[b_t == g], s_c[sel_c], m_c[sel_c], alpha, conf_g)
-                           if tested[g] else (-np.inf, 0, 0))
-            self.thresholds_[g] = t
-            cert = bool(t > -np.inf)
-            fb = float(np.mean(~(np.isfinite(s_c[sel_c]) & (s_c[sel_c] <= t)))) if counts[g] else 1.0
-            groups.append(GroupReport(
-                band=g, label=labels[g], share=float(self.regions_.shares_[g]), n_certify=int(counts[g]),
-                tested=bool(tested[g]), certified=cert, threshold=float(t), confidence=conf_g,
-                accepted=n_acc, accepted_misses=k,
-                miss_rate_bound=clopper_pearson_upper(k, n_acc, 1.0 - delta / (len(CHAIN_STARTS) * G)) if cert else 1.0,
-                expected_fallback_rate=fb, min_rows_needed=need(G)))
+        self.thresholds_, groups, need = certify_regions(s_t, b_t, s_c, b_c, m_c, self.regions_.labels(),
+                                                         self.regions_.shares_, alpha, conf)
         n_c = len(s_c)
         acc_c = np.isfinite(s_c) & (s_c <= self.thresholds_[b_c.astype(np.int64)]) if n_c else np.zeros(0, bool)
         certified = [g for g in groups if g.certified]
@@ -359,7 +311,7 @@ class ConformalGate(Gate):
             miss_rate_bound=max((g.miss_rate_bound for g in certified), default=1.0),
             expected_fallback_rate=float(np.mean(~acc_c)) if n_c else 1.0,
             domain_rejected_rate=float(np.mean(~np.isfinite(s_c))) if n_c else 1.0,
-            min_rows_needed=need(G), method=METHOD_GROUPS, regions=self.regions_.describe(), groups=groups)
+            min_rows_needed=need, method=METHOD_GROUPS, regions=self.regions_.describe(), groups=groups)
 
     # -- gating -------------------------------------------------------------
 

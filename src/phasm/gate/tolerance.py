@@ -154,6 +154,31 @@ class Tolerance:
             out[v.name] = (np.nan_to_num(rel, nan=np.inf), np.nan_to_num(np.abs(diff).max(axis=1, initial=0.0), nan=np.inf))
         return out  # type: ignore[return-value]
 
+    def error_ratio(self, spec: Spec, E: np.ndarray, Y_ref: np.ndarray) -> np.ndarray:
+        """Per row, the largest over outputs of ``||E_v|| / max(rel_v * ||Y_ref_v||, abs_v)``: an error
+        (or an uncertainty) ``E (n, n_out)`` in units of what the tolerance allows at ``Y_ref``."""
+        n = Y_ref.shape[0]
+        out = np.zeros(n)
+        col = 0
+        for v in spec.outputs:
+            if v.size == 1:
+                e = np.abs(E[:, col].astype(np.float64))
+                y = np.abs(Y_ref[:, col].astype(np.float64))
+            else:
+                e = np.linalg.norm(E[:, col : col + v.size].astype(np.float64), axis=1)
+                y = np.linalg.norm(Y_ref[:, col : col + v.size].astype(np.float64), axis=1)
+            col += v.size
+            rel, mabs = self.limits(v.name)
+            allowed = np.zeros(n)
+            if rel is not None:
+                allowed = np.maximum(allowed, rel * y)
+            if mabs is not None:
+                allowed = np.maximum(allowed, mabs)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(e == 0, 0.0, e / allowed)
+            out = np.maximum(out, np.nan_to_num(ratio, nan=np.inf))
+        return out
+
     def misses(self, spec: Spec, Y_true: np.ndarray, Y_pred: np.ndarray) -> np.ndarray:
         """Boolean ``(n,)``: rows where any output is out of tolerance."""
         miss = np.zeros(len(Y_true), bool)
