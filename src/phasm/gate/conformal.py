@@ -257,16 +257,20 @@ class ConformalGate(Gate):
             self.ref_error_ = self._ratio(np.asarray(model.predict(Xr.astype(np.float32)), np.float64) - Yr, Yr)
         self._fit_regions(int(cal.n_rows * (1.0 - tune_p)))
         # One pass over the calibration rows: score, band, miss (and, without training tune rows, the tune flag).
-        parts: list[tuple[np.ndarray, ...]] = []
+        # 12 bytes per calibration row, filled in place (cal.n_rows counts non-finite rows too: an upper bound).
+        score, band = np.empty(cal.n_rows), np.empty(cal.n_rows, np.int16)
+        miss, tune = np.empty(cal.n_rows, bool), np.empty(cal.n_rows, bool)
         rng = np.random.default_rng(self.seed)
+        k = 0
         for X, Y, _ in cal.batches():
-            tune = rng.random(len(X)) < tune_p
+            t = rng.random(len(X)) < tune_p
             if not len(X):
                 continue
-            Y_pred, score, band = self._evaluate(X.astype(np.float32), model)
-            parts.append((score, band, self.tolerance.misses(self._spec, Y, Y_pred), tune))
-        score, band, miss, tune = (np.concatenate(p) for p in zip(*parts)) if parts else \
-            (np.empty(0), np.empty(0, np.int16), np.empty(0, bool), np.empty(0, bool))
+            Y_pred, s_b, b_b = self._evaluate(X.astype(np.float32), model)
+            score[k : k + len(X)], band[k : k + len(X)], tune[k : k + len(X)] = s_b, b_b, t
+            miss[k : k + len(X)] = self.tolerance.misses(self._spec, Y, Y_pred)
+            k += len(X)
+        score, band, miss, tune = score[:k], band[:k], miss[:k], tune[:k]
         if use_train:
             rest = np.arange(len(sample.X))
             if self.domain.metric_ == "knn":  # reference rows would score their own distance and error
@@ -278,8 +282,10 @@ class ConformalGate(Gate):
             b_tune = np.concatenate([t[1] for t in tuned]) if tuned else np.empty(0, np.int16)
         else:
             s_tune, b_tune = score[tune], band[tune]
-        self._select(s_tune, b_tune, score[~tune], band[~tune], miss[~tune])
-        self.report_.n_calibration = len(score)
+        if tune.any():
+            score, band, miss = score[~tune], band[~tune], miss[~tune]
+        self._select(s_tune, b_tune, score, band, miss)
+        self.report_.n_calibration = k
         return self
 
     def _fit_regions(self, n_certify: int) -> None:
