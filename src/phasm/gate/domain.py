@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from phasm.errors import GateError, GateNotFitted
 from phasm.gate.base import Gate, finite_rows
 
 KNN_MAX_FEATURES = 16
@@ -42,7 +43,7 @@ def decode_array(d: dict[str, Any], what: str) -> np.ndarray:
         raw = base64.b64decode(d["float32_base64"], validate=True)
         return np.frombuffer(raw, np.float32).reshape(d["shape"]).copy()
     except Exception as exc:
-        raise ValueError(f"domain gate: bad {what} record: {exc}") from None
+        raise GateError(f"domain gate: bad {what} record: {exc}") from None
 
 
 class DomainGate(Gate):
@@ -69,13 +70,13 @@ class DomainGate(Gate):
     def __init__(self, metric: str = "auto", k: int = 5, quantile: float = 0.999, margin: float | None = None,
                  max_reference: int = 2048, seed: int = 0) -> None:
         if metric not in ("auto", "knn", "mahalanobis"):
-            raise ValueError(f"DomainGate: metric must be 'auto', 'knn' or 'mahalanobis', got {metric!r}")
+            raise GateError(f"DomainGate: metric must be 'auto', 'knn' or 'mahalanobis', got {metric!r}")
         if int(k) < 1:
-            raise ValueError(f"DomainGate: k must be >= 1, got {k}")
+            raise GateError(f"DomainGate: k must be >= 1, got {k}")
         if not 0.0 < quantile <= 1.0:
-            raise ValueError(f"DomainGate: quantile must be in (0, 1], got {quantile}")
+            raise GateError(f"DomainGate: quantile must be in (0, 1], got {quantile}")
         if margin is not None and margin < 0:
-            raise ValueError(f"DomainGate: margin must be >= 0, got {margin}")
+            raise GateError(f"DomainGate: margin must be >= 0, got {margin}")
         self.metric, self.k, self.quantile = metric, int(k), float(quantile)
         self.margin = None if margin is None else float(margin)
         self.max_reference, self.seed = int(max_reference), int(seed)
@@ -94,11 +95,11 @@ class DomainGate(Gate):
         """
         X = np.asarray(X_train, np.float64)
         if X.ndim != 2:
-            raise ValueError(f"DomainGate.fit: X_train must be (n, n_in), got shape {X.shape}")
+            raise GateError(f"DomainGate.fit: X_train must be (n, n_in), got shape {X.shape}")
         self.__dict__.pop("_f32_", None)
         X = X[finite_rows(X)]
         if len(X) < 2:
-            raise ValueError(f"DomainGate.fit: need at least 2 finite training rows, got {len(X)}")
+            raise GateError(f"DomainGate.fit: need at least 2 finite training rows, got {len(X)}")
         if summary is not None:
             lo, hi = np.asarray(summary.low, np.float64), np.asarray(summary.high, np.float64)
             n_all, mean, std = int(summary.n), np.asarray(summary.mean, np.float64), np.asarray(summary.std, np.float64)
@@ -203,7 +204,7 @@ class DomainGate(Gate):
         """For raw rows: distances and indices ``(n, k)`` of the nearest reference rows (kNN metric only)."""
         self._check()
         if self.metric_ != "knn":
-            raise ValueError("DomainGate.neighbours needs metric='knn'")
+            raise GateError("DomainGate.neighbours needs metric='knn'")
         return self._knn(self._standardise(X), self.k_)
 
     def _tree(self) -> Any:
@@ -248,7 +249,7 @@ class DomainGate(Gate):
         self._check()
         X2 = np.asarray(X).reshape(len(X), -1)
         if self.low_.shape != X2.shape[1:]:
-            raise ValueError(f"DomainGate: inputs have {X2.shape[1]} features, the gate was fitted on {self.low_.shape[0]}")
+            raise GateError(f"DomainGate: inputs have {X2.shape[1]} features, the gate was fitted on {self.low_.shape[0]}")
         single = X2.dtype == np.float32  # model inputs: compare and standardise in float32 (2-3x faster)
         low, high, mean, inv_scale = self._f32() if single else (self.low_, self.high_, self.mean_, 1.0 / self.scale_)
         with np.errstate(invalid="ignore"):  # NaN compares False: out of range
@@ -273,7 +274,7 @@ class DomainGate(Gate):
 
     def _check(self) -> None:
         if not hasattr(self, "low_"):
-            raise RuntimeError("DomainGate: call fit() first (or load a fitted gate)")
+            raise GateNotFitted("DomainGate: call fit() first (or load a fitted gate)")
 
     # -- persistence ----------------------------------------------------------
 
@@ -295,27 +296,41 @@ class DomainGate(Gate):
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "DomainGate":
-        self = cls(d.get("metric", "auto"), d.get("k", 5), d.get("quantile", 0.999), d.get("margin"),
-                   d.get("max_reference", 2048), d.get("seed", 0))
+        """Rebuild a fitted domain gate; every array's shape and every number is checked."""
         try:
+            self = cls(d.get("metric", "auto"), d.get("k", 5), d.get("quantile", 0.999), d.get("margin"),
+                       d.get("max_reference", 2048), d.get("seed", 0))
             self.metric_ = d["metric_"]
             self.low_, self.high_ = np.asarray(d["low"], np.float64), np.asarray(d["high"], np.float64)
             self.mean_, self.scale_ = np.asarray(d["mean"], np.float64), np.asarray(d["scale"], np.float64)
             self.radius_ = float(d["radius"])
             if d.get("margin_") is not None:
                 self.margin_ = float(d["margin_"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"domain gate record is incomplete or malformed: {exc}") from None
-        n = len(self.low_)
-        if not (self.high_.shape == self.mean_.shape == self.scale_.shape == (n,)):
-            raise ValueError("domain gate record: low/high/mean/scale lengths differ")
+            if self.metric_ == "knn":
+                self.reference_ = decode_array(d["reference"], "reference")
+                self.k_ = int(d["k_"])
+        except GateError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise GateError(f"domain gate record is incomplete or malformed: {exc!r}") from None
+        n = len(self.low_) if self.low_.ndim == 1 else -1
+        if self.metric_ not in ("knn", "mahalanobis"):
+            raise GateError(f"domain gate record: metric_ must be 'knn' or 'mahalanobis', got {self.metric_!r}")
+        if n < 1 or not (self.high_.shape == self.mean_.shape == self.scale_.shape == (n,)):
+            raise GateError("domain gate record: low/high/mean/scale must be vectors of one length")
+        if not (np.isfinite(self.mean_).all() and np.isfinite(self.scale_).all() and (self.scale_ > 0).all()
+                and not np.isnan(self.low_).any() and not np.isnan(self.high_).any() and not np.isnan(self.radius_)):
+            raise GateError("domain gate record: non-finite mean/scale, non-positive scale, or NaN range/radius")
         if self.metric_ == "knn":
-            self.reference_ = decode_array(d["reference"], "reference")
-            self.k_ = int(d["k_"])
-            if self.reference_.ndim != 2 or self.reference_.shape[1] != n:
-                raise ValueError(f"domain gate record: reference has shape {self.reference_.shape}, expected (m, {n})")
+            if self.reference_.ndim != 2 or self.reference_.shape[1] != n or len(self.reference_) < 2:
+                raise GateError(f"domain gate record: reference has shape {self.reference_.shape}, expected (m >= 2, {n})")
+            if not 1 <= self.k_ < len(self.reference_) + 1:
+                raise GateError(f"domain gate record: k_ = {self.k_} for {len(self.reference_)} reference rows")
         else:
-            self.precision_ = decode_array(d["precision"], "precision")
+            self.precision_ = decode_array(d.get("precision", {}), "precision")
+            if self.precision_.shape not in ((n,), (n, n)):
+                raise GateError(f"domain gate record: precision has shape {self.precision_.shape}, expected ({n},) "
+                                f"or ({n}, {n})")
         return self
 
     def describe(self) -> str:

@@ -228,6 +228,8 @@ class RegionPartition:
                     raise GateError("regions record: edge_low must be finite and <= edge_high")
             if self.uses_distance:
                 self.distance_cuts_ = np.asarray([float(c) for c in d["distance_cuts"]], np.float64).reshape(B)
+                if np.isnan(self.distance_cuts_).any():
+                    raise GateError("regions record: a distance cut is NaN")
             self.shares_ = np.asarray(d.get("shares") or np.ones(self.n_bands) / self.n_bands, np.float64)
         except GateError:
             raise
