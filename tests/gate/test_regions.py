@@ -210,3 +210,32 @@ def test_per_region_bound_holds_over_calibration_draws() -> None:
                 regions += 1
                 over += miss[sel].mean() > 0.01 + _slack(0.01, int(sel.sum()))
     assert regions >= 12 and over <= 1
+
+
+def test_only_the_inputs_whose_edges_matter_define_the_edge_regions() -> None:
+    # sqrt is steep near a = 0, where a polynomial fits it badly; b only modulates it. The model
+    # misses near a = 0, not near b's edges: the edge bands follow a alone, so b's edges neither
+    # dilute them nor fall back for nothing.
+    spec = phasm.Spec.from_declarations("t.sqrt", {"a": phasm.Scalar(), "b": phasm.Scalar()}, {"y": phasm.Scalar()})
+
+    def fn(A: np.ndarray) -> np.ndarray:
+        return (np.sqrt(A[:, 0] + 0.01) * (1 + 0.1 * np.sin(3 * A[:, 1])))[:, None]
+
+    tol = phasm.Tolerance(rel=1e-2, max_miss_rate=0.02)
+    A = np.random.default_rng(0).uniform(0, 1, (16000, 2))
+    art, _, gate = train_calibrated((A, fn(A)), spec, tol, **dict(RIDGE3, member_params={"degree": 6}))
+    assert gate.regions_.edge_features_.tolist() == [0] and "edge bands of a " in gate.report_.regions
+    _, _, avg = train_calibrated((A, fn(A)), spec, tol, regions="none", **dict(RIDGE3, member_params={"degree": 6}))
+    rng = np.random.default_rng(1)
+    a_edge = np.c_[rng.uniform(0, 0.003, 4000), rng.uniform(0, 1, 4000)]
+    b_edge = np.c_[rng.uniform(0.2, 0.8, 4000), rng.uniform(0, 0.003, 4000)]
+    for gate_, expect_within in ((avg, False), (gate, True)):
+        Yp, acc = gate_.predict_accept(a_edge, art)
+        miss = tol.misses(spec, fn(a_edge), Yp)
+        within = acc.sum() == 0 or miss[acc].mean() <= 0.02 + _slack(0.02, int(acc.sum()))
+        assert within == expect_within, (miss[acc].sum(), acc.sum())
+    assert gate.predict_accept(b_edge, art)[1].mean() > 0.9  # b's edges are answered
+    rec = json.loads(json.dumps(gate.to_json()))
+    assert rec["partition"]["edge_features"] == [0] and np.shape(rec["partition"]["edge_low"])[1] == 1
+    back = gate_from_json(rec)
+    assert np.array_equal(back.predict_accept(a_edge, art)[1], gate.predict_accept(a_edge, art)[1])

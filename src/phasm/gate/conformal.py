@@ -68,7 +68,7 @@ from phasm.gate.certify import (
     min_rows_to_certify,
 )
 from phasm.gate.domain import KNN_MAX_FEATURES, DomainGate, decode_array, encode_array
-from phasm.gate.regions import MAX_BANDS, RegionPartition, choose_levels
+from phasm.gate.regions import MAX_BANDS, RegionPartition, choose_levels, edge_relevance
 from phasm.gate.stream import ArrayRows, TrainingSample
 from phasm.gate.tolerance import Tolerance
 
@@ -76,6 +76,7 @@ __all__ = ["ConformalGate", "clopper_pearson_upper", "FORMAT", "REGIONS", "SCORE
 
 SCORES = ("auto", "spread", "residual", "spread+residual", "distance")
 REGIONS = ("auto", "none", "edge", "distance", "edge+distance")
+EDGE_RELEVANCE = 1.2  # an input's edges count for the regions when the model does 20% worse there
 FORMAT = 2  # gate record format: 2 = per-region thresholds; 1 (no "format" key) = one threshold
 
 
@@ -255,7 +256,20 @@ class ConformalGate(Gate):
             ref = self.domain.reference_index_
             Xr, Yr = sample.X[ref], sample.Y[ref]  # type: ignore[index]
             self.ref_error_ = self._ratio(np.asarray(model.predict(Xr.astype(np.float32)), np.float64) - Yr, Yr)
-        self._fit_regions(int(cal.n_rows * (1.0 - tune_p)))
+        # Rows that propose thresholds (training rows outside the reference set) are scored first:
+        # their answers also tell which inputs' edges the model does worse at (for the regions).
+        rest = np.arange(len(sample.X))
+        if self.domain.metric_ == "knn":  # reference rows would score their own distance and error
+            rest = np.setdiff1d(rest, self.domain.reference_index_)
+        rest = np.random.default_rng(self.seed).permutation(rest)[: self.max_tune_rows]
+        X_rest = sample.X[rest]
+        tuned = [self._evaluate(X_rest[s : s + self.batch_rows].astype(np.float32), model, bands=False)[:2]
+                 for s in range(0, len(rest), self.batch_rows)]
+        Y_rest = np.concatenate([t[0] for t in tuned]) if tuned else np.empty((0, self._spec.n_out_features))
+        s_rest = np.concatenate([t[1] for t in tuned]) if tuned else np.empty(0)
+        ratio = (self.tolerance.error_ratio(self._spec, Y_rest - sample.Y[rest], sample.Y[rest])
+                 if sample.Y is not None and len(rest) else None)
+        self._fit_regions(int(cal.n_rows * (1.0 - tune_p)), X_rest, ratio)
         # One pass over the calibration rows: score, band, miss (and, without training tune rows, the tune flag).
         # 12 bytes per calibration row, filled in place (cal.n_rows counts non-finite rows too: an upper bound).
         score, band = np.empty(cal.n_rows), np.empty(cal.n_rows, np.int16)
@@ -272,14 +286,9 @@ class ConformalGate(Gate):
             k += len(X)
         score, band, miss, tune = score[:k], band[:k], miss[:k], tune[:k]
         if use_train:
-            rest = np.arange(len(sample.X))
-            if self.domain.metric_ == "knn":  # reference rows would score their own distance and error
-                rest = np.setdiff1d(rest, self.domain.reference_index_)
-            rest = np.random.default_rng(self.seed).permutation(rest)[: self.max_tune_rows]
-            tuned = [self._evaluate(sample.X[rest[s : s + self.batch_rows]].astype(np.float32), model)[1:]
-                     for s in range(0, len(rest), self.batch_rows)]
-            s_tune = np.concatenate([t[0] for t in tuned]) if tuned else np.empty(0)
-            b_tune = np.concatenate([t[1] for t in tuned]) if tuned else np.empty(0, np.int16)
+            s_tune = s_rest
+            b_tune = np.concatenate([self._bands_of(X_rest[s : s + self.batch_rows].astype(np.float32))
+                                     for s in range(0, len(rest), self.batch_rows)]) if len(rest) else np.empty(0, np.int16)
         else:
             s_tune, b_tune = score[tune], band[tune]
         if tune.any():
@@ -288,8 +297,13 @@ class ConformalGate(Gate):
         self.report_.n_calibration = k
         return self
 
-    def _fit_regions(self, n_certify: int) -> None:
-        """The region partition, on the rows that set the domain radius (never certifying rows)."""
+    def _fit_regions(self, n_certify: int, X_rel: np.ndarray, ratio: np.ndarray | None) -> None:
+        """The region partition, on the rows that set the domain radius (never certifying rows).
+
+        The edges that count are those of the inputs at whose edges the model does worse on training
+        rows (``ratio``: their errors in units of the tolerance; :func:`edge_relevance` >= 1.2), or
+        every input when none stands out: an input the model ignores does not dilute the edge bands.
+        """
         kind = self.regions
         if kind == "auto":
             kind = "edge" if self._spec.n_in_features <= KNN_MAX_FEATURES else "distance"
@@ -297,10 +311,14 @@ class ConformalGate(Gate):
         if kind == "none" or len(H) < 50:
             self.regions_ = RegionPartition("none").fit(None)
             return
+        features = None
+        if "edge" in kind and ratio is not None and len(ratio) >= 200:
+            relevant = np.flatnonzero(edge_relevance(X_rel, ratio) >= EDGE_RELEVANCE)
+            features = relevant.tolist() if 0 < len(relevant) < self._spec.n_in_features else None
         alpha = self.tolerance.max_miss_rate
         widest = min_rows_to_certify(alpha, 1.0 - (1.0 - self.confidence) / (len(CHAIN_STARTS) * MAX_BANDS))
         levels = self.region_levels or choose_levels(n_certify, 2 * widest)
-        self.regions_ = RegionPartition(kind, levels).fit(H, d)
+        self.regions_ = RegionPartition(kind, levels, features).fit(H, d)
 
     def _select(self, s_t: np.ndarray, b_t: np.ndarray, s_c: np.ndarray, b_c: np.ndarray, m_c: np.ndarray) -> None:
         """Per region: test it if it has the rows, certify a threshold (see :func:`certify_regions`)."""
@@ -317,7 +335,8 @@ class ConformalGate(Gate):
             miss_rate_bound=max((g.miss_rate_bound for g in certified), default=1.0),
             expected_fallback_rate=float(np.mean(~acc_c)) if n_c else 1.0,
             domain_rejected_rate=float(np.mean(~np.isfinite(s_c))) if n_c else 1.0,
-            min_rows_needed=need, method=METHOD_GROUPS, regions=self.regions_.describe(), groups=groups)
+            min_rows_needed=need, method=METHOD_GROUPS, regions=self.regions_.describe(feature_names(self._spec)),
+            groups=groups)
 
     # -- gating -------------------------------------------------------------
 
@@ -338,6 +357,9 @@ class ConformalGate(Gate):
         """Region band ``(n,)`` of raw input rows: 0 (interior) to ``B`` (outermost, and every row
         the domain rejects); ``report_.groups[band]`` says how that region was certified."""
         self._check()
+        return self._bands_of(X)
+
+    def _bands_of(self, X: np.ndarray) -> np.ndarray:
         X2 = np.asarray(X).reshape(len(X), -1)
         ok, dist, _ = self.domain.check(X2)
         band = np.full(len(X2), self.regions_.n_bands - 1, np.int16)
@@ -420,6 +442,14 @@ class ConformalGate(Gate):
             where += " (saved by an older phasm: retrain for per-region bounds)"
         ts = ", ".join(f"{t:.3g}" for t in self.thresholds_)
         return f"{self.domain.describe()}; {self.score_} score <= [{ts}] over {where}; {self.report_}"
+
+
+def feature_names(spec: Any) -> list[str]:
+    """Names of the flat input features: ``x`` for a scalar, ``f[3]`` for element 3 of an array."""
+    out: list[str] = []
+    for v in spec.inputs:
+        out += [v.name] if v.size == 1 else [f"{v.name}[{i}]" for i in range(v.size)]
+    return out
 
 
 def _has_std(model: Any) -> bool:

@@ -97,6 +97,28 @@ def _edge_depth(X: np.ndarray) -> np.ndarray:
     return depth
 
 
+def edge_relevance(X: np.ndarray, ratio: np.ndarray, outer: float = 0.1) -> np.ndarray:
+    """Per input feature: the mean error ratio of the rows in that feature's outer ``2 * outer``
+    (its lowest and highest ``outer`` of values) over the mean of all rows (ratios capped at 10).
+
+    ``ratio``: each row's error in units of the tolerance (training rows: the partition must not
+    depend on the calibration rows).  Features whose edges the model does worse at score above 1;
+    features it ignores, about 1.  ``nan`` for a constant feature.
+
+    >>> X = np.random.default_rng(0).uniform(0, 1, (4000, 2))
+    >>> [round(float(r), 1) for r in edge_relevance(X, 1 + 10 * (X[:, 0] < 0.05))]   # worse at x0's low edge
+    [2.2, 1.0]
+    """
+    r = np.minimum(np.asarray(ratio, np.float64), 10.0)
+    base = max(float(r.mean()), 1e-300) if len(r) else 1.0
+    out = np.full(X.shape[1], np.nan)
+    for j in range(X.shape[1]):
+        near = _edge_depth(X[:, j : j + 1]) < outer
+        if near.any() and not near.all():
+            out[j] = r[near].mean() / base
+    return out
+
+
 class RegionPartition:
     """Nested bands of the input space, interior (0) to outermost (``B``); see the module docstring.
 
@@ -105,11 +127,15 @@ class RegionPartition:
     kind: ``"edge"``, ``"distance"``, ``"edge+distance"`` or ``"none"`` (one band: the average only).
     levels: cumulative shares of training rows in the bands, outermost first, increasing, in (0, 1).
 
-    Learned: ``edge_low_``, ``edge_high_`` ``(B, n_in)``, ``distance_cuts_`` ``(B,)``, ``shares_``
-    (share of the fitting rows per band, interior first).
+    features: the input features whose position counts for ``edge`` (``None``: all); see
+        :func:`edge_relevance` for choosing them.
+
+    Learned: ``edge_features_`` (indices), ``edge_low_``, ``edge_high_`` ``(B, len(edge_features_))``,
+    ``distance_cuts_`` ``(B,)``, ``shares_`` (share of the fitting rows per band, interior first).
     """
 
-    def __init__(self, kind: str = "edge", levels: Sequence[float] = (0.02,)) -> None:
+    def __init__(self, kind: str = "edge", levels: Sequence[float] = (0.02,),
+                 features: Sequence[int] | None = None) -> None:
         if kind not in KINDS:
             raise GateError(f"regions: kind must be one of {KINDS}, got {kind!r}")
         levels = tuple(float(s) for s in levels) if kind != "none" else ()
@@ -118,6 +144,10 @@ class RegionPartition:
         if kind != "none" and not levels:
             raise GateError(f"regions: kind {kind!r} needs at least one level")
         self.kind, self.levels = kind, levels
+        self.features = None if features is None else tuple(int(j) for j in features)
+        if self.features is not None and (not self.features or len(set(self.features)) != len(self.features)
+                                          or min(self.features) < 0):
+            raise GateError(f"regions: features must be distinct input indices, got {features}")
 
     @property
     def n_bands(self) -> int:
@@ -138,16 +168,21 @@ class RegionPartition:
         outside the domain's reference set, or leave-one-out distances).
         """
         B = len(self.levels)
-        self.edge_low_ = self.edge_high_ = None
+        self.edge_low_ = self.edge_high_ = self.edge_features_ = None
         self.distance_cuts_ = None
         if self.uses_edge:
             if X is None or len(X) < 2:
                 raise GateError("regions: the edge partition needs at least 2 training rows")
             X = np.asarray(X, np.float64)
-            depth = _edge_depth(X)
-            cs = np.quantile(depth, self.levels)
-            self.edge_low_ = np.stack([np.quantile(X, c, axis=0) for c in cs]).reshape(B, X.shape[1])
-            self.edge_high_ = np.stack([np.quantile(X, 1.0 - c, axis=0) for c in cs]).reshape(B, X.shape[1])
+            feats = np.arange(X.shape[1]) if self.features is None else np.asarray(self.features)
+            if feats.max() >= X.shape[1]:
+                raise GateError(f"regions: feature {feats.max()} of rows with {X.shape[1]} features")
+            self.edge_features_ = feats
+            self.every_feature_ = bool(np.array_equal(feats, np.arange(X.shape[1])))
+            Xf = X[:, feats]
+            cs = np.quantile(_edge_depth(Xf), self.levels)
+            self.edge_low_ = np.stack([np.quantile(Xf, c, axis=0) for c in cs]).reshape(B, len(feats))
+            self.edge_high_ = np.stack([np.quantile(Xf, 1.0 - c, axis=0) for c in cs]).reshape(B, len(feats))
         if self.uses_distance:
             if distance is None or len(distance) < 2:
                 raise GateError("regions: the distance partition needs the distances of at least 2 training rows")
@@ -170,9 +205,11 @@ class RegionPartition:
         band = None
         if self.edge_low_ is not None:
             X2 = np.asarray(X).reshape(n, -1)
-            if X2.shape[1] != self.edge_low_.shape[1]:
-                raise GateError(f"regions: rows have {X2.shape[1]} features, the partition was fitted on "
-                                f"{self.edge_low_.shape[1]}")
+            if X2.shape[1] <= self.edge_features_.max():  # type: ignore[union-attr]
+                raise GateError(f"regions: rows have {X2.shape[1]} features, the partition uses feature "
+                                f"{self.edge_features_.max()}")  # type: ignore[union-attr]
+            if not self.__dict__.get("every_feature_", False) or X2.shape[1] != len(self.edge_features_):  # type: ignore[arg-type]
+                X2 = X2[:, self.edge_features_]
             # NaN compares False: outside every level.  Small batches: one broadcast over all levels;
             # large ones: a level at a time, in bounded memory.
             if n * B * X2.shape[1] <= 1 << 20:
@@ -206,6 +243,7 @@ class RegionPartition:
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "levels": list(self.levels),
+                "edge_features": None if self.edge_features_ is None else self.edge_features_.tolist(),
                 "edge_low": None if self.edge_low_ is None else self.edge_low_.tolist(),
                 "edge_high": None if self.edge_high_ is None else self.edge_high_.tolist(),
                 "distance_cuts": None if self.distance_cuts_ is None else [json_number(c) for c in self.distance_cuts_],
@@ -217,12 +255,18 @@ class RegionPartition:
         if not isinstance(d, dict):
             raise GateError(f"regions record must be an object, got {type(d).__name__}")
         try:
-            self = cls(d["kind"], d.get("levels") or ())
+            self = cls(d["kind"], d.get("levels") or (), d.get("edge_features"))
             B = len(self.levels)
-            self.edge_low_ = self.edge_high_ = self.distance_cuts_ = None
+            self.edge_low_ = self.edge_high_ = self.distance_cuts_ = self.edge_features_ = None
             if self.uses_edge:
-                self.edge_low_ = np.asarray(d["edge_low"], np.float64).reshape(B, n_in)
-                self.edge_high_ = np.asarray(d["edge_high"], np.float64).reshape(B, n_in)
+                feats = d.get("edge_features")
+                feats = np.arange(n_in) if feats is None else np.asarray([int(j) for j in feats], np.int64)
+                if not len(feats) or len(set(feats.tolist())) != len(feats) or feats.min() < 0 or feats.max() >= n_in:
+                    raise GateError(f"regions record: edge_features must be distinct indices of the {n_in} inputs")
+                self.edge_features_ = feats
+                self.every_feature_ = bool(np.array_equal(feats, np.arange(n_in)))
+                self.edge_low_ = np.asarray(d["edge_low"], np.float64).reshape(B, len(feats))
+                self.edge_high_ = np.asarray(d["edge_high"], np.float64).reshape(B, len(feats))
                 if not (np.all(self.edge_low_ <= self.edge_high_) and np.isfinite(self.edge_low_).all()
                         and np.isfinite(self.edge_high_).all()):
                     raise GateError("regions record: edge_low must be finite and <= edge_high")
@@ -237,7 +281,11 @@ class RegionPartition:
             raise GateError(f"regions record is incomplete or malformed: {exc}") from None
         return self
 
-    def describe(self) -> str:
+    def describe(self, names: Sequence[str] | None = None) -> str:
+        """One line; ``names``: the input features' names, to say whose edges count."""
         if self.kind == "none":
             return "one region (the average over the capture distribution)"
-        return f"{self.n_bands} {self.kind} bands (outer shares {', '.join(f'{s:.1%}' for s in self.levels)})"
+        which = ""
+        if self.edge_features_ is not None and (names or self.features is not None):
+            which = " of " + ", ".join(names[j] if names else str(j) for j in self.edge_features_)  # type: ignore[union-attr]
+        return f"{self.n_bands} {self.kind} bands{which} (outer shares {', '.join(f'{s:.1%}' for s in self.levels)})"
