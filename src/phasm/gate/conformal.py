@@ -258,7 +258,8 @@ class ConformalGate(Gate):
             self.ref_error_ = self._ratio(np.asarray(model.predict(Xr.astype(np.float32)), np.float64) - Yr, Yr)
         # Rows that propose thresholds (training rows outside the reference set) are scored first:
         # their answers also tell which inputs' edges the model does worse at (for the regions).
-        rest = np.arange(len(sample.X))
+        # Without enough training rows, calibration rows propose (below) and every input's edges count.
+        rest = np.arange(len(sample.X) if use_train else 0)
         if self.domain.metric_ == "knn":  # reference rows would score their own distance and error
             rest = np.setdiff1d(rest, self.domain.reference_index_)
         rest = np.random.default_rng(self.seed).permutation(rest)[: self.max_tune_rows]
