@@ -239,7 +239,7 @@ def test_cli_export_and_check(calibrated, tmp_path) -> None:
     if CCS:
         assert "gate decisions equal on 100.0000%" in res.output and "no warnings" in res.output
     res = runner.invoke(app, ["export", str(tmp_path / "missing"), "--lang", "c", "--prefix", "x", "--out", str(tmp_path)])
-    assert res.exit_code == 1 and "error:" in res.output and "no phasm.json" in res.output
+    assert res.exit_code == 1 and "error:" in res.output and "no model folder there" in res.output
     res = runner.invoke(app, ["export", str(tmp_path / "model"), "--lang", "c", "--prefix", "9x", "--out", str(tmp_path)])
     assert res.exit_code == 1 and "prefix: expected a C identifier" in res.output
     meta = json.loads((tmp_path / "model" / "phasm.json").read_text())
