@@ -26,7 +26,7 @@ Example
 -------
 >>> import numpy as np
 >>> b = field_at(np.array([[0.0, 0.0, 0.25]]))[0]          # centre of the bore
->>> 1.8 < b[2] < 2.2 and abs(b[0]) < 0.02
+>>> bool(1.8 < b[2] < 2.2 and abs(b[0]) < 0.02)
 True
 """
 
@@ -238,8 +238,11 @@ class FieldMap:
         path = Path(cache_dir) / f"fieldmap-{digest}.npy"
         shape = cls.mesh_shape(spacing, bounds)
         if path.is_file():
-            values = np.load(path, allow_pickle=False)
-            if values.shape == (*shape, 3) and values.dtype == np.float32:
+            try:
+                values = np.load(path, allow_pickle=False)
+            except (ValueError, OSError):  # truncated or not a .npy: build it again
+                values = None
+            if values is not None and values.shape == (*shape, 3) and values.dtype == np.float32:
                 return cls(values, [lo for lo, _ in bounds], spacing)
         fm = cls.build(spacing, bounds, coils)
         path.parent.mkdir(parents=True, exist_ok=True)

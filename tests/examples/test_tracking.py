@@ -31,6 +31,13 @@ def uniform(bz: float):
     return (lambda p: np.tile([0.0, 0.0, bz], (len(p), 1))), (lambda x, y, z: (0.0, 0.0, bz))
 
 
+def test_docstring_examples_run(tracking) -> None:
+    import doctest
+
+    for name in ("propagate", "detector", "field_fit"):
+        assert doctest.testmod(tracking[name]).failed == 0, name
+
+
 def test_rkn_matches_the_exact_helix_and_both_implementations_agree(tracking) -> None:
     P, D = tracking["propagate"], tracking["detector"]
     field, field_one = uniform(1.9)
