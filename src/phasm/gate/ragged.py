@@ -81,8 +81,10 @@ class RaggedConformalGate(Gate):
         Y_pred = np.asarray(model.predict(X_cal.take(np.flatnonzero(keep))), np.float32)
         self.inner_ = ConformalGate(self.tolerance, confidence=self.confidence, score="distance",
                                     domain=DomainGate(), seed=self.seed)
+        # Only the calibration rows' answers exist here, so thresholds are tuned on a share of them
+        # (tune_on_train would ask for answers on training rows).
         self.inner_.fit(S_cal[keep], Y_cal[keep], _Answers(Y_pred, spec), X_train=S_train[finite_rows(S_train)],
-                        spec=spec)
+                        spec=spec, tune_on_train=False)
         return self
 
     @property
