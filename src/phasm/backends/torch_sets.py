@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from phasm.backends.base import Backend, BackendError, FitHistory
-from phasm.backends.torch_mlp import ACTIVATIONS, build_mlp
+from phasm.backends.torch_nets import ACTIVATIONS, build_mlp
 from phasm.backends.torch_train import pick_device, train_module
 
 WEIGHTS_FILE = "sets.safetensors"

@@ -132,8 +132,9 @@ class Each(Optic):
         if not self._simple:
             return None
         f = self.fields
-        make = operator.itemgetter if isinstance(first, dict) else operator.attrgetter
-        return [*(make(x) for x in f), make(*f)]  # type: ignore[misc]
+        assert f is not None
+        make: Callable[..., Callable[[Any], Any]] = operator.itemgetter if isinstance(first, dict) else operator.attrgetter
+        return [*(make(x) for x in f), make(*f)]
 
     def _field(self, e: Any, f: str, fp: Path) -> Any:
         if isinstance(e, dict) and _IDENT.match(f):

@@ -361,11 +361,3 @@ def encode(X: RaggedInputs, length: int | None = None) -> np.ndarray:
         cols.append(mask.astype(np.float32))
     return np.ascontiguousarray(np.hstack(cols), dtype=np.float32)
 
-
-def decode_widths(width: int, n_fixed: int, set_dims: list[int]) -> int:
-    """The padded length ``L`` of an encoded matrix ``width`` columns wide."""
-    per_slot = sum(k + 1 for k in set_dims)
-    L, rem = divmod(width - n_fixed, per_slot) if per_slot else (0, 0)
-    if rem or L < 0:
-        raise ValueError(f"encoded width {width} does not fit {n_fixed} fixed features and sets of widths {set_dims}")
-    return L

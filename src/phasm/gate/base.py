@@ -19,7 +19,7 @@ Example
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -73,5 +73,3 @@ def gate_from_json(d: dict[str, Any] | None) -> Gate:
         raise ValueError(f"unknown gate kind {d.get('kind')!r}; known: {sorted(Gate.registry)}") from None
     return cls.from_json(d)
 
-
-GateFactory = Callable[[], Gate]

@@ -49,12 +49,12 @@ import numpy as np
 from phasm.gate.base import Gate, finite_rows
 from phasm.gate.certify import (
     CalibrationReport,
-    _num,
+    json_number,
     binomial_cdf,
     clopper_pearson_upper,
     min_rows_to_certify,
 )
-from phasm.gate.domain import DomainGate, _decode, _encode
+from phasm.gate.domain import DomainGate, decode_array, encode_array
 from phasm.gate.tolerance import Tolerance
 
 CHAIN_STARTS = (1.25, 2.5, 5.0)
@@ -307,8 +307,8 @@ class ConformalGate(Gate):
         self._check()
         return {"kind": self.kind, "tolerance": self.tolerance.to_json(), "confidence": self.confidence,
                 "score": self.score, "tune_fraction": self.tune_fraction, "seed": self.seed,
-                "score_": self.score_, "threshold": _num(self.threshold_), "spec": self._spec.to_json(),
-                **({"ref_error": _encode(self.ref_error_)} if "residual" in self.score_ else {}),
+                "score_": self.score_, "threshold": json_number(self.threshold_), "spec": self._spec.to_json(),
+                **({"ref_error": encode_array(self.ref_error_)} if "residual" in self.score_ else {}),
                 "domain": self.domain.to_json(), "report": self.report_.to_json()}
 
     @classmethod
@@ -323,7 +323,7 @@ class ConformalGate(Gate):
             self._spec = Spec.from_json(d["spec"])
             self.report_ = CalibrationReport.from_json(d["report"])
             if "residual" in self.score_:
-                self.ref_error_ = _decode(d["ref_error"], "ref_error")
+                self.ref_error_ = decode_array(d["ref_error"], "ref_error")
                 if self.ref_error_.shape != (len(self.domain.reference_),):
                     raise ValueError(f"conformal gate record: ref_error has shape {self.ref_error_.shape}, "
                                      f"expected ({len(self.domain.reference_)},)")

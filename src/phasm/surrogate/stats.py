@@ -2,7 +2,7 @@
 
 Example
 -------
->>> SurrogateStats(calls=10, model_calls=9, fallbacks=1).fallback_rate
+>>> SurrogateStats(calls=10, model_calls=9, model_rows=9, fallbacks=1).fallback_rate
 0.1
 """
 

@@ -8,7 +8,7 @@ serves mini-batches bucketed by length (rows of similar length together, so
 little padding) as *encoded* matrices: per row the fixed features, then for
 each set ``L`` padded elements (flattened) and an ``L``-wide mask, ``L``
 being the longest set in the batch.  Set backends (``torch-sets``) decode
-that layout (:func:`phasm.bindings.ragged.decode_widths`), so the generic torch training loop
+that layout, so the generic torch training loop
 (:func:`phasm.backends.torch_train.train_module`) trains them unchanged.
 
 Normalisation columns: the fixed input variables in spec order, then each
