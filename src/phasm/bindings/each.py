@@ -25,8 +25,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from phasm.bindings.optics import CallFrame, Optic, OpticError, optic_from_json
-from phasm.bindings.paths import Path, class_ref, resolve_class
+from phasm.bindings.build import check_class, class_ref
+from phasm.bindings.optics import CallFrame, Optic, OpticError
+from phasm.bindings.paths import Path
 from phasm.bindings.ragged import RaggedArray
 
 _IDENT = re.compile(r"[A-Za-z_]\w*$")
@@ -69,7 +70,7 @@ class Each(Optic):
                 raise OpticError(f"each({collection!r}): fields must be a non-empty list of names, got {fields!r}")
             fields = tuple(str(f) for f in fields)
         self.fields: tuple[str, ...] | None = fields
-        self.cls = class_ref(cls)
+        self.cls: type | None = check_class(cls, f"each({collection!r})")
         self.max_len = None if max_len is None else int(max_len)
         self.dtype = np.dtype(dtype)
         self._field_paths = None if fields is None else [Path.parse("e" + (f if f.startswith("[") else "." + f)) for f in fields]
@@ -232,7 +233,7 @@ class Each(Optic):
         if not self._simple:
             raise OpticError(f"{self!r}: cannot build new elements with nested fields {self.fields}; pass a collection to fill")
         names = self.fields
-        cls = resolve_class(self.cls) if self.cls is not None else dict
+        cls = self.cls if self.cls is not None else dict
         casts = _field_casts(cls, names)
         if casts:
             rows = [[c(x) if c else x for c, x in zip(casts, row)] for row in rows]
@@ -258,15 +259,10 @@ class Each(Optic):
         d: dict[str, Any] = {"kind": self.kind, "collection": self.collection.to_json(), "fields": list(self.fields) if self.fields else None,
                              "dtype": self.dtype.str}
         if self.cls is not None:
-            d["cls"] = self.cls
+            d["cls"] = class_ref(self.cls)
         if self.max_len is not None:
             d["max_len"] = self.max_len
         return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Each":
-        coll = optic_from_json(d["collection"])
-        return cls(coll, d.get("fields"), cls=d.get("cls"), max_len=d.get("max_len"), dtype=d.get("dtype", "float64"))
 
     def __repr__(self) -> str:
         f = "" if self.fields is None else "[" + ", ".join(self.fields) + "]"

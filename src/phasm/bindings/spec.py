@@ -6,6 +6,11 @@ call) with a direction: ``in`` (read by the function), ``out`` (produced) or
 function's variables; it has a stable hash that is stored with every capture
 and every model so that mismatches are caught, never silently served.
 
+A spec read from a file (:meth:`Spec.from_json`: a store, a model folder)
+carries names, shapes, dtypes and directions only: its variables have no
+optic (the file's optic records are kept as text for display).  Which objects
+a call reads and writes comes from the code that declares the surrogate.
+
 Example
 -------
 >>> from phasm.bindings.spec import Array, Scalar, Spec
@@ -28,7 +33,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from phasm.bindings.optics import Arg, Optic, Return, optic_from_json
+from phasm.bindings.optics import Arg, Optic, Return, describe_record
 from phasm.errors import SpecError
 
 DIRECTIONS = ("in", "out", "inout")
@@ -41,16 +46,18 @@ class Variable:
     ``shape`` excludes the batch axis: ``()`` for a scalar, ``(7, 7)`` for a
     7x7 grid.  ``optic`` says where the value lives in the call (an argument,
     the return value, an attribute ...); ``None`` until the variable is bound
-    to a function.
+    to a function, and for variables read from a file.  ``recorded_optic``:
+    the optic record such a file holds, data for display only (:attr:`where`).
     """
 
     name: str | None
     shape: tuple[int, ...]
-    dtype: np.dtype
+    dtype: np.dtype[Any]
     direction: str = "in"
     optic: Optic | None = None
     ragged: bool = False
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    recorded_optic: Mapping[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -95,6 +102,8 @@ class Variable:
         }
         if self.optic is not None:
             d["optic"] = self.optic.to_json()
+        elif self.recorded_optic is not None:
+            d["optic"] = dict(self.recorded_optic)
         if self.ragged:
             d["ragged"] = True
         if self.meta:
@@ -103,18 +112,27 @@ class Variable:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Variable":
+        """A variable from its record: no optic (see the module docstring); the optic record is kept as data."""
         try:
+            record = d.get("optic")
             return cls(
                 name=str(d["name"]),
                 shape=tuple(d["shape"]),
                 dtype=np.dtype(d["dtype"]),
                 direction=str(d["direction"]),
-                optic=optic_from_json(d["optic"]) if d.get("optic") else None,
                 ragged=bool(d.get("ragged", False)),
                 meta=dict(d.get("meta", {})),
+                recorded_optic=dict(record) if isinstance(record, Mapping) else None,
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise SpecError(f"malformed variable record {dict(d)!r}: {exc}") from None
+
+    @property
+    def where(self) -> str:
+        """Where the variable lives in a call, as text (its optic, or the optic record of a file)."""
+        if self.optic is not None:
+            return repr(self.optic)
+        return describe_record(self.recorded_optic) if self.recorded_optic is not None else ""
 
     def describe(self) -> str:
         shape = "scalar" if not self.shape else "x".join(map(str, self.shape))

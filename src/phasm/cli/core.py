@@ -17,7 +17,7 @@ def _print_spec(spec: Any) -> None:
     for col in ("variable", "direction", "shape", "dtype", "where"):
         table.add_column(col)
     for v in spec.variables:
-        table.add_row(v.name, v.direction, "scalar" if not v.shape else "x".join(map(str, v.shape)), str(v.dtype), repr(v.optic))
+        table.add_row(v.name, v.direction, "scalar" if not v.shape else "x".join(map(str, v.shape)), str(v.dtype), v.where)
     console.print(table)
 
 

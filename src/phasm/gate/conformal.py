@@ -136,13 +136,13 @@ class ConformalGate(Gate):
         kind = self.score_
         with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows are rejected below
             if "spread" in kind:
-                if _has_members(model):
+                if model.has_members:
                     members = np.asarray(model.predict_members(X), np.float32)
                     Y = members.mean(axis=0)
                     std = None
                 else:  # a native predictive std (a Gaussian process)
                     Y, members = np.asarray(model.predict(X), np.float32), None
-                    std = model.backend.predict_std(model.x_norm.transform(X)) * model.y_norm.scale
+                    std = model.predict_std(X)
             else:
                 members, std, Y = None, None, np.asarray(model.predict(X), np.float32)
         ok, dist, near = self.domain.check(X2, Y)
@@ -163,7 +163,7 @@ class ConformalGate(Gate):
         return Y, score
 
     def _resolve_score(self, model: Any, have_residuals: bool) -> str:
-        members = model is not None and (_has_members(model) or _has_std(model))
+        members = model is not None and (model.has_members or model.has_std)
         knn = self.domain.metric_ == "knn"
         if self.score == "auto":
             if knn and have_residuals:
@@ -334,17 +334,3 @@ class ConformalGate(Gate):
     def describe(self) -> str:
         return f"{self.domain.describe()}; {self.score_} score <= {self.threshold_:.3g}; {self.report_}"
 
-
-def _has_std(model: Any) -> bool:
-    return callable(getattr(getattr(model, "backend", None), "predict_std", None)) and hasattr(model, "y_norm")
-
-
-def _has_members(model: Any) -> bool:
-    backend = getattr(model, "backend", model)
-    return type(backend).predict_members is not _base_predict_members()
-
-
-def _base_predict_members() -> Any:
-    from phasm.backends.base import Backend
-
-    return Backend.predict_members

@@ -86,10 +86,11 @@ class AutoMode:
             return np.full((n, self.spec.n_out_features), np.nan, np.float32), np.zeros(n, bool)  # type: ignore[union-attr]
         if n == 1:
             ok = ((trusted is True or bool(np.asarray(trusted).all()))
-                  and bool(np.isfinite(X).all()) and bool(np.isfinite(Y).all()))
+                  and bool(np.isfinite(X).all() if not self._ragged else self._layout.finite_rows(X).all())
+                  and bool(np.isfinite(Y).all()))
             return Y, (True if ok else np.zeros(1, bool))
         mask = np.ones(n, bool) if trusted is True else np.asarray(trusted, bool).reshape(n)
-        return Y, mask & finite_rows(X) & finite_rows(Y)
+        return Y, mask & self._layout.finite_rows(X) & finite_rows(Y)
 
     def _auto_batched_fallback(self, frame: CallFrame, X: np.ndarray, Y: np.ndarray, trusted: np.ndarray,
                                shadow: np.ndarray | None = None) -> Any:

@@ -74,7 +74,7 @@ class ModelLifecycle:
         else:
             source = CaptureStore(self.store_path)  # background thread: the caller flushed
         if self.spec is None:
-            self._set_spec(self._resolved_from(source.spec))  # type: ignore[arg-type]
+            self._set_spec(self._resolved_from(source.spec, f"store {source.path}"))  # type: ignore[arg-type]
         cal_fraction, confidence = kw.pop("calibration_fraction"), kw.pop("confidence")
         if self.tolerance is not None and not self._user_gate:
             from phasm.gate.calibrate import train_calibrated
@@ -177,11 +177,11 @@ class ModelLifecycle:
         from phasm.train.artefact import ModelArtefact
 
         expect = self.spec
-        if expect is None and self._deferred is not None:  # declared optics, shapes from the model's spec
-            expect = self._resolved_from(Spec.from_json(ModelArtefact.read_metadata(path)["spec"]))
+        if expect is None:  # bindings from the code: declared optics, or the signature; shapes from the model
+            expect = self._resolved_from(Spec.from_json(ModelArtefact.read_metadata(path)["spec"]), f"model {path}")
         art = ModelArtefact.load(path, expect_spec=expect)
         if self.spec is None:
-            self._set_spec(expect if expect is not None else art.spec)
+            self._set_spec(expect)
         self._attach(art)
         return self
 

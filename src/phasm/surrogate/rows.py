@@ -15,7 +15,6 @@ import numpy as np
 
 from phasm.bindings.build import finish_frame
 from phasm.bindings.optics import CallFrame, OpticError
-from phasm.bindings.ragged import pack_ragged_call
 from phasm.bindings.spec import SpecError, pack, unpack
 
 # Python scalars that store into a scalar variable of a dtype kind without loss: skip the array check.
@@ -72,7 +71,7 @@ class RowBinding:
     def _pack_frame(self, frame: CallFrame) -> tuple[np.ndarray, int]:
         """Model input rows ``(n, n_in)`` from a call frame (validated)."""
         if self._ragged:
-            return pack_ragged_call(self._in_vars, self._read_inputs(frame)), 1
+            return self._layout.pack_call(self._read_inputs(frame)), 1
         if self.batched:
             n = self._batch_size(frame)
             values = dict(zip((v.name for v in self._in_vars), self._read_inputs(frame)))

@@ -21,9 +21,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from phasm.bindings.infer import infer_spec, needs_inference, resolve_inferred
+from phasm.bindings.infer import bind_by_signature, infer_spec, needs_inference, resolve_inferred
 from phasm.bindings.optics import Arg, CallFrame, Return
-from phasm.bindings.ragged import has_ragged
+from phasm.bindings.layout import input_layout
 from phasm.bindings.spec import Spec, SpecError, Variable
 from phasm.gate.base import FiniteGate, Gate
 from phasm.gate.tolerance import Tolerance
@@ -227,7 +227,8 @@ class Surrogate(RowBinding, AutoMode, ModelLifecycle, CallObservation):
         for v in self._in_vars:
             self._in_cols.append((col, v.size))
             col += v.size
-        self._ragged = has_ragged(self._in_vars)  # variable-length inputs: models take RaggedInputs
+        self._layout = input_layout(spec)
+        self._ragged = self._layout.ragged  # variable-length inputs: models take RaggedInputs
         self._n_in = spec.n_in_features
         # Per-variable plans for the one-call (batch 1) path, resolved once: the hot loop does no lookups.
         self._in_plan = [(v.optic.get, FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ()), v, c, size)  # type: ignore[union-attr]
@@ -254,10 +255,11 @@ class Surrogate(RowBinding, AutoMode, ModelLifecycle, CallObservation):
                 self._set_spec(infer_spec(self.name, frame, mutated=mutated, batched=self.batched))
         return self.spec  # type: ignore[return-value]
 
-    def _resolved_from(self, stored: Spec) -> Spec:
-        """The spec to adopt from a store or model: declared optics with stored shapes, or the stored spec."""
+    def _resolved_from(self, stored: Spec, what: str = "a stored spec") -> Spec:
+        """This function's spec for a spec read from a store or model: declared optics with the stored
+        shapes, or the stored variables bound by the function's signature (never optics from the file)."""
         if self._deferred is None:
-            return stored
+            return bind_by_signature(stored, self._param_names, function=self.name, batched=self.batched, what=what)
         spec = resolve_inferred(self._deferred, template=stored)
         stored.check_compatible(spec, f"the declarations of {self.name}")
         return spec

@@ -29,6 +29,7 @@ import numpy as np
 
 from phasm.backends.base import Backend, BackendError
 from phasm.backends.registry import get_backend
+from phasm.bindings.layout import input_layout
 from phasm.bindings.spec import Spec, SpecError
 from phasm.errors import ArtefactError
 from phasm.train.data import Standardizer
@@ -52,8 +53,11 @@ def sha256_file(path: Path) -> str:
 class ModelArtefact:
     """A trained model for one spec: normalisation + backend estimator + metadata.
 
-    ``predict`` takes raw (user-unit) input rows ``(n, n_in_features)`` and
-    returns raw output rows ``(n, n_out_features)``.
+    ``predict`` takes raw (user-unit) model inputs, as the spec's input layout
+    packs them (``layout``: a float32 matrix ``(n, n_in_features)``, or
+    :class:`~phasm.bindings.ragged.RaggedInputs` for variable-length inputs), and
+    returns raw output rows ``(n, n_out_features)``.  ``has_members`` / ``has_std``:
+    the backend's declared capabilities, for gates.
     """
 
     def __init__(
@@ -77,36 +81,35 @@ class ModelArtefact:
         self.sections = sections or {}  # e.g. {"gate": {...}} written by higher layers
         self.created = created or time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.path: Path | None = None
-        self._folded: Any = _UNSET  # backend's raw->raw function with the standardisation folded in, if any
+        self.layout = input_layout(spec)
+        self.has_members = backend.has_members
+        self.has_std = backend.has_std
+        # The backend's raw->raw function with the standardisation folded in, if any (flat inputs only).
+        self._folded: Any = None if self.layout.ragged else _UNSET
 
     # -- inference ----------------------------------------------------------
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Raw inputs ``(n, n_in)`` -> raw outputs ``(n, n_out)`` (float32).
-
-        A spec with variable-length inputs takes :class:`~phasm.bindings.ragged.RaggedInputs`.
-        """
-        if not isinstance(X, np.ndarray) and hasattr(X, "sets"):
-            from phasm.train.ragged import predict_ragged
-
-            return predict_ragged(self, X)
+    def predict(self, X: Any) -> np.ndarray:
+        """Raw inputs (``n`` rows of the input layout) -> raw outputs ``(n, n_out)`` (float32)."""
         folded = self._folded
         if folded is _UNSET:
             folded = self._folded = self.backend.fold_normalisation(
                 self.x_norm.mean, self.x_norm.scale, self.y_norm.mean, self.y_norm.scale)
         if folded is not None:
-            return folded(X)
-        Z = self.backend.predict(self.x_norm.transform(X))
-        return self.y_norm.inverse(Z)
+            return folded(X)  # type: ignore[no-any-return]
+        return self.y_norm.inverse(self.backend.predict(self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale)))
 
-    def predict_members(self, X: np.ndarray) -> np.ndarray | None:
+    def predict_members(self, X: Any) -> np.ndarray | None:
         """Per-member raw predictions ``(members, n, n_out)`` for ensemble backends, else ``None``."""
-        if not isinstance(X, np.ndarray) and hasattr(X, "sets"):
-            from phasm.train.ragged import predict_ragged
-
-            return predict_ragged(self, X, members=True)
-        Z = self.backend.predict_members(self.x_norm.transform(X))
+        if not self.has_members:
+            return None
+        Z = self.backend.predict_members(self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale))
         return None if Z is None else self.y_norm.inverse(Z)
+
+    def predict_std(self, X: Any) -> np.ndarray:
+        """The backend's native predictive standard deviation ``(n, n_out)`` in raw units (``has_std`` backends)."""
+        Z = self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale)
+        return np.asarray(self.backend.predict_std(Z), np.float32) * self.y_norm.scale
 
     # -- persistence ----------------------------------------------------------
 

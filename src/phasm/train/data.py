@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from phasm.bindings.layout import FlatLayout
 from phasm.store.reader import CaptureStore, RunningStats
 
 BLOCK_ROWS = 65536
@@ -102,6 +103,7 @@ class ArrayData:
         self._Xt, self._Yt = self.x_norm.transform(X[~mask]), self.y_norm.transform(Y[~mask])
         self._Xv, self._Yv = self.x_norm.transform(X[mask]), self.y_norm.transform(Y[mask])
         self.n_in, self.n_out = X.shape[1], Y.shape[1]
+        self.layout = FlatLayout(width=self.n_in)
         self.n_train, self.n_val = len(self._Xt), len(self._Xv)
 
     def train_batches(self, batch_size: int, *, seed: int, shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -137,6 +139,7 @@ class StoreData:
         spec = store.spec
         assert spec is not None
         self.n_in, self.n_out = spec.n_in_features, spec.n_out_features
+        self.layout = FlatLayout(spec.inputs)
         self.x_norm = Standardizer.fit(self._raw_blocks(train=True, which=0))
         self.y_norm = Standardizer.fit(self._raw_blocks(train=True, which=1))
         val_x, val_y = [], []
