@@ -8,7 +8,9 @@ For each model it measures, on the same input row (medians of interleaved runs):
   (what you would write by hand, and the floor for any wrapper);
 * predict: ``ModelArtefact.predict(X)`` (standardise -> backend -> unstandardise, numpy in/out);
 * model / auto: a call of the ``@phasm.surrogate`` function in mode ``model`` / ``auto``
-  (argument binding, packing, the trust gate in auto, writing outputs back).
+  (argument binding, packing, the trust gate in auto, writing outputs back).  The models are
+  trained without a tolerance, so auto mode's gate is the captured-range check; the calls lie
+  inside the captured range (the trusted path: a fallback would time the original function).
 
 phasm's share = (call - backend forward) / call, where the backend forward is the exact
 forward phasm runs (functional ops on the module's weights, bitwise-identical to ``module(x)``).  Goal (issue 3): <= 30 % in model mode.
@@ -46,10 +48,11 @@ def _case_scalar(tmp: str):
 
     rng = np.random.default_rng(0)
     price.mode = "capture"
-    for row in rng.uniform(0.5, 1.5, (256, 5)):
+    rows = rng.uniform(0.5, 1.5, (256, 5))
+    for row in rows:
         price(*map(float, row))
     price.train("torch", hidden=(64, 64), epochs=2)
-    args = (1.0, 0.9, 0.05, 0.2, 1.0)
+    args = (1.0, 0.9, 1.05, 1.2, 1.0)  # inside the captured range: auto mode's gate trusts it
     return "5 scalars -> 1, MLP (64, 64)", price, args
 
 
@@ -63,10 +66,14 @@ def _case_heat(tmp: str, n: int):
 
     rng = np.random.default_rng(0)
     heat.mode = "capture"
-    for _ in range(128):
-        heat(rng.normal(size=(n, n)), np.zeros((n, n)))
+    sources, guesses = rng.normal(size=(128, n, n)), rng.normal(size=(128, n, n))
+    for f, u in zip(sources, guesses):
+        heat(f, u.copy())
     heat.train("torch", hidden=(128, 128), skip=True, epochs=2)
-    return f"heat {n}x{n}: f + u (inout) -> u, MLP (128, 128) + skip", heat, (rng.normal(size=(n, n)), np.zeros((n, n)))
+    # A captured source and initial guess: inside the captured range in all 2048 features, so auto mode's
+    # gate trusts it (128 random fields leave a fresh one outside the range in some feature: it would fall
+    # back).  The model's answer, written into u, stays inside the range of the captured guesses.
+    return f"heat {n}x{n}: f + u (inout) -> u, MLP (128, 128) + skip", heat, (sources[0].copy(), guesses[0].copy())
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ True
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -239,6 +240,7 @@ class TorchBackend(Backend):
                                    f"{self.n_out_} MLP: {exc}") from None
             self.kind_ = "mlp"
             if keep is not None:
+                assert isinstance(module, torch.nn.Sequential) and isinstance(module[0], SelectColumns)
                 index = module[0].index
                 if index.min() < 0 or index.max() >= self.n_in_:
                     raise BackendError(f"torch: weights in {path} select input columns outside 0..{self.n_in_ - 1}")
@@ -260,7 +262,7 @@ class TorchBackend(Backend):
         self.device_ = torch.device("cpu")
 
     @classmethod
-    def from_program_file(cls, path: str | Path, n_in: int, n_out: int, **params: Any) -> "TorchBackend":
+    def from_program_file(cls, path: str | os.PathLike[str], n_in: int, n_out: int, **params: Any) -> "TorchBackend":
         """A backend around a ``.pt2`` exported elsewhere, checked to map ``n_in`` to ``n_out`` features."""
         self = cls(**params)
         self.n_in_, self.n_out_ = int(n_in), int(n_out)

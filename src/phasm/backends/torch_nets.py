@@ -33,6 +33,8 @@ ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
 class SelectColumns(torch.nn.Module):
     """Keeps the input columns listed in ``index`` (the ones that varied in training)."""
 
+    index: torch.Tensor
+
     def __init__(self, index: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("index", index.to(torch.int64))

@@ -221,6 +221,7 @@ class TorchSetsBackend(Backend):
 
     def _numpy_forward(self, X: Any) -> np.ndarray:
         """The set network in numpy, on the ragged rows directly (no padding): for a few rows per call."""
+        assert self.np_layers_ is not None
         phis, rho = self.np_layers_
         act = self.np_act_
         n = len(X)
@@ -228,7 +229,9 @@ class TorchSetsBackend(Backend):
         for layers, r in zip(phis, X.sets.values()):
             lengths = r.lengths
             h = _np_mlp(np.asarray(r.values, np.float32).reshape(len(r.values), -1), layers, act)
-            width = layers[-2][1].shape[0]
+            last_linear = layers[-2]  # the embedding layer (the activation after it is last)
+            assert last_linear is not None
+            width = last_linear[1].shape[0]
             mean = np.zeros((n, width), np.float32)
             mx = np.zeros((n, width), np.float32)
             nonempty = lengths > 0

@@ -177,12 +177,14 @@ class Each(Optic):
                     where = f"element {i}" + (f" field {f!r}" if f else "")
                     raise OpticError(f"{self!r}: {where} is a {type(v).__name__} ({v!r:.40}), expected a number of dtype {self.dtype}")
 
-    def get_batch(self, frames: Sequence[CallFrame]) -> RaggedArray:
-        """The collections of a batch of calls as one :class:`RaggedArray` (one extraction pass)."""
+    def get_batch(self, frames: Sequence[CallFrame], dtype: Any = None) -> RaggedArray:
+        """The collections of a batch of calls as one :class:`RaggedArray` (one extraction pass; elements
+        of this optic's dtype)."""
         colls = [self._check_collection(self.collection.get(fr)) for fr in frames]
         lengths = np.fromiter((len(c) for c in colls), np.int64, count=len(colls))
-        if all(isinstance(c, np.ndarray) for c in colls):
-            values = np.concatenate([self._from_array(c) for c in colls]) if colls else np.empty((0, *self.element_shape), self.dtype)
+        arrays = [np.asarray(c) for c in colls if isinstance(c, np.ndarray)]
+        if len(arrays) == len(colls):
+            values = np.concatenate([self._from_array(c) for c in arrays]) if arrays else np.empty((0, *self.element_shape), self.dtype)
         else:
             flat: list[Any] = []
             for c in colls:
@@ -242,8 +244,10 @@ class Each(Optic):
         except TypeError as exc:
             raise OpticError(f"{self!r}: cannot build {getattr(cls, '__qualname__', cls)}(**{list(names)}): {exc}") from None
 
-    def put_batch(self, frames: Sequence[CallFrame], values: RaggedArray) -> None:
+    def put_batch(self, frames: Sequence[CallFrame], values: Any, **kw: Any) -> None:
         """Write row ``i`` of a :class:`RaggedArray` into call ``i``."""
+        if not isinstance(values, RaggedArray):
+            raise OpticError(f"{self!r}: put_batch takes a RaggedArray, got {type(values).__name__}")
         if len(values) != len(frames):
             raise OpticError(f"{self!r}: {len(values)} rows for {len(frames)} calls")
         for fr, v in zip(frames, values.to_list()):

@@ -23,7 +23,8 @@ import numpy as np
 from phasm.bindings.each import Each
 from phasm.bindings.optics import Arg, CallFrame, Optic, Return
 from phasm.bindings.paths import Path
-from phasm.bindings.spec import Spec, SpecError, Variable
+from phasm.bindings.spec import Spec, Variable
+from phasm.errors import SpecError
 
 _SCALARS = (bool, int, float, np.generic)
 
@@ -81,12 +82,12 @@ def infer_spec(
         direction = "inout" if name in mutated else "in"
         variables.append(Variable(name, shape, dtype, direction, Arg(name)))
     result = frame.result
-    taken = {v.name for v in variables}
+    taken = {str(v.name) for v in variables}
     if result is None:
         pass
     elif not batched and _is_record(result):  # built again from the model's outputs on write-back
         for v in _record_variables("", Path(Return(), classes=[type(result)]), result, "out"):
-            variables.append(replace(v, name=_unique(v.name, taken)))
+            variables.append(replace(v, name=_unique(str(v.name), taken)))
     elif isinstance(result, tuple):
         for i, item in enumerate(result):
             name = _unique(f"result{i}", taken)

@@ -31,6 +31,7 @@ Example
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Generic, Mapping, Sequence, TypeVar
 
 import numpy as np
@@ -84,6 +85,10 @@ class InputLayout(Generic[InputsT]):
         """Boolean ``(n,)``: calls whose every input number is finite."""
         raise NotImplementedError
 
+    def all_finite(self, X: InputsT) -> bool:
+        """Whether every input number of every call is finite."""
+        return bool(self.finite_rows(X).all())
+
 
 class FlatLayout(InputLayout[np.ndarray]):
     """Fixed-shape inputs: a float32 matrix ``(n, n_features)``, the variables packed in spec order."""
@@ -123,6 +128,11 @@ class FlatLayout(InputLayout[np.ndarray]):
     def finite_rows(self, X: np.ndarray) -> np.ndarray:
         A = np.asarray(X)
         return np.asarray(np.isfinite(A.reshape(len(A), -1)).all(axis=1))
+
+    def all_finite(self, X: np.ndarray) -> bool:
+        if X.size <= 32:  # one short row: plain Python beats a ufunc pass
+            return all(map(math.isfinite, X.reshape(-1).tolist()))
+        return bool(np.isfinite(X).all())
 
 
 class RaggedLayout(InputLayout[RaggedInputs]):

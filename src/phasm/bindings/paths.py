@@ -79,7 +79,7 @@ class Path(Optic):
             root = root.root
         if not isinstance(root, (Arg, Return, Global)):
             raise OpticError(f"a path starts at an argument, the return value or a global, got {root!r}")
-        self.root = root
+        self.root: Arg | Return | Global = root
         self.steps: tuple[tuple[str, Any], ...] = tuple(
             (op, tuple(key) if op == "call" else key) for op, key in steps
         )
@@ -260,13 +260,13 @@ class Path(Optic):
             obj = self._child_for_put(obj, step, i)
         self._set(obj, self.steps[-1], value, len(self.steps) - 1)
 
-    def put_batch(self, frames: Sequence[CallFrame], values: Any) -> None:
+    def put_batch(self, frames: Sequence[CallFrame], values: Any, **kw: Any) -> None:
         """Write row ``i`` of ``values`` into call ``i``."""
         if len(values) != len(frames):
             raise OpticError(f"path {self!r}: {len(values)} values for {len(frames)} calls")
         rows = values.tolist() if isinstance(values, np.ndarray) and values.ndim == 1 else values
         for fr, v in zip(frames, rows):
-            self.put(fr, v)
+            self.put(fr, v, **kw)
 
     def _new(self, depth: int, step: tuple[str, Any] | None) -> ReturnBuilder:
         cls = self.classes[depth] if depth < len(self.classes) else None

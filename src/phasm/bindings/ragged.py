@@ -214,7 +214,7 @@ def length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
     if rng is None:
         return [np.arange(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
     idx = rng.permutation(n)
-    batches = []
+    batches: list[np.ndarray] = []
     step = max(1, pool * batch_size)
     for s in range(0, n, step):
         chunk = idx[s : s + step]

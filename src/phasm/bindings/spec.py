@@ -36,6 +36,8 @@ import numpy as np
 from phasm.bindings.optics import Arg, Optic, Return, describe_record
 from phasm.errors import SpecError
 
+__all__ = ["Array", "DIRECTIONS", "Scalar", "Spec", "SpecError", "Variable", "pack", "unpack"]
+
 DIRECTIONS = ("in", "out", "inout")
 
 
@@ -191,6 +193,8 @@ def _as_numeric_array(value: Any, label: str) -> np.ndarray:
         except Exception as exc:  # ragged nested lists and the like
             raise SpecError(f"{label}: cannot convert {type(value).__name__} to an array: {exc}") from None
     if arr.dtype.kind not in "biufc":
+        if isinstance(value, int):  # a Python int beyond 64 bits
+            raise SpecError(f"{label}: the integer 2**{abs(value).bit_length() - 1}... is too large for a 64-bit number")
         raise SpecError(
             f"{label}: expected a numeric value, got {type(value).__name__} with dtype {arr.dtype}"
         )
@@ -246,7 +250,7 @@ class Spec:
                 raise SpecError(f"spec of {self.function}: every variable needs a name, got {n!r}")
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise SpecError(f"spec of {self.function}: duplicate variable names {sorted(dup)}")
+            raise SpecError(f"spec of {self.function}: duplicate variable names {sorted(map(str, dup))}")
         if not any(v.is_input for v in self.variables):
             raise SpecError(f"spec of {self.function}: no input variable")
         if not any(v.is_output for v in self.variables):
@@ -360,7 +364,8 @@ class Spec:
         for name in mine.keys() | theirs.keys():
             a, b = mine.get(name), theirs.get(name)
             if a is None:
-                lines.append(f"variable {name!r}: missing here, present as {b.describe()}")  # type: ignore[union-attr]
+                assert b is not None
+                lines.append(f"variable {name!r}: missing here, present as {b.describe()}")
             elif b is None:
                 lines.append(f"variable {name!r}: present here as {a.describe()}, missing there")
             else:
@@ -405,9 +410,9 @@ def pack(variables: Iterable[Variable], values: Mapping[str, np.ndarray], n: int
     col = 0
     for v in variables:
         if v.ragged:
-            out[:, col : col + v.size] = _ragged_block(v, values[v.name], n)
+            out[:, col : col + v.size] = _ragged_block(v, values[str(v.name)], n)
         else:
-            out[:, col : col + v.size] = np.asarray(values[v.name]).reshape(n, v.size)
+            out[:, col : col + v.size] = np.asarray(values[str(v.name)]).reshape(n, v.size)
         col += v.size
     return out
 
@@ -423,21 +428,22 @@ def _ragged_block(v: Variable, value: Any, n: int) -> np.ndarray:
         raise SpecError(str(exc)) from None
 
 
-def unpack(variables: Iterable[Variable], matrix: np.ndarray) -> dict[str, np.ndarray]:
-    """Split ``(n, features)`` into per-variable arrays ``(n, *shape)`` cast to each dtype."""
+def unpack(variables: Iterable[Variable], matrix: np.ndarray) -> dict[str, Any]:
+    """Split ``(n, features)`` into per-variable arrays ``(n, *shape)`` cast to each dtype
+    (a :class:`~phasm.bindings.ragged.RaggedArray` for a variable-length output)."""
     n = matrix.shape[0]
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Any] = {}
     col = 0
     for v in variables:
         if v.ragged:  # a variable-length output: count + padded slots -> RaggedArray
             from phasm.bindings.ragged import ragged_unblock
 
-            out[v.name] = ragged_unblock(v, matrix[:, col : col + v.size])  # type: ignore[index,assignment]
+            out[str(v.name)] = ragged_unblock(v, matrix[:, col : col + v.size])
             col += v.size
             continue
         block = matrix[:, col : col + v.size].reshape((n, *v.shape))
         if v.dtype.kind in "iub":
             block = np.rint(block)
-        out[v.name] = block.astype(v.dtype, copy=False)  # type: ignore[index]
+        out[str(v.name)] = block.astype(v.dtype, copy=False)
         col += v.size
     return out

@@ -24,7 +24,8 @@ def _print_spec(spec: Any) -> None:
 def info(path: Path = typer.Argument(..., help="A capture store (.h5) or a model folder.")) -> None:
     """Show the spec, size and statistics of a capture store or a model folder."""
     from phasm.store import CaptureStore, StoreError
-    from phasm.train.artefact import ArtefactError, ModelArtefact
+    from phasm.errors import ArtefactError
+    from phasm.train.artefact import ModelArtefact
 
     if path.is_dir() and (path / "phasm.json").exists():
         try:

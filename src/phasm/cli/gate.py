@@ -69,13 +69,15 @@ def calibrate(
         fail(str(exc))
     art.save(out)
     console.print(result.summary())
-    _print_report(gate.report_.to_json())
+    if gate.report_ is not None:
+        _print_report(gate.report_.to_json())
     console.print(f"model and gate written to [bold]{out}[/]")
 
 
 def gate(model: Path = typer.Argument(..., help="Model folder.")) -> None:
     """Show the trust-gate calibration stored in a model folder."""
-    from phasm.train.artefact import ArtefactError, ModelArtefact
+    from phasm.errors import ArtefactError
+    from phasm.train.artefact import ModelArtefact
 
     try:
         meta = ModelArtefact.read_metadata(model)

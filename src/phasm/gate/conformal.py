@@ -299,12 +299,14 @@ class ConformalGate(Gate):
     def expected_fallback_rate(self) -> float:
         """Share of in-distribution calls expected to fall back (measured on the calibration rows)."""
         self._check()
+        assert self.report_ is not None
         return self.report_.expected_fallback_rate
 
     # -- persistence ----------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
         self._check()
+        assert self.report_ is not None
         return {"kind": self.kind, "tolerance": self.tolerance.to_json(), "confidence": self.confidence,
                 "score": self.score, "tune_fraction": self.tune_fraction, "seed": self.seed,
                 "score_": self.score_, "threshold": json_number(self.threshold_), "spec": self._spec.to_json(),

@@ -244,7 +244,7 @@ class DomainGate(Gate):
         single = X2.dtype == np.float32  # model inputs: compare and standardise in float32 (2-3x faster)
         low, high, mean, inv_scale = self._f32() if single else (self.low_, self.high_, self.mean_, 1.0 / self.scale_)
         with np.errstate(invalid="ignore"):  # NaN compares False: out of range
-            ok = ((X2 >= low) & (X2 <= high)).all(1)
+            ok = np.asarray(((X2 >= low) & (X2 <= high)).all(1))
         if Y is not None:
             ok &= finite_rows(Y)
         near = None

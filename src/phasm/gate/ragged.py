@@ -51,7 +51,7 @@ class _Answers:
 def summary_spec(spec: Spec, width: int) -> Spec:
     """The spec the inner gate sees: one summary input of ``width`` features, the function's outputs."""
     outputs = tuple(replace(v, direction="out", optic=None) for v in spec.outputs)
-    return Spec(spec.function, (Variable("_summary", (width,), np.float32, "in"), *outputs))
+    return Spec(spec.function, (Variable("_summary", (width,), np.dtype(np.float32), "in"), *outputs))
 
 
 class RaggedConformalGate(Gate):
@@ -80,12 +80,8 @@ class RaggedConformalGate(Gate):
                                     domain=DomainGate(), seed=self.seed)
         self.inner_.fit(S_cal[keep], Y_cal[keep], _Answers(Y_pred, spec), X_train=S_train[finite_rows(S_train)],
                         spec=spec)
+        self.report_ = self.inner_.report_  # the certified bound, the expected fallback rate
         return self
-
-    @property
-    def report_(self) -> Any:
-        """The calibration report (certified bound, expected fallback rate) of the inner gate."""
-        return self.inner_.report_
 
     def predict_accept(self, X: Any, model: Any) -> tuple[np.ndarray, np.ndarray]:
         """The model's answers on ``X`` and the mask of trusted calls."""
@@ -109,6 +105,7 @@ class RaggedConformalGate(Gate):
         try:
             self = cls(Tolerance.from_json(d["tolerance"]), confidence=d.get("confidence", 0.95), seed=d.get("seed", 0))
             self.inner_ = ConformalGate.from_json(d["inner"])
+            self.report_ = self.inner_.report_
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"ragged gate record is incomplete or malformed: {exc}") from None
         return self

@@ -1,6 +1,7 @@
 """Training: standardisation, splits, streaming data, metrics, model artefacts."""
 
-from phasm.train.artefact import ArtefactError, ModelArtefact
+from phasm.errors import ArtefactError
+from phasm.train.artefact import ModelArtefact
 from phasm.train.data import ArrayData, Standardizer, StoreData, training_data
 from phasm.train.fit import TrainResult, fit_model
 from phasm.train.metrics import output_metrics, per_call_relative_error

@@ -29,7 +29,7 @@ import numpy as np
 
 from phasm.backends.base import Backend, BackendError
 from phasm.backends.registry import get_backend
-from phasm.bindings.layout import input_layout
+from phasm.bindings.layout import InputLayout, input_layout
 from phasm.bindings.spec import Spec, SpecError
 from phasm.errors import ArtefactError
 from phasm.train.data import Standardizer
@@ -81,7 +81,7 @@ class ModelArtefact:
         self.sections = sections or {}  # e.g. {"gate": {...}} written by higher layers
         self.created = created or time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.path: Path | None = None
-        self.layout = input_layout(spec)
+        self.layout: InputLayout[Any] = input_layout(spec)
         self.has_members = backend.has_members
         self.has_std = backend.has_std
         # The backend's raw->raw function with the standardisation folded in, if any (flat inputs only).
@@ -109,7 +109,8 @@ class ModelArtefact:
     def predict_std(self, X: Any) -> np.ndarray:
         """The backend's native predictive standard deviation ``(n, n_out)`` in raw units (``has_std`` backends)."""
         Z = self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale)
-        return np.asarray(self.backend.predict_std(Z), np.float32) * self.y_norm.scale
+        std: np.ndarray = np.asarray(self.backend.predict_std(Z), np.float32) * self.y_norm.scale
+        return std
 
     # -- persistence ----------------------------------------------------------
 

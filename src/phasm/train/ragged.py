@@ -254,7 +254,7 @@ def ragged_training_data(store: Any, spec: Spec, *, val_fraction: float = 0.2, s
     return RaggedStoreData(store, spec, val_fraction=val_fraction, seed=seed)
 
 
-def fit_ragged_model(source: CaptureStore | tuple[RaggedInputs, np.ndarray], spec: Spec | None = None, *,
+def fit_ragged_model(source: CaptureStore | tuple[Any, np.ndarray], spec: Spec | None = None, *,
                      backend: str | Backend = "torch-sets", val_fraction: float = 0.2, seed: int = 0,
                      verbose: bool = False, **params: Any) -> tuple[ModelArtefact, TrainResult]:
     """Train a set model on a store (or ``(RaggedInputs, Y)``) whose spec has ragged inputs.
