@@ -97,17 +97,18 @@ def train(
     param: list[str] = typer.Option([], "--param", "-p", help="Backend parameter KEY=VALUE (JSON value), repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
-    """Train a model on a capture store and save it as a model folder."""
+    """Train a model on a capture store and save it as a model folder (with the captured-range gate)."""
     from phasm.backends import BackendError
+    from phasm.gate.calibrate import train_gated
     from phasm.store import CaptureStore, StoreError
-    from phasm.train import fit_model
 
     params = parse_params(param)
     if epochs is not None:
         params["epochs"] = epochs
     try:
         source = CaptureStore(store)
-        art, result = fit_model(source, backend=backend, val_fraction=val_fraction, seed=seed, verbose=not quiet, **params)
+        art, result = train_gated(source, source.spec, None, backend=backend, val_fraction=val_fraction, seed=seed,
+                                  verbose=not quiet, **params)
     except (FileNotFoundError, StoreError, BackendError, ValueError, TypeError) as exc:
         fail(str(exc))
     art.save(out)

@@ -126,13 +126,13 @@ def _train_calibrated_ragged(source: Any, spec: Spec, tolerance: Tolerance, *, b
     return art, result, gate
 
 
-def train_gated(source: Any, spec: Spec, tolerance: Tolerance | None, *, backend: Any = "torch",
+def train_gated(source: Any, spec: Spec | None, tolerance: Tolerance | None, *, backend: Any = "torch",
                 default_gate: bool = True, calibration_fraction: float = 0.25, confidence: float = 0.95,
                 **kw: Any) -> tuple[Any, Any]:
     """Train a model for ``spec`` on a capture store with the gate ``auto`` mode will use, stored in the
     artefact (``art.sections["gate"]``): with a ``tolerance``, a certified :class:`ConformalGate`
     (:func:`train_calibrated`); without, the captured-range :class:`~phasm.gate.range.RangeGate`
-    (``default_gate=False``: none).  Returns ``(artefact, train_result)``.
+    (``default_gate=False``: none).  ``spec``: default, the store's.  Returns ``(artefact, train_result)``.
     """
     from phasm.bindings.layout import input_layout
     from phasm.train.fit import fit_model
@@ -143,7 +143,7 @@ def train_gated(source: Any, spec: Spec, tolerance: Tolerance | None, *, backend
         return art, result
     art, result = fit_model(source, spec, backend=backend, **kw)
     if default_gate:
-        art.sections["gate"] = range_gate_for_store(source, input_layout(spec), seed=kw.get("seed", 0)).to_json()
+        art.sections["gate"] = range_gate_for_store(source, input_layout(art.spec), seed=kw.get("seed", 0)).to_json()
     return art, result
 
 

@@ -71,7 +71,7 @@ def call_auto(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             frame = codec.frame(args, kwargs)
         ins = codec.read_inputs(frame)
         frame.result = run_original(p, args, kwargs)
-        record(p, frame, ins)
+        record(p, frame, ins, count_rows=False)
         return frame.result
     return batched_fallback(p, frame, Y, mask, shadow)
 

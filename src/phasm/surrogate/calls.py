@@ -82,16 +82,17 @@ def observe(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Ca
     return frame, ins
 
 
-def record(p: Parts, frame: CallFrame, ins: list[Any]) -> None:
-    """Capture a finished call: its inputs ``ins`` and the outputs read from ``frame``."""
+def record(p: Parts, frame: CallFrame, ins: list[Any], *, count_rows: bool = True) -> None:
+    """Capture a finished call: its inputs ``ins`` and the outputs read from ``frame``
+    (``count_rows=False``: its rows were counted already)."""
     codec = p.codec
     outs = codec.read_outputs(frame)
     spec = codec.spec
     assert spec is not None
     c = p.counters
     if p.batched:
-        c.rows += codec.batch_size(frame)
+        c.rows += codec.batch_size(frame) if count_rows else 0
         c.captured_rows += p.sink.append_batch(spec, ins, outs)
     else:
-        c.rows += 1
+        c.rows += 1 if count_rows else 0
         c.captured_rows += p.sink.append_row(spec, ins, outs)

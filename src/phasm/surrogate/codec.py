@@ -41,6 +41,8 @@ __all__ = ["FAST_SCALAR_TYPES", "CallCodec", "CallPlan"]
 FAST_SCALAR_TYPES: dict[tuple[tuple[int, ...], str], tuple[type, ...]] = {
     ((), "f"): (float, int), ((), "i"): (int,), ((), "u"): (int,), ((), "b"): (bool,)}
 
+INT64_MIN, UINT64_MAX = -(2**63), 2**64 - 1  # Python ints beyond these fit no number type
+
 Getter = Callable[[CallFrame], Any]
 Putter = Callable[..., None]
 
@@ -219,7 +221,8 @@ class CallCodec:
                 value = v.optic.get(frame)
             except OpticError as exc:
                 raise SpecError(f"{self.name}: {what} variable {v.name!r}: {exc}") from None
-            if not (batch is None and type(value) in FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ())):
+            fast = batch is None and type(value) in FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ())
+            if not fast or (type(value) is int and not INT64_MIN <= value <= UINT64_MAX):
                 value = v.check_value(value, batch=batch, where=f"{self.name}: {what} ")
                 if what == "input" and v.direction == "inout":
                     value = value.copy()
