@@ -32,7 +32,7 @@ from phasm.backends.registry import get_backend
 from phasm.bindings.layout import InputLayout, input_layout
 from phasm.bindings.spec import Spec, SpecError
 from phasm.errors import ArtefactError
-from phasm.train.data import Standardizer
+from phasm.train.data import Standardiser
 
 FORMAT = "phasm-model"
 FORMAT_VERSION = 1
@@ -64,8 +64,8 @@ class ModelArtefact:
         self,
         spec: Spec,
         backend: Backend,
-        x_norm: Standardizer,
-        y_norm: Standardizer,
+        x_norm: Standardiser,
+        y_norm: Standardiser,
         *,
         metrics: dict[str, Any] | None = None,
         training: dict[str, Any] | None = None,
@@ -214,8 +214,8 @@ class ModelArtefact:
         except Exception as exc:
             raise ArtefactError(f"{path}: backend {b.get('name')!r} could not load the weights: {exc}") from None
         try:
-            x_norm = Standardizer.from_json(meta["normalisation"]["x"], spec.n_in_features, "input")
-            y_norm = Standardizer.from_json(meta["normalisation"]["y"], spec.n_out_features, "output")
+            x_norm = Standardiser.from_json(meta["normalisation"]["x"], spec.n_in_features, "input")
+            y_norm = Standardiser.from_json(meta["normalisation"]["y"], spec.n_out_features, "output")
         except (KeyError, ValueError, TypeError) as exc:
             raise ArtefactError(f"{path}: bad normalisation record: {exc}") from None
         known = {"format", "format_version", "phasm_version", "created", "spec", "spec_hash", "backend",

@@ -44,7 +44,7 @@ from phasm.bindings.ragged import RaggedArray, RaggedInputs, encode, length_buck
 from phasm.bindings.spec import Spec, pack
 from phasm.store.reader import CaptureStore, RunningStats
 from phasm.train.artefact import ModelArtefact
-from phasm.train.data import Standardizer, split_mask
+from phasm.train.data import Standardiser, split_mask
 from phasm.train.package import TrainResult, fit_and_package
 
 __all__ = ["EncodedRows", "RaggedData", "RaggedStoreData", "encode", "fit_ragged_model", "ragged_matrices",
@@ -87,7 +87,7 @@ class RaggedData:
     """
 
     def __init__(self, X: RaggedInputs, Y: np.ndarray, *, val_fraction: float = 0.2, seed: int = 0,
-                 x_norm: Standardizer | None = None, y_norm: Standardizer | None = None,
+                 x_norm: Standardiser | None = None, y_norm: Standardiser | None = None,
                  layout: RaggedLayout | None = None) -> None:
         Y = np.asarray(Y, np.float32)
         if Y.ndim != 2 or len(Y) != len(X):
@@ -100,13 +100,13 @@ class RaggedData:
         Xt = X.take(tr)
         self.n_fixed, self.set_names, self.set_dims = self.layout.n_fixed, self.layout.set_names, self.layout.set_dims
         if x_norm is None:
-            parts = [Standardizer.fit([Xt.fixed])] if self.n_fixed else []
+            parts = [Standardiser.fit([Xt.fixed])] if self.n_fixed else []
             for r in Xt.sets.values():
-                parts.append(Standardizer.fit([r.values]) if len(r.values) else
-                             Standardizer(np.zeros(r.values.shape[1], np.float32), np.ones(r.values.shape[1], np.float32)))
-            x_norm = Standardizer(np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts]))
+                parts.append(Standardiser.fit([r.values]) if len(r.values) else
+                             Standardiser(np.zeros(r.values.shape[1], np.float32), np.ones(r.values.shape[1], np.float32)))
+            x_norm = Standardiser(np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts]))
         self.x_norm = x_norm
-        self.y_norm = y_norm or Standardizer.fit([Y[tr]])
+        self.y_norm = y_norm or Standardiser.fit([Y[tr]])
         self._Xt = self.layout.standardise(Xt, self.x_norm.mean, self.x_norm.scale)
         self._Yt = self.y_norm.transform(Y[tr])
         self._Xv_raw, self._Yv_raw = X.take(va), Y[va]
@@ -143,12 +143,12 @@ def ragged_matrices(spec: Spec, ins: dict[str, Any], outs: dict[str, Any]) -> tu
     return layout.pack_batch(ins, n), pack(spec.outputs, outs, n, np.float32)
 
 
-def _standardizer(acc: RunningStats, width: int) -> Standardizer:
+def _standardiser(acc: RunningStats, width: int) -> Standardiser:
     if acc.n == 0:
-        return Standardizer(np.zeros(width, np.float32), np.ones(width, np.float32))
+        return Standardiser(np.zeros(width, np.float32), np.ones(width, np.float32))
     mean, std = np.asarray(acc.mean, np.float64), np.asarray(acc.std, np.float64)
     scale = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
-    return Standardizer(mean.astype(np.float32), scale.astype(np.float32))
+    return Standardiser(mean.astype(np.float32), scale.astype(np.float32))
 
 
 class RaggedStoreData:
@@ -189,10 +189,10 @@ class RaggedStoreData:
                 val_y.append(Y[held])
         if set_accs is None:
             raise ValueError(f"store {store.path} has no rows to train on")
-        parts = ([_standardizer(fixed_acc, self.n_fixed)] if self.n_fixed else []) + [
-            _standardizer(acc, k) for acc, k in zip(set_accs, self.set_dims)]
-        self.x_norm = Standardizer(np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts]))
-        self.y_norm = _standardizer(y_acc, self.n_out)
+        parts = ([_standardiser(fixed_acc, self.n_fixed)] if self.n_fixed else []) + [
+            _standardiser(acc, k) for acc, k in zip(set_accs, self.set_dims)]
+        self.x_norm = Standardiser(np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts]))
+        self.y_norm = _standardiser(y_acc, self.n_out)
         if val_x:
             Xv = RaggedInputs(np.concatenate([v.fixed for v in val_x]),
                               {k: RaggedArray.concat([v.sets[k] for v in val_x]) for k in self.set_names})
