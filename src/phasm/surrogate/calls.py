@@ -49,7 +49,7 @@ class Parts(Protocol):
     def retrain_if_due(self) -> None: ...
 
 
-Handler = Callable[[Parts, "tuple[Any, ...]", "dict[str, Any]"], Any]
+Handler = Callable[[Parts, tuple[Any, ...], dict[str, Any]], Any]
 
 
 def run_original(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

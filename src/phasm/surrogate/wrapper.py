@@ -187,12 +187,21 @@ class Surrogate:
 
     @property
     def store_path(self) -> Path | None:
-        """The capture store (``None``: no store)."""
+        """The capture store (``None``: no store); a new path takes effect when the store is next opened."""
         return self.sink.path
+
+    @store_path.setter
+    def store_path(self, path: str | os.PathLike[str] | None) -> None:
+        self.sink.path = Path(path) if path is not None else None
 
     @property
     def flush_rows(self) -> int:
+        """Captured rows buffered before a write (see :class:`~phasm.store.CaptureWriter`)."""
         return self.sink.flush_rows
+
+    @flush_rows.setter
+    def flush_rows(self, n: int) -> None:
+        self.sink.flush_rows = int(n)
 
     @property
     def retrain_error(self) -> BaseException | None:
