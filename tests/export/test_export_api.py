@@ -43,9 +43,9 @@ def calibrated():
 def test_refuses_what_it_cannot_export(tmp_path) -> None:
     from phasm.backends.ensemble import EnsembleBackend
     from phasm.backends.gp import GPBackend
-    from phasm.train import Standardizer
+    from phasm.train import Standardiser
 
-    norm = Standardizer(np.zeros(2, np.float32), np.ones(2, np.float32)), Standardizer(np.zeros(1, np.float32), np.ones(1, np.float32))
+    norm = Standardiser(np.zeros(2, np.float32), np.ones(2, np.float32)), Standardiser(np.zeros(1, np.float32), np.ones(1, np.float32))
     with pytest.raises(ExportError, match="not exportable: backend 'gp'"):
         export_model(ModelArtefact(SPEC2, GPBackend(), *norm), "c", "m", tmp_path)
     with pytest.raises(ExportError, match="an ensemble of 'gp' members"):

@@ -22,13 +22,13 @@ import numpy as np
 
 from phasm.bindings.spec import Spec
 from phasm.train.artefact import ModelArtefact
-from phasm.train.data import Standardizer
+from phasm.train.data import Standardiser
 
 
-def _norm(mean: Any, scale: Any, size: int, what: str) -> Standardizer:
+def _norm(mean: Any, scale: Any, size: int, what: str) -> Standardiser:
     m = np.zeros(size, np.float32) if mean is None else np.broadcast_to(np.asarray(mean, np.float32), (size,)).copy()
     s = np.ones(size, np.float32) if scale is None else np.broadcast_to(np.asarray(scale, np.float32), (size,)).copy()
-    return Standardizer.from_json({"mean": m.tolist(), "scale": s.tolist()}, size, what)
+    return Standardiser.from_json({"mean": m.tolist(), "scale": s.tolist()}, size, what)
 
 
 def load_exported(
