@@ -13,16 +13,16 @@ verdict per object:
 
 An object is reported as mutated (flag ``opaque``) when the example changed
 its state, when an attribute of it is set, or when a method whose name says it
-changes something (``set_*``, ``append``, ``advance``, ...) is called on it; as
-possibly mutated when its state cannot be observed and it is handed to code
-phasm does not analyse.  A surrogate would leave such an object untouched, so
+changes something (``set_*``, ``append``, ``update``, ...) is called on it; as
+possibly mutated when its state cannot be observed and methods are called on
+it or it is handed to code phasm does not analyse.  A surrogate would leave such an object untouched, so
 later code that reads it would change behaviour: the function is not safe to
 replace as it stands.
 
 Example
 -------
->>> looks_mutating("set_equivalence_ratio"), looks_mutating("count"), looks_mutating("advance")
-(True, False, True)
+>>> looks_mutating("set_equivalence_ratio"), looks_mutating("setState"), looks_mutating("count")
+(True, True, False)
 """
 
 from __future__ import annotations
@@ -37,22 +37,21 @@ from phasm.discover.paths import Path, normalized, render
 from phasm.discover.static import MUTATING_METHODS, StaticResult
 from phasm.discover.watch import OpaqueObservation
 
-# Verbs that start the names of methods that change their object (matched on words of the name).
-_MUTATING_VERBS = {
-    "set", "add", "append", "extend", "insert", "pop", "remove", "clear", "update", "reset", "advance", "step",
-    "run", "integrate", "solve", "equilibrate", "write", "put", "fill", "push", "rotate", "sort", "reverse",
-    "seed", "shuffle", "discard", "resize", "load", "assign", "apply", "modify", "move", "init", "initialize",
-    "restore", "delete", "del", "draw", "sample", "consume", "feed", "send", "evolve", "propagate", "mutate",
-    "increment", "decrement", "store", "save", "close", "open", "flush", "truncate", "release", "acquire",
+# First words of method names that always mean a change of the object.  Names that often do but need
+# not (``advance``, ``step``, ``solve`` on a factorization) are judged by what the object shows instead.
+_CHANGING_VERBS = {
+    "set", "add", "append", "extend", "insert", "pop", "remove", "clear", "update", "reset", "fill", "push",
+    "put", "rotate", "sort", "reverse", "seed", "shuffle", "discard", "resize", "assign", "modify", "mutate",
+    "restore", "delete", "del", "increment", "decrement", "store", "write", "equilibrate",
 }
 
 
 def looks_mutating(method: str) -> bool:
-    """Whether a method's name says it changes its object (``set_T``, ``setState``, ``advance_to``, ``append``)."""
+    """Whether a method's name says it changes its object (``set_T``, ``setState``, ``append``, not ``solve``)."""
     if method in MUTATING_METHODS:
         return True
     words = re.findall(r"[a-z]+|[A-Z][a-z]*", method.strip("_"))
-    return bool(words) and words[0].lower() in _MUTATING_VERBS
+    return bool(words) and words[0].lower() in _CHANGING_VERBS
 
 
 @dataclass
@@ -86,7 +85,12 @@ class OpaqueRoot:
         return self.observation is not None and self.observation.random
 
     def verdict(self) -> str | None:
-        """``"mutates"``, ``"may mutate"`` or ``None`` (no sign that the call changes it)."""
+        """``"mutates"``, ``"may mutate"`` or ``None`` (no sign that the call changes it).
+
+        A changed picture, an attribute set or a method named for a change is a mutation.  When the
+        object shows no state, any method call or hand-over to library code may be one; when it shows
+        state that the example left unchanged, only the names that always mean a change count.
+        """
         if self.changed or self.sets or any(looks_mutating(m) for _, m in self.calls):
             return "mutates"
         if not self.observable and (self.calls or self.handed):
