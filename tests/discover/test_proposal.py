@@ -82,7 +82,7 @@ def test_proposals_are_optic_objects():
     assert all(isinstance(outputs[n].optic, PathOptic) and isinstance(outputs[n].optic.root, Global)
                for n in ("calls", "total"))
     inputs, outputs = proposed_declarations(inspect_case("returned object"))
-    assert outputs["slope"].optic.classes[0] == "discover_targets:Fit"  # a class reference, not code
+    assert outputs["slope"].optic.classes[0] is T.Fit  # the class seen in the call, not code
     assert sorted(outputs) == ["intercept", "slope"]
 
 

@@ -204,7 +204,7 @@ def _mark_changes(rec: Recorder, before: dict[str, Any], after: dict[str, Any]) 
                     child.notes.append("in an object created by the call")
             acc.expanded = True
             acc.type_name = type(value).__qualname__
-            acc.type_ref = f"{type(value).__module__}:{type(value).__qualname__}"
+            acc.type_ref = type(value)
 
 
 def _observe(rec: Recorder, before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -286,7 +286,7 @@ def _record_value(rec: Recorder, path: Path, value: Any, args: dict[str, Any], d
         else:
             acc.expanded = True
             acc.type_name = type(value).__qualname__
-            acc.type_ref = f"{type(value).__module__}:{type(value).__qualname__}"
+            acc.type_ref = type(value)
             acc.fields = list(fields)
         for k, v in fields.items():
             _record_value(rec, path + (("attr", k),), v, args, depth + 1)

@@ -96,7 +96,7 @@ class Inspection:
     module: str = ""  # the function's module (names in the proposed code resolve there)
     batched: bool = False  # arguments and results carry a leading batch axis (phasm.surrogate(batched=True))
     fields: dict[str, list[str]] = field(default_factory=dict)  # object path -> field names, declaration order
-    class_refs: dict[str, str] = field(default_factory=dict)  # output object path -> "module:qualname" of its class
+    class_refs: dict[str, type] = field(default_factory=dict)  # output object path -> its class (seen in the call)
     suggestions: list[str] = field(default_factory=list)  # advice beyond the flags (e.g. stochastic=True)
 
     @property

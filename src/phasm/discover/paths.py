@@ -113,7 +113,7 @@ class Access:
     dtypes: set = field(default_factory=set)
     lengths: set = field(default_factory=set)
     type_name: str | None = None
-    type_ref: str | None = None  # "module:qualname" of an object's class (to name it in a proposal)
+    type_ref: type | None = None  # an object's class, seen in the traced call (to build it in a proposal)
     methods: set = field(default_factory=set)
     fields: list = field(default_factory=list)  # an object's field names, in declaration order
     lines: set = field(default_factory=set)

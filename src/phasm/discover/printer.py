@@ -37,9 +37,11 @@ def _quoted(text: str) -> str:
     return f'"{text}"' if '"' not in text and "\\" not in text else repr(text)
 
 
-def _class_name(ref: str | None) -> str | None:
-    """``module:Outer.Cls`` -> ``Outer.Cls`` (the name resolves in the function's module)."""
-    return None if ref is None else ref.rpartition(":")[2]
+def _class_name(ref: type | str | None) -> str | None:
+    """A class -> ``Outer.Cls``, its qualified name (the name resolves in the function's module)."""
+    if ref is None or isinstance(ref, str):
+        return ref
+    return ref.__qualname__
 
 
 def _step_text(step: tuple[str, Any]) -> str:
