@@ -8,7 +8,7 @@ from pathlib import Path
 import phasm
 
 # Top to bottom, as in DESIGN.md.
-LAYERS = ["cli", "report", "profile", "discover", "sampling", "surrogate", "gate", "train", "backends", "store", "bindings"]
+LAYERS = ["cli", "report", "export", "profile", "discover", "sampling", "surrogate", "gate", "train", "backends", "store", "bindings"]
 SRC = Path(phasm.__file__).parent
 
 

@@ -16,11 +16,12 @@ from phasm.bindings.ragged import RaggedArray
 from phasm.bindings.spec import Array, Scalar, Spec, Variable
 from phasm.errors import (
     ArtefactError, BackendError, BackendUnavailable, GateError, ModelNotLoaded, OpticError, PhasmError,
-    SpecError, StoreError, TargetError,
+    SampleError, SpecError, StoreError, TargetError,
 )
 from phasm.gate.base import FiniteGate, Gate
 from phasm.gate.conformal import CalibrationReport, ConformalGate
 from phasm.gate.domain import DomainGate
+from phasm.gate.range import RangeGate
 from phasm.gate.tolerance import Tolerance
 from phasm.surrogate.mode import Mode
 from phasm.surrogate.stats import SurrogateStats
@@ -31,9 +32,23 @@ __all__ = [
     "Surrogate", "SurrogateStats", "Tolerance", "Variable", "__version__", "surrogate",
     # one error family
     "ArtefactError", "BackendError", "BackendUnavailable", "GateError", "ModelNotLoaded", "OpticError",
-    "PhasmError", "SpecError", "StoreError", "TargetError",
+    "PhasmError", "SampleError", "SpecError", "StoreError", "TargetError",
     # optics for objects, globals, collections (bindings)
     "RaggedArray", "attr", "each", "fields", "glob", "item", "setter",
     # trust gate
-    "CalibrationReport", "ConformalGate", "DomainGate",
+    "CalibrationReport", "ConformalGate", "DomainGate", "RangeGate",
+    # designs of experiments on Dask (loaded on first use)
+    "sample",
 ]
+
+
+def __getattr__(name: str):  # lazy: `import phasm` loads no sampling code (nor Dask, nor scipy)
+    if name == "sample":
+        from phasm.sampling.run import sample
+
+        return sample
+    raise AttributeError(f"module 'phasm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"sample"})

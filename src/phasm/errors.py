@@ -12,8 +12,8 @@ True
 from __future__ import annotations
 
 __all__ = [
-    "ArtefactError", "BackendError", "BackendUnavailable", "GateError", "GateNotFitted", "ModelNotLoaded",
-    "OpticError", "PhasmError", "SpecError", "StoreError", "TargetError",
+    "ArtefactError", "BackendError", "BackendUnavailable", "ExportError", "GateError", "GateNotFitted",
+    "ModelNotLoaded", "OpticError", "PhasmError", "SampleError", "SpecError", "StoreError", "TargetError",
 ]
 
 
@@ -53,9 +53,17 @@ class GateNotFitted(PhasmError, RuntimeError):
     """A trust gate was used before it was calibrated (``fit``) or loaded."""
 
 
+class ExportError(PhasmError, ValueError):
+    """A model (or its gate) cannot be exported as native source code as asked."""
+
+
 class ModelNotLoaded(PhasmError, RuntimeError):
     """Model mode was asked for but no model is attached."""
 
 
 class TargetError(PhasmError, ValueError):
     """The function to inspect, or its example, cannot be found or built."""
+
+
+class SampleError(PhasmError, ValueError):
+    """A design of experiments (its input space, method or run record) cannot be built or resumed as asked."""

@@ -34,6 +34,7 @@ from phasm.bindings.spec import Spec
 from phasm.errors import GateError
 from phasm.gate.conformal import ConformalGate
 from phasm.gate.domain import DomainGate
+from phasm.gate.range import RangeGate, range_gate_for_store
 from phasm.gate.stream import ArrayRows, StoreRows, calibration_mask
 from phasm.gate.tolerance import Tolerance
 
@@ -77,19 +78,19 @@ def train_calibrated(
 
     if not isinstance(tolerance, Tolerance):
         raise TypeError(f"train_calibrated: tolerance must be a phasm.Tolerance, got {type(tolerance).__name__}")
-    declared = spec if spec is not None else getattr(source, "spec", None)
+    declared = spec if spec is not None else (source.spec if isinstance(source, CaptureStore) else None)
     if declared is not None:
         tolerance.check(declared)
-    ragged = [v.name for v in declared.inputs if v.ragged] if declared is not None else []
-    if ragged:
+    if declared is not None and any(v.ragged for v in declared.inputs):
         return _train_calibrated_ragged(source, declared, tolerance, backend=backend,
                                          calibration_fraction=calibration_fraction, val_fraction=val_fraction,
                                          confidence=confidence, seed=seed, verbose=verbose, **params)
+    spec = declared
+    if spec is None:
+        raise GateError("train_calibrated: a spec is required when training from arrays")
     gate = ConformalGate(tolerance, confidence=confidence, score=score, domain=domain, seed=seed, regions=regions,
                          region_levels=region_levels, batch_rows=batch_rows, max_tune_rows=max_tune_rows)
     if isinstance(source, CaptureStore):
-        spec = spec or source.spec
-        assert spec is not None
         cal_rows = StoreRows(source, (calibration_fraction, seed, True), batch_rows)
         train_rows = StoreRows(source, (calibration_fraction, seed, False), batch_rows)
         n_cal, n_train = cal_rows.n_rows, train_rows.n_rows
@@ -97,8 +98,6 @@ def train_calibrated(
         fit_kw: dict[str, Any] = {"rows": ~calibration_mask(len(source), calibration_fraction, seed),
                                   "max_memory_bytes": max_memory_bytes}
     else:
-        if spec is None:
-            raise GateError("train_calibrated: a spec is required when training from arrays")
         X, Y = (np.asarray(a, np.float64) for a in source)
         if X.ndim != 2 or X.shape[1] != spec.n_in_features or Y.shape != (len(X), spec.n_out_features):
             raise GateError(f"train_calibrated: X must be (n, {spec.n_in_features}) and Y (n, {spec.n_out_features}) "
@@ -149,22 +148,41 @@ def _train_calibrated_ragged(source: Any, spec: Spec, tolerance: Tolerance, *, b
     return art, result, gate
 
 
+def train_gated(source: Any, spec: Spec | None, tolerance: Tolerance | None, *, backend: Any = "torch",
+                default_gate: bool = True, calibration_fraction: float = 0.25, confidence: float = 0.95,
+                **kw: Any) -> tuple[Any, Any]:
+    """Train a model for ``spec`` on a capture store with the gate ``auto`` mode will use, stored in the
+    artefact (``art.sections["gate"]``): with a ``tolerance``, a certified :class:`ConformalGate`
+    (:func:`train_calibrated`); without, the captured-range :class:`~phasm.gate.range.RangeGate`
+    (``default_gate=False``: none).  ``spec``: default, the store's.  Returns ``(artefact, train_result)``.
+    """
+    from phasm.bindings.layout import input_layout
+    from phasm.train.fit import fit_model
+
+    if tolerance is not None:
+        art, result, _ = train_calibrated(source, spec, tolerance, backend=backend,
+                                          calibration_fraction=calibration_fraction, confidence=confidence, **kw)
+        return art, result
+    art, result = fit_model(source, spec, backend=backend, **kw)
+    if default_gate and source is None:  # trained from physics alone: trust the declared domain, no wider
+        from phasm.train.physics import domain_bounds
+
+        lower, upper = domain_bounds(art.spec, kw.get("domain") or {})
+        art.sections["gate"] = RangeGate(margin=0.0).fit(np.stack([lower, upper])).to_json()
+    elif default_gate:
+        art.sections["gate"] = range_gate_for_store(source, input_layout(art.spec), seed=kw.get("seed", 0)).to_json()
+    return art, result
+
+
 def _train_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str, Any] | None, backend: Any,
-                 kw: dict[str, Any], out: str) -> None:
+                 kw: dict[str, Any], out: str, default_gate: bool = True) -> None:
     """Child-process body of :func:`train_in_subprocess`: train (and calibrate), save the folder."""
     try:
         from phasm.store.reader import CaptureStore
-        from phasm.train.fit import fit_model
 
         spec = Spec.from_json(spec_json)
-        kw = dict(kw)
-        cal, conf = kw.pop("calibration_fraction", 0.25), kw.pop("confidence", 0.95)
-        source = CaptureStore(store)
-        if tolerance_json is not None:
-            art, _, _ = train_calibrated(source, spec, Tolerance.from_json(tolerance_json), backend=backend,
-                                         calibration_fraction=cal, confidence=conf, **kw)
-        else:
-            art, _ = fit_model(source, spec, backend=backend, **kw)
+        tol = Tolerance.from_json(tolerance_json) if tolerance_json is not None else None
+        art, _ = train_gated(CaptureStore(store), spec, tol, backend=backend, default_gate=default_gate, **kw)
         art.save(out)
     except BaseException as exc:
         import traceback
@@ -174,7 +192,7 @@ def _train_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str
 
 
 def train_in_subprocess(store: Any, spec: Spec, tolerance: Tolerance | None, backend: Any, kw: dict[str, Any],
-                        timeout: float | None = None) -> Path:
+                        timeout: float | None = None, *, default_gate: bool = True) -> Path:
     """Train (and, with a tolerance, calibrate) in a fresh ``spawn`` process; returns the saved model folder.
 
     The caller's threads keep the GIL to themselves while the child trains;
@@ -188,7 +206,7 @@ def train_in_subprocess(store: Any, spec: Spec, tolerance: Tolerance | None, bac
     ctx = multiprocessing.get_context("spawn")
     proc = ctx.Process(target=_train_child, daemon=True, name="phasm-retrain",
                        args=(str(store), spec.to_json(), tolerance.to_json() if tolerance is not None else None,
-                             backend, dict(kw), str(out)))
+                             backend, dict(kw), str(out), default_gate))
     proc.start()
     proc.join(timeout)
     if proc.is_alive():

@@ -260,4 +260,5 @@ class CalibrationReport:
 
 
 def json_number(x: float) -> float | str:
+    """A float for JSON: infinities as ``"inf"`` / ``"-inf"`` (JSON has no infinity)."""
     return float(x) if np.isfinite(x) else ("inf" if x > 0 else "-inf")

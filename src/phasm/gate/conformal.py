@@ -159,13 +159,13 @@ class ConformalGate(Gate):
         kind = self.score_
         with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows are rejected below
             if "spread" in kind:
-                if _has_members(model):
+                if model.has_members:
                     members = np.asarray(model.predict_members(X), np.float32)
                     Y = members.mean(axis=0)
                     std = None
                 else:  # a native predictive std (a Gaussian process)
                     Y, members = np.asarray(model.predict(X), np.float32), None
-                    std = model.backend.predict_std(model.x_norm.transform(X)) * model.y_norm.scale
+                    std = model.predict_std(X)
             else:
                 members, std, Y = None, None, np.asarray(model.predict(X), np.float32)
         ok, dist, near = self.domain.check(X2, Y)
@@ -189,7 +189,7 @@ class ConformalGate(Gate):
         return Y, score, band
 
     def _resolve_score(self, model: Any, have_residuals: bool) -> str:
-        members = model is not None and (_has_members(model) or _has_std(model))
+        members = model is not None and (model.has_members or model.has_std)
         knn = self.domain.metric_ == "knn"
         if self.score == "auto":
             if knn and have_residuals:
@@ -382,12 +382,14 @@ class ConformalGate(Gate):
     def expected_fallback_rate(self) -> float:
         """Share of in-distribution calls expected to fall back (measured on the calibration rows)."""
         self._check()
+        assert self.report_ is not None
         return self.report_.expected_fallback_rate
 
     # -- persistence ----------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
         self._check()
+        assert self.report_ is not None
         return {"kind": self.kind, "format": FORMAT, "tolerance": self.tolerance.to_json(),
                 "confidence": self.confidence, "score": self.score, "tune_fraction": self.tune_fraction,
                 "seed": self.seed, "regions": self.regions,
@@ -452,17 +454,3 @@ def feature_names(spec: Any) -> list[str]:
         out += [v.name] if v.size == 1 else [f"{v.name}[{i}]" for i in range(v.size)]
     return out
 
-
-def _has_std(model: Any) -> bool:
-    return callable(getattr(getattr(model, "backend", None), "predict_std", None)) and hasattr(model, "y_norm")
-
-
-def _has_members(model: Any) -> bool:
-    backend = getattr(model, "backend", model)
-    return type(backend).predict_members is not _base_predict_members()
-
-
-def _base_predict_members() -> Any:
-    from phasm.backends.base import Backend
-
-    return Backend.predict_members

@@ -34,11 +34,13 @@ DIAGONAL_ABOVE = 256
 
 
 def encode_array(a: np.ndarray) -> dict[str, Any]:
+    """A float32 array as a JSON record (shape and base64 bytes)."""
     a = np.ascontiguousarray(a, np.float32)
     return {"shape": list(a.shape), "float32_base64": base64.b64encode(a.tobytes()).decode("ascii")}
 
 
 def decode_array(d: dict[str, Any], what: str) -> np.ndarray:
+    """Inverse of :func:`encode_array`; a malformed record is an error naming ``what``."""
     try:
         raw = base64.b64decode(d["float32_base64"], validate=True)
         return np.frombuffer(raw, np.float32).reshape(d["shape"]).copy()
@@ -253,7 +255,7 @@ class DomainGate(Gate):
         single = X2.dtype == np.float32  # model inputs: compare and standardise in float32 (2-3x faster)
         low, high, mean, inv_scale = self._f32() if single else (self.low_, self.high_, self.mean_, 1.0 / self.scale_)
         with np.errstate(invalid="ignore"):  # NaN compares False: out of range
-            ok = ((X2 >= low) & (X2 <= high)).all(1)
+            ok = np.asarray(((X2 >= low) & (X2 <= high)).all(1))
         if Y is not None:
             ok &= finite_rows(Y)
         near = None

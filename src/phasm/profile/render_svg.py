@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from html import escape
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from phasm.profile.session import Session
 
@@ -71,7 +71,7 @@ def render_svg(session: Session, view: str, *, scores: Mapping[int, float] | Non
     pad = 10
     scale = (width - 2 * pad) / total if total > 0 else 0.0
 
-    stack = [(root, pad, 0)]
+    stack: list[tuple[Any, float, int]] = [(root, pad, 0)]
     while stack:
         node, x, depth = stack.pop()
         cx = x

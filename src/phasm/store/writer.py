@@ -36,6 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from phasm.bindings.spec import Spec, SpecError, Variable
+from phasm.errors import StoreError
 
 FORMAT_VERSION = 1
 ROWS_DATASET = "_rows"
@@ -160,10 +161,18 @@ class CaptureWriter:
 
         if not (self.path.exists() or shard_dir(self.path).exists()):
             return
-        try:
-            existing = CaptureStore(self.path).spec
-        except FileNotFoundError:
-            return
+        for attempt in range(40):
+            try:
+                existing = CaptureStore(self.path).spec
+                break
+            except FileNotFoundError:
+                return
+            except StoreError:
+                # Another process is creating a shard this instant (not readable until it turns
+                # SWMR on): look again shortly.
+                if attempt == 39:
+                    raise
+                time.sleep(0.025)
         self.spec.check_compatible(existing, f"existing store {self.path}")
 
     def _try_lock_main(self) -> bool:

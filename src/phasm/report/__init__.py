@@ -1,1 +1,0 @@
-"""phasm.report layer (see DESIGN.md)."""
