@@ -91,8 +91,8 @@ def train_calibrated(
     gate = ConformalGate(tolerance, confidence=confidence, score=score, domain=domain, seed=seed, regions=regions,
                          region_levels=region_levels, batch_rows=batch_rows, max_tune_rows=max_tune_rows)
     if isinstance(source, CaptureStore):
-        cal_rows = StoreRows(source, (calibration_fraction, seed, True), batch_rows)
-        train_rows = StoreRows(source, (calibration_fraction, seed, False), batch_rows)
+        cal_rows: StoreRows | ArrayRows = StoreRows(source, (calibration_fraction, seed, True), batch_rows)
+        train_rows: StoreRows | ArrayRows = StoreRows(source, (calibration_fraction, seed, False), batch_rows)
         n_cal, n_train = cal_rows.n_rows, train_rows.n_rows
         train_source: Any = source
         fit_kw: dict[str, Any] = {"rows": ~calibration_mask(len(source), calibration_fraction, seed),
@@ -116,6 +116,7 @@ def train_calibrated(
     # so every calibration row certifies.
     gate.fit_rows(cal_rows, train_rows, art, spec=spec)
     art.sections["gate"] = gate.to_json()
+    assert gate.report_ is not None
     art.training["calibration_rows"] = int(gate.report_.n_calibration)
     return art, result, gate
 

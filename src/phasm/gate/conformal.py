@@ -112,6 +112,7 @@ class ConformalGate(Gate):
     """
 
     kind = "conformal"
+    legacy_: bool = False  # loaded from a record written before regions (one threshold)
 
     def __init__(self, tolerance: Tolerance, confidence: float = 0.95, score: str = "auto",
                  domain: DomainGate | None = None, tune_fraction: float = 0.3, seed: int = 0,
@@ -295,6 +296,7 @@ class ConformalGate(Gate):
         if tune.any():
             score, band, miss = score[~tune], band[~tune], miss[~tune]
         self._select(s_tune, b_tune, score, band, miss)
+        assert self.report_ is not None
         self.report_.n_calibration = k
         return self
 
@@ -441,7 +443,7 @@ class ConformalGate(Gate):
 
     def describe(self) -> str:
         where = self.regions_.describe()
-        if getattr(self, "legacy_", False):
+        if self.legacy_:
             where += " (saved by an older phasm: retrain for per-region bounds)"
         ts = ", ".join(f"{t:.3g}" for t in self.thresholds_)
         return f"{self.domain.describe()}; {self.score_} score <= [{ts}] over {where}; {self.report_}"

@@ -239,7 +239,7 @@ class DomainGate(Gate):
         """Rows ``(n,)`` whose every feature lies in the captured (widened) range."""
         self._check()
         X = np.asarray(X, np.float64)
-        return ((X >= self.low_) & (X <= self.high_)).all(1)
+        return np.asarray(((X >= self.low_) & (X <= self.high_)).all(1))
 
     def accept(self, X: np.ndarray, Y: np.ndarray, model: Any) -> np.ndarray:
         """Finite rows inside the captured range and within ``radius_`` of the training inputs."""

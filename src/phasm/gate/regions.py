@@ -217,7 +217,7 @@ class RegionPartition:
                 inside = ((Xb >= self.edge_low_) & (Xb <= self.edge_high_)).all(2).sum(1)
             else:
                 inside = np.zeros(n, np.int64)
-                for lo, hi in zip(self.edge_low_, self.edge_high_):
+                for lo, hi in zip(self.edge_low_, self.edge_high_):  # type: ignore[arg-type]
                     inside += ((X2 >= lo) & (X2 <= hi)).all(axis=1)
             band = B - inside
         if self.distance_cuts_ is not None:
@@ -287,5 +287,5 @@ class RegionPartition:
             return "one region (the average over the capture distribution)"
         which = ""
         if self.edge_features_ is not None and (names or self.features is not None):
-            which = " of " + ", ".join(names[j] if names else str(j) for j in self.edge_features_)  # type: ignore[union-attr]
+            which = " of " + ", ".join(names[int(j)] if names else str(int(j)) for j in self.edge_features_)
         return f"{self.n_bands} {self.kind} bands{which} (outer shares {', '.join(f'{s:.1%}' for s in self.levels)})"

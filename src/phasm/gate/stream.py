@@ -149,8 +149,9 @@ class TrainingSample:
         pick = None
         if n_max > max_rows:  # positions among the used rows, chosen before reading (non-finite ones drop out)
             pick = np.sort(np.random.default_rng([seed, 0x5A3F]).choice(n_max, max_rows, replace=False))
-        n, mean, m2 = 0, None, None
-        low = high = None
+        n = 0
+        mean: np.ndarray | None = None
+        m2 = low = high = np.zeros(0)
         xs: list[np.ndarray] = []
         ys: list[np.ndarray] = []
         for X, Y, pos in rows.batches():
@@ -174,6 +175,6 @@ class TrainingSample:
                 ys.append(Y[sel])
         if n == 0 or mean is None:
             raise GateError("calibration: no finite training rows")
-        std = np.sqrt(m2 / n)
+        std = np.sqrt(np.asarray(m2) / n)
         X = np.concatenate(xs)
         return cls(n, low, high, mean, std, X, np.concatenate(ys) if ys else None)  # type: ignore[arg-type]

@@ -127,7 +127,7 @@ class Tolerance:
 
         Returns ``self``; raises :class:`~phasm.errors.GateError` naming the variable otherwise.
         """
-        outputs = [v.name for v in spec.outputs]
+        outputs = [str(v.name) for v in spec.outputs]
         for name in sorted(self._named()):
             if name not in outputs:
                 raise GateError(f"Tolerance: output {name!r} is not an output of {spec.function} "
@@ -168,7 +168,7 @@ class Tolerance:
                 e = np.linalg.norm(E[:, col : col + v.size].astype(np.float64), axis=1)
                 y = np.linalg.norm(Y_ref[:, col : col + v.size].astype(np.float64), axis=1)
             col += v.size
-            rel, mabs = self.limits(v.name)
+            rel, mabs = self.limits(str(v.name))
             allowed = np.zeros(n)
             if rel is not None:
                 allowed = np.maximum(allowed, rel * y)
