@@ -158,6 +158,8 @@ class Browser:
 
     def screenshot(self, path: Path, width: int = 1280) -> tuple[int, int]:
         """A full-page PNG; returns its size in CSS pixels."""
+        self.call("Emulation.setDeviceMetricsOverride", {"width": width, "height": 800, "deviceScaleFactor": 1,
+                                                         "mobile": False}, session=True)  # lay out at this width first
         metrics = self.call("Page.getLayoutMetrics", session=True)
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         height = int(size["height"]) + 1

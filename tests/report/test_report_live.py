@@ -97,3 +97,28 @@ def test_threshold_curve_is_consistent(rows: list[tuple[float, bool]]) -> None:
         assert m == pytest.approx(missed[acc].mean()) and m <= u + 1e-12
     if finite.any():
         assert c.accepted[-1] == finite.sum()  # the last threshold accepts every row the domain lets through
+
+
+@pytest.mark.parametrize("tolerance", [None, phasm.Tolerance(rel=0.05, max_miss_rate=0.1)])
+def test_rows_with_nan_are_left_out_and_not_taken_for_later_captures(tmp_path: Path, tolerance) -> None:
+    """Training drops non-finite rows (calibrated training before counting them): none of the store's rows
+    came after training, and the errors are those of the finite rows."""
+    def f(x: float) -> float:
+        return math.nan if 0.40 < x < 0.45 else x * x
+
+    fn = phasm.surrogate(f, store=tmp_path / "n.h5", backend="ridge", tolerance=tolerance, mode="capture")
+    for x in np.random.default_rng(3).uniform(0, 1, 1000):
+        fn(float(x))
+    fn.train(degree=2)
+    from phasm.report import collect
+
+    fn.save(tmp_path / "m")
+    fn.close()
+    s, = collect([tmp_path / "m", tmp_path / "n.h5"]).surrogates
+    assert s.accuracy is not None and not s.accuracy.after_training.any()
+    assert s.data is not None and s.data.columns[-1].stats["nonfinite"] > 0
+    n_nan = s.data.columns[-1].stats["nonfinite"]
+    assert s.accuracy.n_rows == 1000 - n_nan and np.isfinite(s.accuracy.outputs[0].rel_error).all()
+    assert np.median(s.accuracy.outputs[0].rel_error) < 1e-5  # x**2 by a quadratic: exact up to float32
+    assert f"{n_nan} sampled rows with non-finite values left out" in s.accuracy.rows_label
+    assert s.production is not None and s.production.replay is None

@@ -21,10 +21,10 @@ import numpy as np
 
 from phasm.bindings.spec import Spec
 from phasm.errors import ArtefactError, BackendError, GateError, ReportError, SpecError
-from phasm.gate import ConformalGate, gate_from_json
+from phasm.gate import ConformalGate, finite_rows, gate_from_json
 from phasm.report import evaluate
 from phasm.report.model import GateData, ProductionData, SpecVariable, SurrogateData, TrainingData
-from phasm.report.sample import Rows, has_ragged, read_rows, summarize
+from phasm.report.sample import Rows, has_ragged, read_rows, summarize, take
 from phasm.store.reader import CaptureStore
 from phasm.train.artefact import ModelArtefact
 
@@ -108,20 +108,37 @@ def spec_variables(spec: Spec) -> list[SpecVariable]:
     return out
 
 
-def training_rows(record: dict[str, Any]) -> int:
-    """Rows the model was trained, validated and calibrated on (0: not recorded)."""
+def recorded_rows(record: dict[str, Any]) -> int:
+    """Finite rows the model was trained, validated and calibrated on, by its training record (0: not recorded)."""
     return sum(int(record.get(k) or 0) for k in ("n_train", "n_val", "calibration_rows", "dropped_nonfinite"))
 
 
-def rows_label(n_eval: int, n_store: int, n_used: int, store: str) -> str:
+def training_boundary(store: CaptureStore, target: int, batch: int = 65536) -> int:
+    """The row just past the ``target``-th row of the store whose inputs and outputs are all finite.
+
+    Training leaves non-finite rows out (before counting them, or counting them as dropped), and a
+    store only grows, so every finite row from there on was captured after the model was trained.
+    Returns ``len(store) + 1`` when the store holds fewer such rows: not the model's training store.
+    """
+    seen = 0
+    for start in range(0, len(store), batch):
+        X, Y = store.matrices(start, start + batch, dtype=np.float64)
+        count = np.cumsum(finite_rows(X) & finite_rows(Y))
+        if len(count) and seen + int(count[-1]) >= target:
+            return start + int(np.searchsorted(count, target - seen)) + 1
+        seen += int(count[-1]) if len(count) else 0
+    return len(store) + 1
+
+
+def rows_label(n_eval: int, n_store: int, boundary: int, store: str) -> str:
     what = f"all {n_store}" if n_eval == n_store else f"{n_eval} of the {n_store}"
-    if n_used == 0:
+    if boundary == 0:
         return f"{what} rows of {store} (the model's record does not say how many it trained on)"
-    if n_used > n_store:
-        return (f"{what} rows of {store}, which holds fewer rows than the model trained on ({n_used}): "
+    if boundary > n_store:
+        return (f"{what} rows of {store}, which holds fewer finite rows than the model trained on: "
                 "not its training store, or only a part of it")
-    after = n_store - n_used
-    return (f"{what} rows of {store}: its first {n_used} rows are those the model was trained, validated and "
+    after = n_store - boundary
+    return (f"{what} rows of {store}: its first {boundary} rows are those the model was trained, validated and "
             f"calibrated on (errors there flatter it); {after} row{'s' if after != 1 else ''} captured after training")
 
 
@@ -177,12 +194,21 @@ def collect_surrogate(info: ModelInfo | None, store: CaptureStore | None, *, gat
 def _evaluate(d: SurrogateData, info: ModelInfo, store: CaptureStore, rows: Rows, gate: Any, tolerance: Any,
               max_rows: int) -> None:
     spec, model = info.spec, info.model
-    n_store, n_used = len(store), training_rows(info.training)
+    n_store = len(store)
+    target = recorded_rows(info.training)
+    boundary = training_boundary(store, target) if target else 0
     confidence = float((d.gate.report or {}).get("confidence", 0.95)) if d.gate else 0.95
     X, Y = evaluate.matrices(spec, rows)
+    finite = finite_rows(X) & finite_rows(Y)  # as in training: rows with NaN/inf are left out
+    rows, X, Y = take(rows, finite), X[finite], Y[finite]
+    if not len(rows):
+        d.notes.append("no row of the store has finite inputs and outputs: nothing to evaluate the model on")
+        return
     P = evaluate.predict(model, X)
-    after = (rows.rows >= n_used) if 0 < n_used <= n_store else np.zeros(len(rows), bool)
-    label = rows_label(len(rows), n_store, n_used, str(store.path))
+    after = (rows.rows >= boundary) if 0 < boundary <= n_store else np.zeros(len(rows), bool)
+    label = rows_label(len(rows), n_store, boundary, str(store.path))
+    if not finite.all():
+        label += f"; {int((~finite).sum())} sampled rows with non-finite values left out, as in training"
     d.accuracy = evaluate.accuracy(spec, rows, Y, P, after, tolerance, label)
     # The gate on later captures alone when there are enough of them, else on every evaluated row.
     sel = after if after.sum() >= MIN_AFTER_ROWS else np.ones(len(rows), bool)
@@ -195,11 +221,14 @@ def _evaluate(d: SurrogateData, info: ModelInfo, store: CaptureStore, rows: Rows
     if scored is not None and tolerance is not None:
         Yg, score = scored
         d.gate.curve = evaluate.threshold_curve(score, tolerance.misses(spec, Ys, Yg), confidence)
-    if 0 < n_used < n_store:
-        later = read_rows(store, max_rows, start=n_used)
+    if 0 < boundary < n_store:
+        later = read_rows(store, max_rows, start=boundary)
         Xl, Yl = evaluate.matrices(spec, later)
-        Pl = evaluate.predict(model, Xl)
-        acc = evaluate.accepted_rows(gate, model, Xl, Pl)
-        missed_l = tolerance.misses(spec, Yl, Pl) if tolerance is not None else None
-        assert d.production is not None
-        d.production.replay = evaluate.replay(spec, later, Yl, Pl, acc, missed_l)
+        ok = finite_rows(Xl) & finite_rows(Yl)
+        later, Xl, Yl = take(later, ok), Xl[ok], Yl[ok]
+        if len(later):
+            Pl = evaluate.predict(model, Xl)
+            acc = evaluate.accepted_rows(gate, model, Xl, Pl)
+            missed_l = tolerance.misses(spec, Yl, Pl) if tolerance is not None else None
+            assert d.production is not None
+            d.production.replay = evaluate.replay(spec, later, Yl, Pl, acc, missed_l)

@@ -5,6 +5,8 @@ Every value that comes from a file or a function name is escaped; only :class:`H
 
 Example
 -------
+>>> seconds(0.000251), seconds(0.0), pct(0.0123)
+('251 us', '0 s', '1.23%')
 >>> print(table(["name", "value"], [["<x>", 1.5]]))
 <table><thead><tr><th scope="col">name</th><th scope="col">value</th></tr></thead><tbody><tr><td>&lt;x&gt;</td><td class="num">1.5</td></tr></tbody></table>
 """
@@ -55,6 +57,8 @@ def seconds(x: float | None) -> str:
     """A duration with a unit that fits: ns, us, ms or s."""
     if x is None or not math.isfinite(x):
         return fmt(x)
+    if x == 0:
+        return "0 s"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if abs(x) >= scale:
             return f"{x / scale:.3g} {unit}"

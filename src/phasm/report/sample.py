@@ -69,6 +69,14 @@ def _concat(variables: tuple[Variable, ...], parts: list[dict[str, Any]]) -> dic
     return out
 
 
+def take(rows: Rows, mask: np.ndarray) -> Rows:
+    """The rows where ``mask`` is true (fixed-shape variables)."""
+    def pick(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: np.asarray(v)[mask] for k, v in values.items()}
+
+    return Rows(pick(rows.inputs), pick(rows.outputs), rows.rows[mask])
+
+
 def describe_shape(shape: tuple[int, ...]) -> str:
     """``()`` -> 'scalar', ``(32, 32)`` -> '32x32'."""
     return "scalar" if not shape else "x".join(str(s) for s in shape)

@@ -52,6 +52,10 @@ def _parity(o: OutputAccuracy) -> Html:
     ax.scatter(t, p, s=5, alpha=0.35, color=COLOURS[0], edgecolors="none")
     if len(t):
         lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+        if log_scale_fits(t):  # true values over decades: log axes (symmetric-log where predictions are not > 0)
+            lo = float(t.min())
+            ax.set_xscale("log")
+            ax.set_yscale("log") if (p > 0).all() else ax.set_yscale("symlog", linthresh=lo)
         ax.plot([lo, hi], [lo, hi], color="k", lw=1, label="predicted = true")
         ax.legend(fontsize=7, loc="upper left")
     ax.set_xlabel(f"true {o.name}", fontsize=8)
