@@ -122,3 +122,25 @@ def test_rows_with_nan_are_left_out_and_not_taken_for_later_captures(tmp_path: P
     assert np.median(s.accuracy.outputs[0].rel_error) < 1e-5  # x**2 by a quadratic: exact up to float32
     assert f"{n_nan} sampled rows with non-finite values left out" in s.accuracy.rows_label
     assert s.production is not None and s.production.replay is None
+
+
+def test_a_model_whose_backend_is_missing_still_reports_its_record(tmp_path: Path, monkeypatch) -> None:
+    """Reading a colleague's model without torch: spec, training record and certificate from phasm.json, and a note."""
+    from phasm.errors import BackendUnavailable
+    from phasm.train import ModelArtefact
+
+    fn = phasm.surrogate(_wave, store=tmp_path / "w.h5", backend="ridge", mode="capture",
+                         tolerance=phasm.Tolerance(rel=0.02, abs=1e-3, max_miss_rate=0.05))
+    for a, b in np.random.default_rng(2).uniform(0, 3, (1200, 2)):
+        fn(float(a), float(b))
+    fn.train(degree=5)
+    fn.save(tmp_path / "m")
+    fn.close()
+
+    def missing(cls, path, **kw):
+        raise BackendUnavailable("backend 'ridge' needs a library that is not installed")
+
+    monkeypatch.setattr(ModelArtefact, "load", classmethod(missing))
+    html = build_report([tmp_path / "m", tmp_path / "w.h5"], tmp_path / "r.html").read_text()
+    assert {s for _, s in parse(html).sections} == {"spec", "data", "training", "gate"}
+    assert "could not be loaded here" in html and "certified: with 95% confidence" in html
