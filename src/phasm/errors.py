@@ -13,7 +13,8 @@ from __future__ import annotations
 
 __all__ = [
     "ArtefactError", "BackendError", "BackendUnavailable", "ExportError", "GateError", "GateNotFitted",
-    "ModelNotLoaded", "OpticError", "PhasmError", "SampleError", "SpecError", "StoreError", "TargetError",
+    "ModelNotLoaded", "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreError",
+    "TargetError",
 ]
 
 
@@ -67,3 +68,7 @@ class TargetError(PhasmError, ValueError):
 
 class SampleError(PhasmError, ValueError):
     """A design of experiments (its input space, method or run record) cannot be built or resumed as asked."""
+
+
+class ReportError(PhasmError, ValueError):
+    """A report target (model folder, store, profile or bench output) cannot be recognised or read."""
