@@ -12,8 +12,9 @@ True
 from __future__ import annotations
 
 __all__ = [
-    "ArtefactError", "BackendError", "BackendUnavailable", "ExportError", "GateError", "ModelNotLoaded",
-    "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreError", "TargetError",
+    "ArtefactError", "BackendError", "BackendUnavailable", "ExportError", "GateError", "GateNotFitted",
+    "ModelNotLoaded", "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreError",
+    "TargetError",
 ]
 
 
@@ -47,6 +48,10 @@ class BackendUnavailable(BackendError):
 
 class GateError(PhasmError, ValueError):
     """A trust gate cannot be built, calibrated or loaded as asked."""
+
+
+class GateNotFitted(PhasmError, RuntimeError):
+    """A trust gate was used before it was calibrated (``fit``) or loaded."""
 
 
 class ExportError(PhasmError, ValueError):

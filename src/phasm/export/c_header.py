@@ -117,7 +117,9 @@ def _comment_block(model: ModelPlan, gate: GatePlan, info: HeaderInfo, p: str) -
     lines += ["", f"Trust gate: {c(gate.description)}"]
     if gate.kind == "conformal":
         lines.append(f"    score: {c(gate.score)}; threshold {gate.threshold:.6g}" if gate.regions is None
-                     else f"    score: {c(gate.score)}; one threshold per region of the {c(gate.regions.source)}")
+                     else f"    score: {c(gate.score)}; one threshold per region"
+                     + (f" band ({len(gate.regions.thresholds)} bands)" if gate.regions.source == "bands"
+                        else f" of the {c(gate.regions.source)}"))
         lines.append(f"Tolerance: {c(gate.tolerance_text)}")
         lines.append(f"Certificate: {c(gate.certificate)}")
         lines.append("    (for calls from the distribution the captures came from)")
