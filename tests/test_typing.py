@@ -16,7 +16,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # xfail(strict=True) case below, so a cleaned-up area fails the test until it is taken off the list.
 PENDING = {
     "src/phasm/store/": "helper `store`: --strict typing of phasm.store",
-    "src/phasm/discover/": "discover: left for a later wave",
 }
 
 

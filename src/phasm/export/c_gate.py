@@ -222,7 +222,7 @@ class GateEmitter:
             if rel:
                 lines.append("        yn = sqrt(y2);")
             lines.append("        allowed = 0.0;")
-            if rel:
+            if tol.rel is not None:
                 lines.append(f"        if ({c_double(tol.rel)} * yn > allowed) allowed = {c_double(tol.rel)} * yn;")
             if tol.abs is not None:
                 lines.append(f"        if ({c_double(tol.abs)} > allowed) allowed = {c_double(tol.abs)};")

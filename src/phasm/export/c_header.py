@@ -44,7 +44,10 @@ def header_info(art: Any, model_version: str = "", files: dict[str, str] | None 
     spec = art.spec
 
     def lines(variables: Any) -> tuple[list[tuple[str, str]], list[tuple[str, int, int]], list[int]]:
-        out, offs, ints, col = [], [], [], 0
+        out: list[tuple[str, str]] = []
+        offs: list[tuple[str, int, int]] = []
+        ints: list[int] = []
+        col = 0
         for v in variables:
             shape = "scalar" if not v.shape else "x".join(map(str, v.shape)) + " row-major"
             out.append((f"[{col}]" if v.size == 1 else f"[{col}..{col + v.size - 1}]",

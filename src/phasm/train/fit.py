@@ -52,6 +52,7 @@ def fit_model(
     ``output_range=``: physics-informed training (:func:`phasm.train.physics.prepare_physics`;
     then ``source`` may be ``None``, training from the physics alone).
     """
+    data: ArrayData | StoreData
     if wants_physics(params) or source is None:
         spec, est, data, record = prepare_physics(source, spec, backend=backend, val_fraction=val_fraction, seed=seed, **params)
         return fit_and_package(spec, est, data, seed=seed, val_fraction=val_fraction, verbose=verbose, training=record)
@@ -63,8 +64,7 @@ def fit_model(
         spec = spec or source.spec
         assert spec is not None
         source.spec.check_compatible(spec, f"store {source.path}")  # type: ignore[union-attr]
-        data: ArrayData | StoreData = training_data(source, val_fraction=val_fraction, seed=seed, rows=rows,
-                                                    max_memory_bytes=max_memory_bytes)
+        data = training_data(source, val_fraction=val_fraction, seed=seed, rows=rows, max_memory_bytes=max_memory_bytes)
     else:
         if spec is None:
             raise ValueError("fit_model: a spec is required when training from arrays")
