@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtefactError", "BackendError", "BackendUnavailable", "GateError", "ModelNotLoaded",
-    "OpticError", "PhasmError", "SpecError", "StoreError", "TargetError",
+    "OpticError", "PhasmError", "SpecError", "StoreDamaged", "StoreError", "TargetError",
 ]
 
 
@@ -31,6 +31,16 @@ class OpticError(PhasmError, ValueError):
 
 class StoreError(PhasmError, ValueError):
     """A file is not a readable phasm capture store, or cannot be written as one."""
+
+
+class StoreDamaged(StoreError):
+    """A store file is truncated or altered; ``recoverable`` of its ``committed`` rows verify (``phasm repair``)."""
+
+    def __init__(self, message: str, *, path: object = None, recoverable: int = 0, committed: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.recoverable = recoverable
+        self.committed = committed
 
 
 class ArtefactError(PhasmError, ValueError):
