@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "phasm.cli.inspect",
     "phasm.cli.profile",
     "phasm.cli.gate",
+    "phasm.cli.store",
 ]
 
 

@@ -13,7 +13,7 @@ console = Console()
 
 def fail(message: str) -> NoReturn:
     """Print ``error: message`` and exit with status 1."""
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # one line, however long
     raise typer.Exit(code=1)
 
 
