@@ -159,3 +159,40 @@ def test_repair_waits_for_a_live_writer(tmp_path):
 
 def test_store_errors_are_phasm_errors():
     assert issubclass(StoreDamaged, StoreError) and issubclass(StoreError, PhasmError)
+
+
+def write_format_1(path, n):
+    """A store as phasm wrote it before format 2: no commit log, no checksums."""
+    import json
+
+    spec = known_spec()
+    (ids, v), (y, k) = known_rows_for(n)
+    with h5py.File(path, "w", libver="latest") as f:
+        f.attrs.update({"phasm_format": 1, "phasm_version": "0.1.0", "function": spec.function,
+                        "spec": json.dumps(spec.to_json()), "spec_hash": spec.hash, "created": "2026-01-01T00:00:00"})
+        for name, data in (("in/i", ids), ("in/v", v), ("out/y", y), ("out/k", k)):
+            f.create_dataset(name, data=data, maxshape=(None, *data.shape[1:]), chunks=(64, *data.shape[1:]))
+        f["_rows"] = np.array([n], np.int64)
+
+
+def known_rows_for(n):
+    from known_store import known_rows
+
+    return known_rows(np.arange(1, n + 1))
+
+
+def test_format_1_stores_still_read_and_capture_goes_on_in_a_shard(tmp_path):
+    path = tmp_path / "old.h5"
+    write_format_1(path, 500)
+    assert len(check_rows(*CaptureStore(path).read())) == 500
+    with CaptureWriter(path, known_spec()) as w:
+        (ids, v), (y, k) = known_rows_for(501)
+        w.append_row([ids[-1], v[-1]], [y[-1], k[-1]])
+    assert w.file_path.parent.name == "old.h5.shards"  # format 1 files are read, not appended to
+    assert len(check_rows(*CaptureStore(path).read())) == 501
+    os.truncate(path, os.path.getsize(path) - 300)  # cut into the last chunk of the last dataset
+    with pytest.raises(StoreDamaged, match="truncated"):
+        CaptureStore(path)
+    report = repair(path)
+    kept = check_rows(*CaptureStore(path).read())
+    assert report.files[0].action in ("repaired", "set aside") and len(kept) == report.rows_kept
