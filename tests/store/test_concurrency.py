@@ -148,3 +148,38 @@ def test_a_forked_child_never_writes_its_parents_file(tmp_path):
     w.close()
     store = CaptureStore(path)
     assert sorted(check_rows(*store.read()).tolist()) == list(range(1, 41)) and len(store.files) == 2
+
+
+LIVE_WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    sys.path.insert(0, sys.argv[2])
+    from known_store import known_rows, known_spec
+    from phasm.store import CaptureWriter
+
+    with CaptureWriter(sys.argv[1], known_spec(), flush_rows=10) as w:
+        print("open", flush=True)
+        for start in range(1, 3001, 300):
+            ins, outs = known_rows(np.arange(start, start + 300))
+            for r in range(300):
+                w.append_row([ins[0][r], ins[1][r]], [outs[0][r], outs[1][r]])
+    """
+)
+
+
+def test_a_store_reads_consistently_while_another_process_writes_it(tmp_path):
+    script = tmp_path / "writer.py"
+    script.write_text(LIVE_WRITER)
+    path = tmp_path / "live.h5"
+    proc = subprocess.Popen([sys.executable, str(script), str(path), os.path.dirname(__file__)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "open", proc.stderr.read()
+    seen, reads = 0, 0
+    while proc.poll() is None or reads == 0:
+        store = CaptureStore(path)  # a live writer's file: never refused, never a wrong row
+        ids = check_rows(*store.read())
+        assert len(ids) >= seen and sorted(ids.tolist()) == list(range(1, len(ids) + 1))
+        seen, reads = len(ids), reads + 1
+    assert proc.returncode == 0, proc.stderr.read()
+    assert len(CaptureStore(path)) == 3000 and reads > 1

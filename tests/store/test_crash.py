@@ -157,3 +157,10 @@ def test_a_broken_writer_keeps_refusing_and_close_is_quiet(tmp_path, monkeypatch
     w.close()  # already reported: no second error
     assert w.broken and len(CaptureStore(tmp_path / "s.h5")) == 1
     assert os.path.exists(tmp_path / "s.h5")
+
+
+def test_full_disk_when_creating_the_file_leaves_nothing_behind(tmp_path):
+    path, proc = run_full_disk(tmp_path, limit=3000, flush_rows=10, calls=5)
+    assert re.search(r"ERROR .*: cannot create a capture file \(the disk is full\): File too large", proc.stdout), proc.stdout
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.suffix in (".tmp", ".h5")]
+    assert not leftovers, leftovers  # no half-made store file, no temporary file

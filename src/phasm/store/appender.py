@@ -19,6 +19,7 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -34,8 +35,8 @@ from phasm.errors import SpecError, StoreError
 from phasm.store.check import Damage, check_open_file, read_verified
 from phasm.store.files import detach, h5py_module, publish, temp_path, vfd_handle
 from phasm.store.layout import (
-    BLOCK_ATTR, FORMAT_VERSION, LOG_DATASET, OFFSETS, ROWS_DATASET, VALUES, block_rows_for, chunk_rows_for, columns,
-    cumulative, dataset_name, log_width, make_records, variables,
+    BLOCK_ATTR, FORMAT_VERSION, LOG_DATASET, OFFSETS, ROWS_DATASET, SPEC_DIGEST_ATTR, VALUES, block_rows_for,
+    chunk_rows_for, columns, cumulative, dataset_name, log_width, make_records, variables,
 )
 
 
@@ -103,39 +104,49 @@ class FileAppender:
     # -- creating and reopening -------------------------------------------
 
     @staticmethod
-    def initialise(f: Any, spec: Spec) -> None:
-        """Write the attributes and empty datasets of a new store file."""
+    def initialise(f: Any, spec: Spec) -> list[Any]:
+        """Write the attributes and empty datasets of a new store file; return the datasets.
+
+        The caller holds them until the file is flushed: a dataset dropped
+        earlier is closed at once, and a close that fails to write (a full
+        disk) leaves HDF5 unable to close the file cleanly.
+        """
         from phasm import __version__
 
         f.attrs["phasm_format"] = FORMAT_VERSION
         f.attrs["phasm_version"] = __version__
         f.attrs["function"] = spec.function
-        f.attrs["spec"] = json.dumps(spec.to_json())
+        text = json.dumps(spec.to_json())
+        f.attrs["spec"] = text
         f.attrs["spec_hash"] = spec.hash
+        f.attrs[SPEC_DIGEST_ATTR] = hashlib.sha256(text.encode()).hexdigest()  # the whole text, optics included
         f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         rows = block_rows_for(spec)
         f.attrs[BLOCK_ATTR] = rows
+        created = []
         for group, v in variables(spec):
             name = dataset_name(group, v)
             elem_bytes = max(1, int(np.prod(v.shape)) * v.dtype.itemsize)
             if v.ragged:
                 chunk = chunk_rows_for(elem_bytes)
-                f.create_dataset(name + VALUES, shape=(0, *v.shape), maxshape=(None, *v.shape),
-                                 chunks=(chunk, *v.shape), dtype=v.dtype)
+                created.append(f.create_dataset(name + VALUES, shape=(0, *v.shape), maxshape=(None, *v.shape),
+                                                chunks=(chunk, *v.shape), dtype=v.dtype))
                 offsets = f.create_dataset(name + OFFSETS, data=np.zeros(1, np.int64), maxshape=(None,), chunks=(rows,))
                 offsets.attrs["layout"] = "row i = values[offsets[i]:offsets[i+1]]"
+                created.append(offsets)
             else:
-                f.create_dataset(name, shape=(0, *v.shape), maxshape=(None, *v.shape), chunks=(rows, *v.shape),
-                                 dtype=v.dtype)
+                created.append(f.create_dataset(name, shape=(0, *v.shape), maxshape=(None, *v.shape),
+                                                chunks=(rows, *v.shape), dtype=v.dtype))
         width = log_width(len(columns(spec)))
         # The log's chunks are placed when the log grows, ahead of the rows they cover: a cut
         # file keeps the records of the rows it still holds.
         h5py = h5py_module()
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
         dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-        f.create_dataset(LOG_DATASET, shape=(0, width), maxshape=(None, width), chunks=(1024, width), dtype=np.int64,
-                         dcpl=dcpl)
-        f.create_dataset(ROWS_DATASET, data=np.zeros(1, np.int64))
+        created.append(f.create_dataset(LOG_DATASET, shape=(0, width), maxshape=(None, width), chunks=(1024, width),
+                                        dtype=np.int64, dcpl=dcpl))
+        created.append(f.create_dataset(ROWS_DATASET, data=np.zeros(1, np.int64)))
+        return created
 
     @classmethod
     def create(cls, final: Path, spec: Spec) -> tuple[Any, "FileAppender"]:
@@ -151,13 +162,16 @@ class FileAppender:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        fd = vfd_handle(f)  # taken now: after a failed write the file may no longer say
         try:
-            cls.initialise(f, spec)
-            f.close()
+            created = cls.initialise(f, spec)
+            f.flush()  # a full disk fails here, where the file can still be let go of safely
         except BaseException:
-            detach(f, vfd_handle(f))
             tmp.unlink(missing_ok=True)
+            detach(f, fd)
             raise
+        del created
+        f.close()
         publish(tmp, final)
         f = h5py.File(final, "a", libver="latest", locking=False)
         try:

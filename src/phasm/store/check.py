@@ -16,6 +16,7 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -32,7 +33,8 @@ from phasm.store.files import (
     h5py_module, has_hdf5_signature, open_swmr_read, read_attempts_bounded, stored_end_of_file, writer_left_open,
 )
 from phasm.store.layout import (
-    BLOCK_ATTR, FORMAT_VERSION, LOG_DATASET, MAX_BLOCK_ROWS, OFFSETS, READABLE_FORMATS, ROWS_DATASET, VALUES,
+    BLOCK_ATTR, FORMAT_VERSION, LOG_DATASET, MAX_BLOCK_ROWS, OFFSETS, READABLE_FORMATS, ROWS_DATASET, SPEC_DIGEST_ATTR,
+    VALUES,
     StoreWarning, column_piece, columns, crc, cumulative, dataset_name, log_width, make_records, segments,
     valid_records, variables,
 )
@@ -147,6 +149,15 @@ def read_spec(f: Any, path: Path) -> tuple[int, Spec]:
         spec = Spec.from_json(json.loads(text))
     except _PARSE_ERRORS as exc:
         raise StoreError(f"{path}: unreadable spec attribute: {_first_line(exc)}") from None
+    if fmt >= 2:  # HDF5 does not checksum attribute values kept outside the object header
+        digest = _as_text(_attr(f, SPEC_DIGEST_ATTR))
+        try:
+            actual = hashlib.sha256(text.encode()).hexdigest()
+        except UnicodeEncodeError:
+            actual = "(not UTF-8)"
+        if digest != actual:
+            raise StoreError(f"{path}: attribute spec does not match its digest {SPEC_DIGEST_ATTR} "
+                             "(the file was edited or damaged)")
     stored_hash = _as_text(_attr(f, "spec_hash"))
     if stored_hash is None and fmt >= 2:
         raise StoreError(f"{path}: attribute spec_hash is missing or not text")
@@ -297,8 +308,9 @@ def inspect_file(path: Path, store_path: Path, *, lenient: bool = False) -> File
                            path=path) from None
     state.size, state.stored_eof, state.left_open = size, eof, writer_left_open(path)
     if state.truncated and not lenient:
-        kept = sum(b - a for a, b in salvage(state))
-        if state.left_open and state.format >= 2 and kept == state.rows:
+        ranges, whole = salvage(state)
+        kept = sum(b - a for a, b in ranges)
+        if state.left_open and state.format >= 2 and whole:
             warnings.warn(f"{path}: a writer stopped without closing this file (crash or full disk); its "
                           f"{kept} committed rows verify; `phasm repair {store_path}` rewrites it cleanly",
                           StoreWarning, stacklevel=3)
@@ -371,28 +383,35 @@ def _slice(x: Any, a: int, b: int) -> Any:
     return x[a:b]
 
 
-def salvage(state: FileState) -> list[tuple[int, int]]:
-    """The row ranges of a file whose data verifies (all of them for format 1 files whose chunks are on disk)."""
+def salvage(state: FileState) -> tuple[list[tuple[int, int]], bool]:
+    """The row ranges of a file whose data verifies, and whether every block verifies whole.
+
+    Rows verify by their block's checksum, or else by their own flush's; only
+    a file whose every block verifies whole reads without error (format 1
+    files: the rows whose chunks are on disk, always readable).
+    """
     try:
         with open_for_read(state.path) as f:
             if state.block_rows == 0:
-                return _salvage_by_chunks(f, state)
+                return _salvage_by_chunks(f, state), True
             return _salvage_blocks(f, state)
     except (StoreError, *H5_ERRORS):
-        return []
+        return [], state.rows == 0
 
 
-def _salvage_blocks(f: Any, state: FileState) -> list[tuple[int, int]]:
+def _salvage_blocks(f: Any, state: FileState) -> tuple[list[tuple[int, int]], bool]:
     B = state.block_rows
     cols = columns(state.spec)
     ends = state.log[:, 0]
     kept: list[tuple[int, int]] = []
+    whole = True
     for start in range(0, state.rows, B):
         stop = min(start + B, state.rows)
         in_block = state.log[(ends > start) & (ends <= stop)]
         try:
             data, bases = read_span(f, state.spec, start, stop, strict=False)
         except H5_ERRORS:
+            whole = False
             continue
 
         def crcs(a: int, b: int, running: list[int]) -> list[int]:
@@ -404,7 +423,7 @@ def _salvage_blocks(f: Any, state: FileState) -> list[tuple[int, int]]:
                 cumulative(in_block)[-1]):
             kept.append((start, stop))
             continue
-        # Else keep every flush whose own rows verify.
+        whole = False  # else keep every flush whose own rows verify
         seg_starts, seg_crcs = segments(in_block)
         for record, a, expected in zip(in_block, seg_starts, seg_crcs):
             a, b = int(a), int(record[0])
@@ -416,7 +435,7 @@ def _salvage_blocks(f: Any, state: FileState) -> list[tuple[int, int]]:
             merged[-1] = (merged[-1][0], b)
         else:
             merged.append((a, b))
-    return merged
+    return merged, whole
 
 
 def _salvage_by_chunks(f: Any, state: FileState) -> list[tuple[int, int]]:

@@ -120,7 +120,7 @@ class CaptureStore:
             reason = exc.reason
         except (StoreError, *H5_ERRORS) as exc:
             reason = f"unreadable ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
-        kept = sum(b - a for a, b in salvage(part))
+        kept = sum(b - a for a, b in salvage(part)[0])
         raise StoreDamaged(f"{part.path}: {reason}: the file is damaged; {kept} of {part.rows} rows are recoverable; "
                            f"`phasm repair {self.path}` keeps them", path=part.path, recoverable=kept,
                            committed=part.committed)

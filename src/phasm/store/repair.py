@@ -131,9 +131,11 @@ def _repair_file(p: Path, store: Path, dry_run: bool, keep_backup: bool) -> File
             return _set_aside(p, ".unreadable", str(exc).removeprefix(f"{p}: "), dry_run)
         except (StoreError, *H5_ERRORS) as exc:
             return _set_aside(p, ".damaged", f"nothing in it verifies ({str(exc).removeprefix(f'{p}: ')})", dry_run)
-        ranges = salvage(state)
+        ranges, whole = salvage(state)
         kept = sum(b - a for a, b in ranges)
         problems = _problems(state, ranges)
+        if not whole and not problems:
+            problems = ["whole-block checksums do not match (block size or log altered); every flush verifies"]
         if not problems:
             return FileRepair(p, "ok", state.committed, kept, "every committed row verifies")
         detail = "; ".join(problems)
@@ -175,11 +177,13 @@ def _rewrite(state: FileState, ranges: list[tuple[int, int]], keep_backup: bool)
     target = Path(os.path.realpath(state.path))
     tmp = temp_path(target)
     f = h5py_module().File(tmp, "x", libver="latest", locking=False)
+    fd = vfd_handle(f)
     try:
-        FileAppender.initialise(f, state.spec)
-        for key in ("created", "function"):
-            if isinstance(state.attrs.get(key), str):
-                f.attrs[key] = state.attrs[key]
+        created = FileAppender.initialise(f, state.spec)
+        for key in ("created", "function"):  # kept when still clean text
+            value = state.attrs.get(key)
+            if isinstance(value, str) and value.isprintable() and value.encode("utf-8", "ignore").decode() == value:
+                f.attrs[key] = value
         f.attrs["repaired"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         f.attrs["repaired_rows_dropped"] = max(0, state.committed - sum(b - a for a, b in ranges))
         app = FileAppender.reopen(f, state.spec, tmp)
@@ -188,10 +192,11 @@ def _rewrite(state: FileState, ranges: list[tuple[int, int]], keep_backup: bool)
                 for lo in range(a, b, COPY_ROWS):
                     hi = min(b, lo + COPY_ROWS)
                     app.append(read_span(src, state.spec, lo, hi)[0], hi - lo)
+        del created, app
         f.close()
     except BaseException as exc:
-        detach(f, vfd_handle(f))
         tmp.unlink(missing_ok=True)
+        detach(f, fd)
         if isinstance(exc, (OSError, RuntimeError)):
             raise StoreError(f"{state.path}: repair failed writing {tmp.name}: {str(exc).splitlines()[0]}") from None
         raise

@@ -279,7 +279,8 @@ class CaptureWriter:
     def append_row(self, inputs: Sequence[Any], outputs: Sequence[Any]) -> None:
         """Append one call: values in the order of ``spec.inputs`` / ``spec.outputs``."""
         with self._lock:
-            self._usable()
+            if self._broken is not None or self._closed or self._reopen:
+                self._usable()
             i = self._pending
             for buf, value, var in zip(self._buffers_in, inputs, self._in_vars):
                 self._set(buf, i, value, var, "input")
