@@ -202,13 +202,16 @@ class CaptureWriter:
                 f = h5py_module().File(target, "a", libver="latest", locking=False)
                 try:
                     app = FileAppender.reopen(f, self.spec, target)
-                    f.swmr_mode = True
                 except BaseException:
                     f.close()
                     raise
             else:
                 f, app = FileAppender.create(target, self.spec)
+            try:
                 f.swmr_mode = True
+            except BaseException:
+                f.close()
+                raise
         except SpecError:
             release(fd)
             raise
