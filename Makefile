@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.phasm-installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo demo-pinn test bench install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/heat/run_heat.py --out demo-output
+
+demo-pinn: $(STAMP)
+	$(PY) examples/pinn/run_pinn.py --out demo-output/pinn
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -2,7 +2,8 @@
 
     python benchmarks/run_all.py [--all]
 
-``--all`` adds the slow ones: the profiler's prediction-vs-reality run and its overhead measurement.
+``--all`` adds the slow ones: the profiler's prediction-vs-reality run and its overhead measurement, and
+adaptive vs one-shot sampling (~5 min).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-QUICK = ["overhead.py", "model_latency.py", "bindings.py", "gate.py", "discover.py"]
-SLOW = ["prediction.py", "profiler_overhead.py"]
+QUICK = ["overhead.py", "model_latency.py", "bindings.py", "gate.py", "discover.py", "sampling.py"]
+SLOW = ["prediction.py", "profiler_overhead.py", "adaptive.py"]
 
 
 def main() -> int:

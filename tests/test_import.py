@@ -19,4 +19,5 @@ def test_import_is_lazy_and_fast():
     runs = [json.loads(subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True).stdout)
             for _ in range(3)]
     assert all(r["loaded"] == [] for r in runs), runs
-    assert min(r["seconds"] for r in runs) < 0.3, runs
+    # ~0.1 s on a quiet machine; the bound leaves room for a loaded CI box and still catches torch (~2 s).
+    assert min(r["seconds"] for r in runs) < 1.0, runs

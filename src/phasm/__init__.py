@@ -16,7 +16,7 @@ from phasm.bindings.ragged import RaggedArray
 from phasm.bindings.spec import Array, Scalar, Spec, Variable
 from phasm.errors import (
     ArtefactError, BackendError, BackendUnavailable, GateError, ModelNotLoaded, OpticError, PhasmError,
-    SpecError, StoreError, TargetError,
+    SampleError, SpecError, StoreError, TargetError,
 )
 from phasm.gate.base import FiniteGate, Gate
 from phasm.gate.conformal import CalibrationReport, ConformalGate
@@ -31,9 +31,23 @@ __all__ = [
     "Surrogate", "SurrogateStats", "Tolerance", "Variable", "__version__", "surrogate",
     # one error family
     "ArtefactError", "BackendError", "BackendUnavailable", "GateError", "ModelNotLoaded", "OpticError",
-    "PhasmError", "SpecError", "StoreError", "TargetError",
+    "PhasmError", "SampleError", "SpecError", "StoreError", "TargetError",
     # optics for objects, globals, collections (bindings)
     "RaggedArray", "attr", "each", "fields", "glob", "item", "setter",
     # trust gate
     "CalibrationReport", "ConformalGate", "DomainGate",
+    # designs of experiments on Dask (loaded on first use)
+    "sample",
 ]
+
+
+def __getattr__(name: str):  # lazy: `import phasm` loads no sampling code (nor Dask, nor scipy)
+    if name == "sample":
+        from phasm.sampling.run import sample
+
+        return sample
+    raise AttributeError(f"module 'phasm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"sample"})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtefactError", "BackendError", "BackendUnavailable", "GateError", "ModelNotLoaded",
-    "OpticError", "PhasmError", "SpecError", "StoreDamaged", "StoreError", "TargetError",
+    "OpticError", "PhasmError", "SampleError", "SpecError", "StoreDamaged", "StoreError", "TargetError",
 ]
 
 
@@ -65,3 +65,7 @@ class ModelNotLoaded(PhasmError, RuntimeError):
 
 class TargetError(PhasmError, ValueError):
     """The function to inspect, or its example, cannot be found or built."""
+
+
+class SampleError(PhasmError, ValueError):
+    """A design of experiments (its input space, method or run record) cannot be built or resumed as asked."""

@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("torch")
 
 
-@pytest.mark.parametrize("name", ["phasm.backends.torch_mlp", "phasm.backends.torch_train"])
+@pytest.mark.parametrize("name", ["phasm.backends.torch_mlp", "phasm.backends.torch_train", "phasm.backends.torch_physics",
+                                  "phasm.backends.physics", "phasm.train.physics"])
 def test_doctests(name: str) -> None:
     torch = importlib.import_module("torch")
     old = torch.get_num_threads()

@@ -47,9 +47,10 @@ def test_from_store_replays_captured_calls(tmp_path):
     for k in (1.0, 2.0, 3.0):
         wrapped(np.ones(4), k)
     wrapped.close()
-    res = runner.invoke(app, ["inspect", "--from-store", str(tmp_path / "c.h5"), "--json", "--rows", "2"])
+    res = runner.invoke(app, ["inspect", f"{TARGETS}:mutates_inplace", "--from-store", str(tmp_path / "c.h5"),
+                              "--json", "--rows", "2"])
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
+    out = json.loads(res.stdout)
     assert out["examples"] == 2
     assert {v["path"]: v["kind"] for v in out["variables"]} == {"u": "inout", "k": "in"}
 

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import discover_targets as T  # noqa: E402
 
 from phasm.discover import inspect_function, proposed_code, proposed_spec  # noqa: E402
+from phasm.errors import TargetError  # noqa: E402
 
 G = "global:discover_targets."
 
@@ -186,7 +187,7 @@ def test_exception_in_example_is_reported():
 
 
 def test_arguments_that_do_not_fit_the_signature():
-    with pytest.raises(TypeError, match=r"example arguments do not fit pure_scalars\(x, y\)"):
+    with pytest.raises(TargetError, match=r"example arguments do not fit pure_scalars\(x, y\)"):
         run(T.pure_scalars, (1.0,))
 
 
@@ -245,7 +246,7 @@ def test_bound_method_state_and_asarray_alias():
 
 
 def test_builtin_function_is_refused_with_a_clear_error():
-    with pytest.raises(TypeError, match="not a Python function"):
+    with pytest.raises(TargetError, match="not a Python function"):
         run(np.sin, (1.0,))
 
 

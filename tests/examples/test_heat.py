@@ -52,6 +52,22 @@ def test_solver_satisfies_the_discrete_poisson_equation(heat_module) -> None:
         heat.solve(f[0], np.zeros((11, 11)))
 
 
+def test_direct_solver_matches_sor_single_and_batched(heat_module) -> None:
+    heat = heat_module
+    f = heat.random_sources(4, seed=9)
+    sor, lu = np.zeros_like(f), np.full_like(f, 7.0)   # the direct solver ignores (and resets) the guess
+    heat.solve(f, sor)
+    heat.solve_direct(f, lu)
+    scale = np.abs(sor).max()
+    np.testing.assert_allclose(lu, sor, rtol=0, atol=1e-4 * scale)
+    assert laplacian_residual(f[1], lu[1]) < 1e-9 and np.all(lu[:, 0] == 0) and np.all(lu[:, :, -1] == 0)
+    single = np.zeros_like(f[2])
+    heat.solve_direct(f[2], single)
+    np.testing.assert_allclose(single, lu[2], rtol=1e-12, atol=1e-12 * scale)
+    with pytest.raises(ValueError, match=r"got f \(12, 12\), u \(11, 11\)"):
+        heat.solve_direct(f[0], np.zeros((11, 11)))
+
+
 def test_heat_spec_is_inout_and_batched_entry_point_shares_it(heat_module) -> None:
     heat = heat_module
     spec = heat.heat.spec
@@ -82,6 +98,10 @@ def test_demo_end_to_end_small_grid(heat_module, tmp_path) -> None:
     assert unseen["batched_rel_p99"] < 0.15
     t = summary["time_per_call_s"]
     assert t["surrogate_batch1"] > 0 and t["original_batch1"] > 0
+    assert t["direct_batch1"] > 0 and t["direct_batched_per_row"] > 0
+    assert summary["direct_solver"]["rel_diff_vs_sor_max"] < 1e-3
+    assert summary["speedup"]["vs_direct_batch1"] == pytest.approx(t["direct_batch1"] / t["surrogate_batch1"])
+    assert "speedup vs sparse LU, batch 1" in (out / "summary.md").read_text()
     assert summary["training"]["epochs"] >= 1 and summary["training"]["validation"]["n"] > 0
     from phasm.train.artefact import ModelArtefact
 

@@ -67,6 +67,7 @@ class Backend:
     name: ClassVar[str] = ""
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
+    supports_physics: ClassVar[bool] = False  # fit() honours physics= (a residual loss; see backends/physics.py)
 
     def __init__(self, **params: Any) -> None:
         self.params = params

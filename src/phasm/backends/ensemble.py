@@ -89,12 +89,16 @@ class EnsembleBackend(Backend):
         identical copies and no spread).
     seed:
         Base seed; member ``i`` uses ``seed + i``.
+    client:
+        A ``distributed.Client``: members train in parallel on its workers (each member's weights
+        come back through its own ``save``/``load`` files, not pickled objects).  A run-time
+        resource, not a parameter: it is not saved with the model.  Results equal a sequential fit.
     """
 
     name = "ensemble"
 
     def __init__(self, member: str = "torch", k: int = 5, member_params: dict[str, Any] | None = None,
-                 bootstrap: bool | None = None, seed: int = 0) -> None:
+                 bootstrap: bool | None = None, seed: int = 0, client: Any = None) -> None:
         if not isinstance(member, str) or member == self.name:
             raise BackendError(f"ensemble: member must be the name of another backend, got {member!r}")
         if int(k) < 2:
@@ -109,6 +113,7 @@ class EnsembleBackend(Backend):
         self.bootstrap, self.seed = bool(bootstrap), int(seed)
         self._member_cls = cls
         self._takes_seed = takes_seed
+        self.client = client
 
     @classmethod
     def library_version(cls) -> str:
@@ -124,7 +129,9 @@ class EnsembleBackend(Backend):
         t0 = time.perf_counter()
         self.members_: list[Backend] = []
         histories = []
-        for i in range(self.k):
+        if self.client is not None:
+            self.members_, histories = self._fit_on_cluster(data)
+        for i in range(self.k if self.client is None else 0):
             m = self._make_member(i)
             histories.append(m.fit(_MemberData(data, i, self.bootstrap, self.seed), verbose=verbose))
             self.members_.append(m)
@@ -138,6 +145,22 @@ class EnsembleBackend(Backend):
         hist.notes["members"] = [{"epochs": h.epochs, "best_epoch": h.best_epoch,
                                   "val_loss": h.val_loss[-1] if h.val_loss else None} for h in histories]
         return hist
+
+    def _fit_on_cluster(self, data: TrainingData) -> tuple[list[Backend], list[FitHistory]]:
+        """Fit the members as Dask tasks; each returns its saved files, loaded back here as any artefact is."""
+        futures = [self.client.submit(_fit_member_files, self._make_member(i), _MemberData(data, i, self.bootstrap, self.seed),
+                                      pure=False) for i in range(self.k)]
+        members, histories = [], []
+        for fut in futures:
+            files, state, history = fut.result()
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, blob in files.items():
+                    if Path(name).name != name:
+                        raise BackendError(f"ensemble: a member wrote {name!r}, not a plain file name")
+                    (Path(tmp) / name).write_bytes(blob)
+                members.append(self._member_cls.load(Path(tmp), dict(self.member_params), state))
+            histories.append(history)
+        return members, histories
 
     def _check(self) -> None:
         if not getattr(self, "members_", None):
@@ -196,3 +219,11 @@ class EnsembleBackend(Backend):
                 self.members_.append(self._member_cls.load(Path(tmp), dict(self.member_params), dict(rec.get("state", {}))))
             self._files[i] = names
         return self
+
+
+def _fit_member_files(member: Backend, data: Any) -> tuple[dict[str, bytes], dict[str, Any], FitHistory]:
+    """On a worker: fit one member and return its weight files' bytes, JSON state and history."""
+    history = member.fit(data)
+    with tempfile.TemporaryDirectory() as tmp:
+        names = member.save(Path(tmp))
+        return {n: (Path(tmp) / n).read_bytes() for n in names}, member.state(), history

@@ -14,7 +14,7 @@ Example
 from __future__ import annotations
 
 import time
-from itertools import combinations_with_replacement
+from itertools import combinations_with_replacement, islice
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,9 @@ import numpy as np
 from phasm.backends.base import Backend, BackendError, FitHistory, TrainingData
 
 WEIGHTS_FILE = "ridge.npz"
+
+
+MAX_TERMS = 20000  # polynomial features
 
 
 class RidgeBackend(Backend):
@@ -54,11 +57,12 @@ class RidgeBackend(Backend):
     def _terms(self, n_in: int) -> list[tuple[int, ...]]:
         terms: list[tuple[int, ...]] = []
         for d in range(1, self.degree + 1):
-            terms.extend(combinations_with_replacement(range(n_in), d))
-        if len(terms) > 20000:
-            raise BackendError(
-                f"ridge: degree {self.degree} on {n_in} inputs gives {len(terms)} features; lower the degree"
-            )
+            # at most one term past the limit: a huge degree or width (e.g. from a forged model file) stops early
+            terms.extend(islice(combinations_with_replacement(range(n_in), d), MAX_TERMS + 1 - len(terms)))
+            if len(terms) > MAX_TERMS:
+                raise BackendError(
+                    f"ridge: degree {self.degree} on {n_in} inputs gives more than {MAX_TERMS} features; lower the degree"
+                )
         return terms
 
     def _features(self, X: np.ndarray) -> np.ndarray:

@@ -1,81 +1,49 @@
-"""Loading ``torch.export`` programs (``.pt2``) without unpickling arbitrary objects.
+"""Loading ``torch.export`` programs (``.pt2``) as data: nothing in the file is unpickled, imported or run.
 
-``torch.export.load`` falls back to pickle for tensor subclasses, custom and
-opaque objects and legacy archives.  :func:`load_pt2` first reads the
-archive's JSON payload configs and refuses any entry that would be
-unpickled, then loads with ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` set, so every
-``torch.load`` inside is ``weights_only``.  Plain exported networks (what
-``torch.export.export`` writes for ordinary modules) load fine.
+:func:`load_pt2` reads the file once and hands torch a rebuilt archive holding only what
+:func:`~phasm.backends.pt2_archive.clean_pt2` checked (no pickles, no compiled code, no Python
+source, no names beyond aten operators), then checks the loaded graph again
+(:func:`~phasm.backends.pt2_archive.check_program`).  Plain exported networks (what
+``torch.export.export`` writes for ordinary modules) load fine; tensor subclasses, custom objects,
+higher-order operators (``torch.cond``...) and AOTInductor packages are refused with the reason.
+:func:`export_module` refuses at save time a module that would not load back this way.
 
 Example
 -------
->>> prog = load_pt2("model.pt2")          # doctest: +SKIP
->>> prog.module()(torch.zeros(2, 5))      # doctest: +SKIP
+>>> prog = load_pt2("model.pt2")                                  # doctest: +SKIP
+>>> prog.module(check_guards=False)(torch.zeros(2, 5))            # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import json
+import io
 import os
-import threading
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from phasm.backends.base import BackendError
-
-_ENV_LOCK = threading.Lock()
-_REFUSED_PREFIXES = ("custom_obj", "opaque_obj")
-
-
-def _check_archive(path: Path) -> None:
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise BackendError(f"{path}: not a torch.export .pt2 archive ({exc})") from None
-    with zf:
-        names = zf.namelist()
-        bad = zf.testzip()
-        if bad is not None:
-            raise BackendError(f"{path}: archive member {bad} is corrupted (CRC mismatch)")
-        if not any(n.endswith("models/model.json") for n in names):
-            raise BackendError(f"{path}: no exported program 'model' in the archive; save it with torch.export.save")
-        for n in names:
-            if "/aotinductor/" in n or n.startswith("aotinductor/"):
-                raise BackendError(f"{path}: AOTInductor packages hold compiled code; phasm loads only plain exported programs")
-            if (("/data/weights/" in n or "/data/constants/" in n) and n.endswith(".pt")):
-                raise BackendError(f"{path}: legacy pickled weights ({n}); re-save with a current torch.export.save")
-            if n.endswith("_weights_config.json") or n.endswith("_constants_config.json"):
-                cfg = json.loads(zf.read(n)).get("config", {})
-                for fqn, meta in cfg.items():
-                    if meta.get("use_pickle"):
-                        raise BackendError(f"{path}: entry {fqn!r} is stored with pickle (a tensor subclass); refusing to load it")
-                    if str(meta.get("path_name", "")).startswith(_REFUSED_PREFIXES):
-                        raise BackendError(f"{path}: entry {fqn!r} is a pickled custom object; refusing to load it")
+from phasm.errors import BackendError
+from phasm.backends.pt2_archive import check_program, clean_pt2
 
 
 def load_pt2(path: str | os.PathLike[str]) -> Any:
-    """Load an ``ExportedProgram`` from ``path`` after checking nothing in it is unpickled."""
+    """Load the ``ExportedProgram`` in ``path`` from a checked rebuild of the archive (see the module doc)."""
     path = Path(path)
-    if not path.is_file():
-        raise BackendError(f"exported model {path} does not exist")
-    _check_archive(path)
-    with _ENV_LOCK:
-        old = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
-        os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
-        try:
-            prog = torch.export.load(str(path))
-        except Exception as exc:
-            raise BackendError(f"{path}: torch.export.load failed: {exc}") from None
-        finally:
-            if old is None:
-                del os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"]
-            else:
-                os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = old
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BackendError(f"exported model {path} does not exist") from None
+    except OSError as exc:
+        raise BackendError(f"exported model {path} cannot be read: {exc}") from None
+    clean = clean_pt2(data, str(path))
+    try:
+        prog = torch.export.load(io.BytesIO(clean))
+    except Exception as exc:  # torch's deserialiser raises many types on a malformed program
+        raise BackendError(f"{path}: torch.export.load failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(prog, torch.export.ExportedProgram):
         raise BackendError(f"{path}: does not hold an exported program")
+    check_program(prog, str(path))
     return prog
 
 
@@ -90,7 +58,7 @@ def program_widths(prog: Any, path: Any) -> tuple[int, int]:
     if len(shape) != 2 or not isinstance(shape[1], int):
         raise BackendError(f"{path}: the exported model's input must be (batch, features) with fixed features; it is {shape}")
     n_in = int(shape[1])
-    mod = prog.module()
+    mod = prog.module(check_guards=False)  # no generated guard code: phasm checks the input shape itself
     try:
         with torch.inference_mode():
             out = mod(torch.zeros(2, n_in))
@@ -117,3 +85,9 @@ def export_module(module: torch.nn.Module, n_in: int, path: Path) -> None:
             "Make its forward exportable (no data-dependent Python control flow), or save its state_dict yourself."
         ) from None
     torch.export.save(prog, str(path))
+    try:
+        clean_pt2(path.read_bytes(), str(path))
+    except BackendError as exc:
+        path.unlink()
+        raise BackendError(f"torch: the custom module {type(module).__name__} cannot be saved as a plain program "
+                           f"that phasm loads back: {exc}") from None

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from phasm.backends.base import Backend, BackendError, FitHistory, TrainingData
+from phasm.backends.physics import PhysicsProblem
 from phasm.backends.torch_export import export_module, load_pt2, program_widths
 from phasm.backends.torch_plan import _inference_plan
 from phasm.backends.torch_train import pick_device, train_module
@@ -136,6 +137,10 @@ class TorchBackend(Backend):
         machine 1 thread can be many times faster than oversubscribed threads.
     model: your own ``torch.nn.Module`` mapping ``(batch, n_in)`` to ``(batch, n_out)``
         standardised rows; it is trained in place and saved with ``torch.export``.
+    max_seconds: stop training after this many seconds (the cosine schedule anneals over the time).
+    physics: a :class:`~phasm.backends.physics.PhysicsProblem` whose residual loss is added to the
+        data loss (physics-informed training); built by ``fn.train(physics=residual, ...)``, see
+        ``docs/physics-informed.md``. Like ``model``, it is code and is not saved with the weights.
 
     Example
     -------
@@ -144,24 +149,30 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
+    supports_physics = True
     requires = ("torch", "safetensors")
     extra = "torch"
 
     def __init__(self, hidden: Sequence[int] = (128, 128), activation: str = "silu", epochs: int = 200,
                  batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "cosine",
                  patience: int | None = 30, skip: bool = False, drop_constant: bool = True, seed: int = 0,
-                 device: str | None = None, threads: int | None = None,
-                 model: torch.nn.Module | None = None) -> None:
+                 device: str | None = None, threads: int | None = None, max_seconds: float | None = None,
+                 model: torch.nn.Module | None = None, physics: PhysicsProblem | None = None) -> None:
         if activation not in ACTIVATIONS:
             raise BackendError(f"torch: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if model is not None and not isinstance(model, torch.nn.Module):
             raise BackendError(f"torch: model must be a torch.nn.Module, got {type(model).__name__}")
+        if physics is not None and not isinstance(physics, PhysicsProblem):
+            raise BackendError("torch: physics must be a PhysicsProblem; pass your residual function through "
+                               f"fn.train(physics=...) or phasm.train.fit_model(..., physics=...), got {type(physics).__name__}")
         super().__init__(hidden=[int(h) for h in hidden], activation=activation, epochs=int(epochs),
                          batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
                          lr_schedule=lr_schedule, patience=None if patience is None else int(patience),
                          skip=bool(skip), drop_constant=bool(drop_constant), seed=int(seed), device=device,
-                         threads=None if threads is None else int(threads))
+                         threads=None if threads is None else int(threads),
+                         max_seconds=None if max_seconds is None else float(max_seconds))
         self.model = model
+        self.physics = physics
 
     @classmethod
     def library_version(cls) -> str:
@@ -176,14 +187,26 @@ class TorchBackend(Backend):
             module = self.model
             self.kind_ = "export"
         else:
-            keep = varying_columns(data) if p["drop_constant"] else None
+            keep = varying_columns(data) if p["drop_constant"] and data.n_train else None
+            if keep is not None and self.physics is not None:
+                # A column constant in the few captures can still vary over the physics domain.
+                keep = np.union1d(keep, self.physics.varying_columns()).astype(np.int64)
             module = self._build(int(data.n_in), int(data.n_out), keep, seed=p["seed"])
             self.kind_ = "mlp"
         self.n_in_, self.n_out_ = int(data.n_in), int(data.n_out)
         self._check_widths(module, dev)
+        physics = None
+        if self.physics is not None:
+            if (self.physics.n_in, self.physics.n_out) != (self.n_in_, self.n_out_):
+                raise BackendError(f"torch: the physics problem maps {self.physics.n_in} -> {self.physics.n_out} "
+                                   f"features; the data {self.n_in_} -> {self.n_out_}")
+            from phasm.backends.torch_physics import PhysicsLoss
+
+            physics = PhysicsLoss(self.physics, dev, seed=p["seed"])
         hist = train_module(module, data, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                             weight_decay=p["weight_decay"], lr_schedule=p["lr_schedule"], patience=p["patience"],
-                            seed=p["seed"], device=dev, threads=p["threads"], verbose=verbose)
+                            seed=p["seed"], device=dev, threads=p["threads"], verbose=verbose,
+                            physics=physics, max_seconds=p.get("max_seconds"))
         self._set_module(module, dev)
         hist.notes["parameters"] = int(sum(t.numel() for t in module.parameters()))
         return hist
@@ -328,7 +351,7 @@ class TorchBackend(Backend):
             raise BackendError(f"{where}: the exported model maps {n_in} -> {n_out} features; expected {self.n_in_} -> {self.n_out_}")
         self.program_ = prog
         self.kind_ = "export"
-        self.module_ = prog.module()
+        self.module_ = prog.module(check_guards=False)
         self.device_ = torch.device("cpu")
 
     @classmethod

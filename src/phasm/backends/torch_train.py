@@ -32,6 +32,7 @@ import torch
 from phasm.backends.base import BackendError, FitHistory, TrainingData
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+PhysicsFn = Callable[[torch.nn.Module], tuple[torch.Tensor, dict[str, float]]]
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -90,6 +91,8 @@ def train_module(
     loss_fn: LossFn | None = None,
     threads: int | None = None,
     verbose: bool = False,
+    physics: PhysicsFn | None = None,
+    max_seconds: float | None = None,
 ) -> FitHistory:
     """Train ``module`` in place on ``data`` and restore the weights of the best validation epoch.
 
@@ -104,6 +107,17 @@ def train_module(
     training (restored afterwards; ``None`` keeps torch's setting; 1 is
     often fastest for small networks or on a busy machine).  ``verbose``
     shows a rich progress bar.
+
+    ``physics``: a physics loss (:class:`~phasm.backends.torch_physics.PhysicsLoss`),
+    ``physics(module) -> (loss, {term: value})``, added to the data loss at every
+    step (with no captured rows, an epoch is one physics-only step); the history's
+    notes get ``physics_loss`` (per epoch) and ``physics_terms`` (each term's mean
+    square in the last epoch).  Without validation rows a physics run neither
+    stops early nor restores an earlier epoch: its loss is measured on fresh
+    collocation points each step, so the lowest value is partly luck.
+    ``max_seconds``: stop after this much training time (checked after each
+    epoch); the cosine schedule then anneals over whichever of ``epochs`` and
+    the time runs out first, so a time-boxed run still ends at a low rate.
     """
     if int(epochs) < 1:
         raise BackendError(f"torch: epochs must be >= 1, got {epochs}")
@@ -111,6 +125,8 @@ def train_module(
         raise BackendError(f"torch: batch_size must be >= 1, got {batch_size}")
     if lr_schedule not in ("cosine", "plateau", "none"):
         raise BackendError(f"torch: lr_schedule must be 'cosine', 'plateau' or 'none', got {lr_schedule!r}")
+    if max_seconds is not None and not float(max_seconds) > 0:
+        raise BackendError(f"torch: max_seconds must be > 0, got {max_seconds}")
     dev = device if isinstance(device, torch.device) else pick_device(device)
     loss_fn = loss_fn or torch.nn.functional.mse_loss
     module.to(dev)
@@ -118,12 +134,15 @@ def train_module(
     if not params:
         raise BackendError("torch: the module has no trainable parameters")
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if lr_schedule == "cosine":
+    timed_cosine = lr_schedule == "cosine" and max_seconds is not None
+    if lr_schedule == "cosine" and not timed_cosine:
         sched: Any = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(epochs), eta_min=lr * 0.01)
     elif lr_schedule == "plateau":
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, (patience or 30) // 3))
     else:
         sched = None
+    physics_only = physics is not None and data.n_train == 0
+    keep_best = physics is None or data.n_val > 0
     Xv, Yv = data.validation() if data.n_val else (np.empty((0, data.n_in), np.float32), np.empty((0, data.n_out), np.float32))
     hist = FitHistory(device=str(dev))
     best = math.inf
@@ -144,39 +163,64 @@ def train_module(
         torch.manual_seed(seed)  # dropout etc. inside the module: reproducible
         for epoch in range(int(epochs)):
             module.train()
-            total, rows = 0.0, 0
-            for xb_np, yb_np in data.train_batches(int(batch_size), seed=seed + epoch, shuffle=True):
-                if len(xb_np) == 0:
+            total, rows, phys_total, steps = 0.0, 0, 0.0, 0
+            term_sums: dict[str, float] = {}
+            batches = data.train_batches(int(batch_size), seed=seed + epoch, shuffle=True) if not physics_only else [(None, None)]
+            for xb_np, yb_np in batches:
+                if xb_np is not None and len(xb_np) == 0:
                     continue
-                xb = torch.from_numpy(np.ascontiguousarray(xb_np, np.float32)).to(dev, non_blocking=True)
-                yb = torch.from_numpy(np.ascontiguousarray(yb_np, np.float32)).to(dev, non_blocking=True)
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(module(xb), yb)
+                loss = torch.zeros((), device=dev)
+                if xb_np is not None:
+                    xb = torch.from_numpy(np.ascontiguousarray(xb_np, np.float32)).to(dev, non_blocking=True)
+                    yb = torch.from_numpy(np.ascontiguousarray(yb_np, np.float32)).to(dev, non_blocking=True)
+                    loss = loss_fn(module(xb), yb)
+                if physics is not None:
+                    phys, terms = physics(module)
+                    loss = loss + phys
+                    phys_total += float(phys.detach())
+                    steps += 1
+                    for k, v in terms.items():
+                        term_sums[k] = term_sums.get(k, 0.0) + v
                 if not torch.isfinite(loss):
                     raise BackendError(f"torch: training diverged at epoch {epoch + 1} (loss {float(loss)}); lower lr (now {lr})")
                 loss.backward()
                 opt.step()
-                total += float(loss.detach()) * len(xb)
-                rows += len(xb)
+                n_rows = len(xb_np) if xb_np is not None else 1
+                total += float(loss.detach()) * n_rows
+                rows += n_rows
             train_loss = total / max(rows, 1)
+            if physics is not None:
+                hist.notes.setdefault("physics_loss", []).append(phys_total / max(steps, 1))
+                hist.notes["physics_terms"] = {k: v / max(steps, 1) for k, v in term_sums.items()}  # last epoch, unweighted
             val_loss = evaluate(module, Xv, Yv, dev, loss_fn) if len(Xv) else train_loss
             hist.train_loss.append(train_loss)
             if len(Xv):
                 hist.val_loss.append(val_loss)
             hist.epochs = epoch + 1
-            if val_loss < best - min_delta:
+            if not keep_best:
+                best, hist.best_epoch = min(best, val_loss), epoch + 1
+            elif val_loss < best - min_delta:
                 best, since_best, hist.best_epoch = val_loss, 0, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
             else:
                 since_best += 1
-            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            elapsed = time.perf_counter() - t0
+            if timed_cosine:
+                done = max((epoch + 1) / int(epochs), elapsed / float(max_seconds))  # type: ignore[arg-type]
+                for group in opt.param_groups:
+                    group["lr"] = lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0))))
+            elif isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 sched.step(val_loss)
             elif sched is not None:
                 sched.step()
             if progress:
                 progress.update(task, advance=1, train=train_loss, val=val_loss)
-            if patience is not None and since_best >= int(patience):
+            if keep_best and patience is not None and since_best >= int(patience):
                 hist.notes["stopped_early"] = True
+                break
+            if max_seconds is not None and elapsed >= float(max_seconds):
+                hist.notes["stopped_by_time"] = True
                 break
     finally:
         torch.random.set_rng_state(gen_state)
@@ -188,6 +232,8 @@ def train_module(
     module.eval()
     hist.seconds = time.perf_counter() - t0
     hist.notes.setdefault("stopped_early", False)
+    if max_seconds is not None:
+        hist.notes.setdefault("stopped_by_time", False)
     hist.notes["seconds_per_epoch"] = hist.seconds / max(hist.epochs, 1)
     hist.notes["best_val_loss"] = best
     hist.notes["final_lr"] = float(opt.param_groups[0]["lr"])

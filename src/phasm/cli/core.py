@@ -2,57 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
 
-from phasm.cli.common import console, fail, parse_params
-
-
-def _print_spec(spec: Any) -> None:
-    table = Table(title=f"spec of {spec.function} (hash {spec.hash}{', batched' if spec.batched else ''})")
-    for col in ("variable", "direction", "shape", "dtype", "where"):
-        table.add_column(col)
-    for v in spec.variables:
-        table.add_row(v.name, v.direction, "scalar" if not v.shape else "x".join(map(str, v.shape)), str(v.dtype), repr(v.optic))
-    console.print(table)
+from phasm.cli.common import check_backend_params, check_model_destination, check_range, console, fail, parse_params
+from phasm.cli.common import print_spec as _print_spec
 
 
 def info(path: Path = typer.Argument(..., help="A capture store (.h5) or a model folder.")) -> None:
     """Show the spec, size and statistics of a capture store or a model folder."""
     from phasm.store import CaptureStore, StoreError
-    from phasm.train.artefact import ArtefactError, ModelArtefact
 
     if path.is_dir() and (path / "phasm.json").exists():
-        try:
-            meta = ModelArtefact.read_metadata(path)
-        except ArtefactError as exc:
-            fail(str(exc))
-        from phasm.bindings.spec import Spec
+        from phasm.cli.model_info import print_model_info
 
-        _print_spec(Spec.from_json(meta["spec"]))
-        b = meta["backend"]
-        console.print(f"model: backend [bold]{b['name']}[/] {b.get('version', '')}, created {meta.get('created')}, "
-                      f"phasm {meta.get('phasm_version')}")
-        console.print(f"parameters: {json.dumps(b.get('params', {}))}")
-        tr = meta.get("training", {})
-        if tr:
-            console.print(f"trained on {tr.get('n_train')} rows ({tr.get('n_val')} validation), "
-                          f"{tr.get('epochs')} epochs, {tr.get('seconds', 0):.2f} s on {tr.get('device')}")
-        metrics = meta.get("metrics") or {}
-        if metrics:
-            t = Table(title="validation error")
-            for col in ("output", "rmse", "max abs", "rel p50", "rel p90", "rel p99"):
-                t.add_column(col)
-            for name, m in metrics.items():
-                t.add_row(name, f"{m['rmse']:.4g}", f"{m['max_abs']:.4g}", f"{m['rel_p50']:.3%}", f"{m['rel_p90']:.3%}", f"{m['rel_p99']:.3%}")
-            console.print(t)
-        if "gate" in meta:
-            console.print(f"gate: {json.dumps({k: v for k, v in meta['gate'].items() if not isinstance(v, (list, dict))})}"
-                          + (" (details: `phasm gate`)" if "report" in meta["gate"] else ""))
+        print_model_info(path)
         return
     import warnings
 
@@ -105,17 +72,20 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train a model on a capture store and save it as a model folder."""
-    from phasm.backends import BackendError
-    from phasm.store import CaptureStore, StoreError
+    from phasm.store import CaptureStore
     from phasm.train import fit_model
 
+    check_range("--val-fraction", val_fraction, low=0.0, high=1.0, high_open=True)
+    check_range("--epochs", epochs, low=1)
+    check_model_destination("--out", out)
     params = parse_params(param)
     if epochs is not None:
         params["epochs"] = epochs
+    check_backend_params(backend, params)
+    source = CaptureStore(store)
     try:
-        source = CaptureStore(store)
         art, result = fit_model(source, backend=backend, val_fraction=val_fraction, seed=seed, verbose=not quiet, **params)
-    except (FileNotFoundError, StoreError, BackendError, ValueError, TypeError) as exc:
+    except ValueError as exc:  # fit_model's documented refusals (no finite rows...); phasm's own errors pass up
         fail(str(exc))
     art.save(out)
     console.print(result.summary())

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from phasm.cli.common import console, fail, parse_params
+from phasm.cli.common import check_backend_params, check_model_destination, check_range, console, fail, parse_params
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -56,16 +56,20 @@ def calibrate(
     param: list[str] = typer.Option([], "--param", "-p", help="Backend parameter KEY=VALUE (JSON value), repeatable."),
 ) -> None:
     """Train a model and certify its trust gate for a tolerance; print the calibration."""
-    from phasm.backends import BackendError
     from phasm.gate import Tolerance, train_calibrated
-    from phasm.store import CaptureStore, StoreError
+    from phasm.store import CaptureStore
 
+    check_range("--confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True)
+    check_model_destination("--out", out)
+    params = parse_params(param)
+    check_backend_params(backend, params)
+    source = CaptureStore(store)
     try:
         tol = Tolerance(rel=rel, abs=abs_, max_miss_rate=max_miss_rate)
-        art, result, gate = train_calibrated(CaptureStore(store), None, tol, backend=backend, seed=seed,
+        art, result, gate = train_calibrated(source, None, tol, backend=backend, seed=seed,
                                              calibration_fraction=calibration_fraction, confidence=confidence,
-                                             score=score, **parse_params(param))
-    except (FileNotFoundError, StoreError, BackendError, ValueError, TypeError) as exc:
+                                             score=score, **params)
+    except ValueError as exc:  # the documented refusals (too few rows, bad tolerance...); phasm errors pass up
         fail(str(exc))
     art.save(out)
     console.print(result.summary())
@@ -75,17 +79,17 @@ def calibrate(
 
 def gate(model: Path = typer.Argument(..., help="Model folder.")) -> None:
     """Show the trust-gate calibration stored in a model folder."""
-    from phasm.train.artefact import ArtefactError, ModelArtefact
+    from phasm.train.artefact import ModelArtefact
 
-    try:
-        meta = ModelArtefact.read_metadata(model)
-    except ArtefactError as exc:
-        fail(str(exc))
+    meta = ModelArtefact.read_metadata(model)
     g = meta.get("gate")
-    if not g or "report" not in g:
+    if not isinstance(g, dict) or not isinstance(g.get("report"), dict):
         fail(f"{model}: no calibrated gate stored; train with a tolerance (`phasm calibrate`)")
     console.print(f"tolerance: {json.dumps(g.get('tolerance'))}")
-    _print_report(g["report"])
+    try:
+        _print_report(g["report"])
+    except (KeyError, TypeError, ValueError) as exc:  # a report phasm did not write (the folder is verified)
+        fail(f"{model}: the stored gate report is malformed ({type(exc).__name__}: {exc})")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 import typer
 from rich.table import Table
 
-from phasm.cli.common import console, fail
+from phasm.cli.common import check_range, console, fail
 
 
 def _fmt(x: float) -> str:
@@ -65,6 +65,7 @@ def profile(
 
     if sampler not in SAMPLERS:
         fail(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    check_range("--top", top, low=1)
     if not 1 <= rate <= 10000:
         fail(f"--rate must be within 1..10000 samples per second, got {rate}")
     for p in cost:
@@ -126,6 +127,7 @@ def bench(
     from phasm.profile.costmodel import measure_cost, plot_cost
     from phasm.surrogate.wrapper import Surrogate
 
+    check_range("--budget", budget, low=0.0, low_open=True)
     fn = _resolve(target)
     if not isinstance(fn, Surrogate):
         fail(f"{target} is a {type(fn).__name__}, not a function wrapped by @phasm.surrogate")
@@ -137,14 +139,17 @@ def bench(
         fail(f"--widths must be comma-separated integers, got {widths!r}")
     try:
         cm = measure_cost(fn, store=store, model=model, budget_s=budget, widths=ws or None)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except ValueError as exc:  # measure_cost's refusals (no model, no rows...); OS and phasm errors pass up
         fail(str(exc))
     out.mkdir(parents=True, exist_ok=True)
     cm.save(out / "cost.json")
     png = plot_cost(cm, out / "cost.png")
     if p is None and profile_dir is not None:
-        cands = json.loads((profile_dir / "candidates.json").read_text())
-        match = [c for c in cands if c["name"] == cm.function]
+        try:
+            cands = json.loads((profile_dir / "candidates.json").read_text())
+            match = [c for c in cands if c["name"] == cm.function]
+        except (ValueError, KeyError, TypeError) as exc:  # a file we did not write as expected: say which
+            fail(f"{profile_dir / 'candidates.json'} is not a phasm profile's candidate list ({type(exc).__name__}: {exc})")
         if not match:
             fail(f"{cm.function} is not among the candidates in {profile_dir}/candidates.json")
         p = match[0]["p"]

@@ -25,6 +25,7 @@ import numpy as np
 
 from phasm.discover.dynamic import DynamicResult, trace_call
 from phasm.discover.paths import EACH, Access, Path, normalized, render
+from phasm.errors import TargetError
 from phasm.discover.scope import in_scope_predicate
 from phasm.discover.static import StaticResult, analyze_static
 
@@ -161,7 +162,7 @@ def inspect_function(
         examples = [((unwrapped.__self__, *args), kwargs) for args, kwargs in examples]
     target = getattr(unwrapped, "__func__", unwrapped)
     if not inspect.isfunction(target):
-        raise TypeError(f"{fn!r} is not a Python function: phasm inspect needs its code (a builtin or "
+        raise TargetError(f"{fn!r} is not a Python function: phasm inspect needs its code (a builtin or "
                         "C-extension function can only be bound by hand)")
     in_scope = in_scope_predicate(target)
     static = analyze_static(target, depth=depth, in_scope=in_scope)

@@ -48,6 +48,7 @@ from phasm.discover.snapshot import MISSING as _MISSING
 from phasm.discover.snapshot import (Roots, base_type, copy_state, diff, rng_states, root_value, same_state, set_rng_states,
                                      state_diff, values_at)
 from phasm.discover.scope import in_scope_predicate
+from phasm.errors import TargetError
 from phasm.discover.tracing import Instrumenter, Recorder, fields_of
 
 
@@ -95,7 +96,7 @@ def trace_call(
     try:
         bound = sig.bind(*args, **kwargs)
     except TypeError as exc:
-        raise TypeError(f"example arguments do not fit {fn.__qualname__}{sig}: {exc}") from None
+        raise TargetError(f"example arguments do not fit {fn.__qualname__}{sig}: {exc}") from None
     passed = list(bound.arguments)
     bound.apply_defaults()
     defaults = {k: v for k, v in bound.arguments.items() if k not in passed}

@@ -124,14 +124,3 @@ def examples_from_store(path: str | os.PathLike[str], rows: int = 3) -> tuple[st
             kwargs[v.optic.name] = value
         calls.append(((), kwargs))
     return spec.function, calls
-
-
-def load_from_function_name(name: str) -> Callable[..., Any]:
-    """Import ``package.module.qualname`` (a spec's function name), trying each split point."""
-    parts = name.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        try:
-            return load_target(".".join(parts[:i]) + ":" + ".".join(parts[i:]))
-        except TargetError:
-            continue
-    raise TargetError(f"cannot import the function {name!r} recorded in the store; name it as module:function")

@@ -64,11 +64,12 @@ class ModelLifecycle:
     def _fit(self, backend: str | None, store: Any, kw: dict[str, Any], flush: bool = True) -> tuple[Any, Any]:
         from phasm.store.reader import CaptureStore
         from phasm.train.fit import fit_model
+        from phasm.train.physics import physics_source
 
         if store is not None:
             source = CaptureStore(store)
         elif flush:
-            source = self.capture_store()
+            source = self.capture_store() if kw.get("physics") is None else physics_source(self)  # None: physics only
         elif self.store_path is None:
             raise ValueError(f"{self.name}: no store configured; pass store= to phasm.surrogate")
         else:

@@ -3,10 +3,12 @@
 ``phasm.json`` records the format version, the spec and its hash, the backend
 (name, library version, parameters, small learned state), the normalisation,
 metrics, training settings, creation time, the SHA-256 of every weights file,
-and extra sections that higher layers add (the trust gate's calibration).
-Loading checks all of it: a model whose spec differs from the function's, or
-whose weights were truncated or altered, is refused with a clear error.
-Nothing is ever unpickled.
+extra sections that higher layers add (the trust gate's calibration), and one
+manifest digest over all of it (:mod:`phasm.train.model_folder`).  Loading checks
+all of it: an edited ``phasm.json``, a missing, altered or extra file, or a model
+whose spec differs from the function's is refused with one clear error
+(:class:`~phasm.errors.ArtefactError`).  The backend reads only the verified
+bytes; nothing is ever unpickled, imported or run.
 
 Example
 -------
@@ -16,37 +18,28 @@ Example
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from phasm.backends.base import Backend, BackendError
+from phasm.backends.base import Backend
 from phasm.backends.registry import get_backend
-from phasm.bindings.spec import Spec, SpecError
-from phasm.errors import ArtefactError
+from phasm.bindings.spec import Spec
+from phasm.errors import ArtefactError, BackendError, BackendUnavailable, SpecError
 from phasm.train.data import Standardizer
+from phasm.train.model_folder import (FORMAT, FORMAT_VERSION, METADATA_FILE, VerifiedFolder, manifest_digest,
+                                      read_folder, sha256_file, write_folder)
 
-FORMAT = "phasm-model"
-FORMAT_VERSION = 1
-METADATA_FILE = "phasm.json"
-
+__all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "ArtefactError", "ModelArtefact", "manifest_digest",
+           "sha256_file", "spec_from_metadata"]
 
 _UNSET = object()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+KNOWN_FIELDS = frozenset({"format", "format_version", "phasm_version", "created", "spec", "spec_hash", "backend",
+                          "normalisation", "files", "metrics", "training", "manifest"})
 
 
 class ModelArtefact:
@@ -77,6 +70,7 @@ class ModelArtefact:
         self.sections = sections or {}  # e.g. {"gate": {...}} written by higher layers
         self.created = created or time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.path: Path | None = None
+        self.digest: str | None = None  # manifest digest of the folder it was saved to or loaded from
         self._folded: Any = _UNSET  # backend's raw->raw function with the standardisation folded in, if any
 
     # -- inference ----------------------------------------------------------
@@ -95,7 +89,8 @@ class ModelArtefact:
             folded = self._folded = self.backend.fold_normalisation(
                 self.x_norm.mean, self.x_norm.scale, self.y_norm.mean, self.y_norm.scale)
         if folded is not None:
-            return folded(X)
+            out: np.ndarray = folded(X)
+            return out
         Z = self.backend.predict(self.x_norm.transform(X))
         return self.y_norm.inverse(Z)
 
@@ -111,126 +106,148 @@ class ModelArtefact:
     # -- persistence ----------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the artefact folder atomically (a temp folder renamed into place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            files = self.backend.save(tmp)
-            from phasm import __version__
+        """Write the model folder atomically (a fresh folder renamed into place), sealed by its manifest digest.
 
-            meta = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "phasm_version": __version__,
-                "created": self.created,
-                "spec": self.spec.to_json(),
-                "spec_hash": self.spec.hash,
-                "backend": {
-                    "name": self.backend.name,
-                    "version": self.backend.library_version(),
-                    "params": self.backend.get_params(),
-                    "state": self.backend.state(),
-                },
-                "normalisation": {"x": self.x_norm.to_json(), "y": self.y_norm.to_json()},
-                "files": {name: sha256_file(tmp / name) for name in files},
-                "metrics": self.metrics,
-                "training": self.training,
-                **{k: v for k, v in self.sections.items()},
-            }
-            (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1, default=_json_default))
-            if path.exists():
-                if not (path / METADATA_FILE).exists() and any(path.iterdir()):
-                    raise ArtefactError(f"{path} exists and is not a phasm model folder; refusing to overwrite")
-                shutil.rmtree(path)
-            tmp.rename(path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        self.path = path
-        return path
-
-    @classmethod
-    def read_metadata(cls, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """The validated ``phasm.json`` of a model folder."""
-        path = Path(path)
-        meta_path = path / METADATA_FILE
-        if not meta_path.is_file():
-            raise ArtefactError(f"{path}: not a phasm model folder (no {METADATA_FILE})")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ArtefactError(f"{meta_path}: corrupted metadata ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ArtefactError(f"{meta_path}: not a phasm model (format field is {meta.get('format') if isinstance(meta, dict) else None!r})")
-        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-            raise ArtefactError(f"{meta_path}: format version {meta['format_version']} is newer than this phasm supports")
-        for key in ("spec", "spec_hash", "backend", "normalisation", "files"):
-            if key not in meta:
-                raise ArtefactError(f"{meta_path}: missing field {key!r}")
-        return meta
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], *, expect_spec: Spec | None = None) -> "ModelArtefact":
-        """Load and validate a model folder.
-
-        ``expect_spec``: the spec of the function the model is for; a
-        different spec is refused with the differing variables named.
+        An existing folder is replaced only if it holds a phasm model and nothing else.
         """
-        path = Path(path)
-        meta = cls.read_metadata(path)
-        try:
-            spec = Spec.from_json(meta["spec"])
-        except SpecError as exc:
-            raise ArtefactError(f"{path}: {exc}") from None
-        if spec.hash != meta["spec_hash"]:
-            raise ArtefactError(f"{path}: spec hash {meta['spec_hash']} does not match its own spec ({spec.hash}); file edited or corrupted")
+        self.path, self.digest = write_folder(path, self.backend.save, self._metadata)
+        return self.path
+
+    def _metadata(self) -> dict[str, Any]:
+        """``phasm.json`` without ``files`` and ``manifest`` (after the backend saved: its state may name its files)."""
+        from phasm import __version__
+
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "phasm_version": __version__,
+            "created": self.created,
+            "spec": self.spec.to_json(),
+            "spec_hash": self.spec.hash,
+            "backend": {
+                "name": self.backend.name,
+                "version": self.backend.library_version(),
+                "params": self.backend.get_params(),
+                "state": self.backend.state(),
+            },
+            "normalisation": {"x": self.x_norm.to_json(), "y": self.y_norm.to_json()},
+            "metrics": self.metrics,
+            "training": self.training,
+            **{k: v for k, v in self.sections.items() if k not in KNOWN_FIELDS},
+        }
+
+    @classmethod
+    def read_metadata(cls, path: str | os.PathLike[str], *, expect_digest: str | None = None) -> dict[str, Any]:
+        """The verified ``phasm.json`` of a model folder (manifest digest and every file checked)."""
+        return _checked_fields(read_folder(path, expect_digest=expect_digest))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, expect_spec: Spec | None = None,
+             expect_digest: str | None = None) -> "ModelArtefact":
+        """Load and verify a model folder.
+
+        ``expect_spec``: the spec of the function the model is for; a different spec is refused with the
+        differing variables named.  ``expect_digest``: the folder's manifest digest (``phasm info`` prints
+        it), to refuse any other model, even a consistent one.
+        """
+        folder = read_folder(path, expect_digest=expect_digest)
+        meta = _checked_fields(folder)
+        path = folder.path
+        spec = spec_from_metadata(meta, path)
         if expect_spec is not None:
             try:
                 expect_spec.check_compatible(spec, f"model {path}")
             except SpecError as exc:
                 raise ArtefactError(str(exc)) from None
-        for name, digest in meta["files"].items():
-            fpath = path / name
-            if Path(name).name != name:
-                raise ArtefactError(f"{path}: weights file name {name!r} is not a plain file name")
-            if not fpath.is_file():
-                raise ArtefactError(f"{path}: weights file {name} is missing")
-            actual = sha256_file(fpath)
-            if actual != digest:
-                raise ArtefactError(
-                    f"{path}: weights file {name} is corrupted or truncated (sha256 {actual[:12]}..., expected {digest[:12]}...)"
-                )
-        b = meta["backend"]
-        try:
-            backend_cls = get_backend(b["name"])
-            backend = backend_cls.load(path, dict(b.get("params", {})), dict(b.get("state", {})))
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise ArtefactError(f"{path}: backend {b.get('name')!r} could not load the weights: {exc}") from None
         try:
             x_norm = Standardizer.from_json(meta["normalisation"]["x"], spec.n_in_features, "input")
             y_norm = Standardizer.from_json(meta["normalisation"]["y"], spec.n_out_features, "output")
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ArtefactError(f"{path}: bad normalisation record: {exc}") from None
-        known = {"format", "format_version", "phasm_version", "created", "spec", "spec_hash", "backend",
-                 "normalisation", "files", "metrics", "training"}
-        sections = {k: v for k, v in meta.items() if k not in known}
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
+            raise ArtefactError(f"{path}: bad normalisation record: {type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())}") from exc
+        state = meta["backend"].get("state", {})
+        for key, width in (("n_in", spec.n_in_features), ("n_out", spec.n_out_features)):
+            if key in state and state[key] != width:
+                raise ArtefactError(f"{path}: the backend state says {key}={state[key]!r}; the spec has {width}")
+        backend = _load_backend(folder, meta["backend"])
+        sections = {k: v for k, v in meta.items() if k not in KNOWN_FIELDS}
         art = cls(spec, backend, x_norm, y_norm, metrics=meta.get("metrics"), training=meta.get("training"),
                   sections=sections, created=meta.get("created"))
         art.path = path
+        art.digest = folder.digest
+        art._check_runs()
         return art
+
+    def _check_runs(self) -> None:
+        """Predict two rows (at the input mean) and check the output's shape: a model that loads also runs."""
+        if any(v.ragged for v in self.spec.inputs):
+            return  # set models: their backend checks its own architecture against the weights
+        X = np.repeat(self.x_norm.mean[None, :].astype(np.float64), 2, axis=0)
+        try:
+            out = self.predict(X)
+        except (BackendError, ValueError, TypeError, IndexError, RuntimeError, FloatingPointError) as exc:
+            raise ArtefactError(f"{self.path}: the loaded model does not run: {type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())}") from exc
+        expected = (2, self.spec.n_out_features)
+        if not isinstance(out, np.ndarray) or out.shape != expected:
+            raise ArtefactError(f"{self.path}: the loaded model returns {getattr(out, 'shape', type(out).__name__)} "
+                                f"for 2 rows; the spec needs {expected}")
 
     def __repr__(self) -> str:
         return f"ModelArtefact({self.spec.function}, backend={self.backend.name}, path={self.path})"
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+def spec_from_metadata(meta: dict[str, Any], path: str | os.PathLike[str]) -> Spec:
+    """The spec recorded in a model's verified metadata, checked against its recorded hash."""
+    try:  # parsing a record from the file: any shape error in it is the file's, said as such
+        spec = Spec.from_json(meta["spec"])
+    except (SpecError, KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+        raise ArtefactError(f"{path}: bad spec record: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+    if spec.hash != meta["spec_hash"]:
+        raise ArtefactError(f"{path}: spec hash {meta['spec_hash']} does not match its own spec ({spec.hash})")
+    return spec
+
+
+def _checked_fields(folder: VerifiedFolder) -> dict[str, Any]:
+    """The metadata with each field phasm reads present and of the right JSON type."""
+    meta = folder.meta
+    types: dict[str, type | tuple[type, ...]] = {
+        "spec": dict, "spec_hash": str, "backend": dict, "normalisation": dict, "files": dict,
+        "metrics": dict, "training": dict, "created": str, "phasm_version": str}
+    for key, typ in types.items():
+        if key not in meta and key in ("metrics", "training", "created", "phasm_version"):
+            continue
+        if key not in meta:
+            raise ArtefactError(f"{folder.path}: {METADATA_FILE} has no field {key!r}")
+        if not isinstance(meta[key], typ):
+            raise ArtefactError(f"{folder.path}: field {key!r} of {METADATA_FILE} is a {type(meta[key]).__name__}")
+    b = meta["backend"]
+    if not isinstance(b.get("name"), str) or not isinstance(b.get("params", {}), dict) \
+            or not isinstance(b.get("state", {}), dict):
+        raise ArtefactError(f"{folder.path}: the backend record needs a name, a params mapping and a state mapping")
+    return meta
+
+
+def _load_backend(folder: VerifiedFolder, record: dict[str, Any]) -> Backend:
+    """The backend, loaded from a private copy of the verified weights (never from the folder itself)."""
+    try:
+        backend_cls = get_backend(record["name"])
+    except BackendUnavailable:
+        raise
+    except BackendError as exc:
+        raise ArtefactError(f"{folder.path}: {exc}") from exc
+    loader: Callable[[Path, dict[str, Any], dict[str, Any]], Backend] = backend_cls.load
+    with tempfile.TemporaryDirectory(prefix="phasm-model-") as tmp:
+        for name, data in folder.files.items():
+            (Path(tmp) / name).write_bytes(data)
+        try:
+            return loader(Path(tmp), dict(record.get("params", {})), dict(record.get("state", {})))
+        except BackendUnavailable:
+            raise
+        except (BackendError, KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+                RuntimeError, OSError) as exc:
+            # A backend's load parses the record and weights from the file: any of these from it means the file
+            # is bad. Say which model in one line; the cause stays chained (``phasm --debug`` shows it).
+            message = " ".join(str(exc).replace(tmp, str(folder.path)).split())
+            kind = "" if isinstance(exc, BackendError) else f"{type(exc).__name__}: "
+            raise ArtefactError(f"{folder.path}: backend {record['name']!r} cannot load this model: {kind}{message}") from exc

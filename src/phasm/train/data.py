@@ -71,7 +71,7 @@ def split_mask(n: int, val_fraction: float, seed: int) -> np.ndarray:
     mask = np.random.default_rng(seed).random(n) < val_fraction
     if val_fraction > 0 and n >= 2 and not mask.any():
         mask[-1] = True
-    if mask.all():
+    if n and mask.all():
         mask[0] = False
     return mask
 

@@ -22,6 +22,7 @@ from phasm.store.reader import CaptureStore
 from phasm.train.artefact import ModelArtefact
 from phasm.train.data import ArrayData, StoreData, training_data
 from phasm.train.metrics import output_metrics
+from phasm.train.physics import prepare_physics, wants_physics
 
 
 @dataclass
@@ -57,7 +58,7 @@ class TrainResult:
 
 
 def fit_model(
-    source: CaptureStore | tuple[np.ndarray, np.ndarray],
+    source: CaptureStore | tuple[np.ndarray, np.ndarray] | None,
     spec: Spec | None = None,
     *,
     backend: str | Backend = "torch",
@@ -69,8 +70,14 @@ def fit_model(
     """Train ``backend`` on ``source`` and return the artefact and the result.
 
     ``source`` is a capture store, or raw matrices ``(X, Y)`` with ``spec``
-    given.  Extra keyword arguments go to the backend's constructor.
+    given.  Extra keyword arguments go to the backend's constructor, except
+    ``physics=``, ``physics_weight=``, ``collocation=``, ``domain=`` and
+    ``output_range=``: physics-informed training (:func:`phasm.train.physics.prepare_physics`;
+    then ``source`` may be ``None``, training from the physics alone).
     """
+    if wants_physics(params) or source is None:
+        spec, est, data, record = prepare_physics(source, spec, backend=backend, val_fraction=val_fraction, seed=seed, **params)
+        return fit_and_package(spec, est, data, seed=seed, val_fraction=val_fraction, verbose=verbose, training=record)
     declared = spec if spec is not None else getattr(source, "spec", None)
     if declared is not None and any(v.ragged for v in declared.inputs):
         # Variable-length inputs: set models on padded + masked batches (phasm.train.ragged).
