@@ -55,3 +55,18 @@ def test_running_stats_keeps_its_old_import_path():
     from phasm.store.running_stats import RunningStats
 
     assert old is RunningStats
+
+
+def test_the_fast_crc_is_zlibs_crc32():
+    """Files never depend on which CRC-32 implementation wrote them (zlib-ng's when installed)."""
+    import zlib
+
+    import numpy as np
+
+    from phasm.store.layout import crc, crc32_function
+
+    data = np.random.default_rng(0).integers(0, 2**63, 100_003, dtype=np.int64)
+    for start in (0, 12345, 2**32 - 1):
+        assert crc(data, start) == zlib.crc32(data.tobytes(), start)
+        assert crc32_function()(data.tobytes(), start) == zlib.crc32(data.tobytes(), start)
+    assert crc(np.arange(3, dtype=">f8")) == zlib.crc32(np.arange(3, dtype="<f8").tobytes())  # little-endian bytes

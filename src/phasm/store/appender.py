@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from phasm.bindings.ragged import RaggedArray
 from phasm.bindings.spec import Spec
 from phasm.errors import SpecError, StoreError
 from phasm.store.check import Damage, check_open_file, read_verified
@@ -38,29 +35,6 @@ from phasm.store.layout import (
     BLOCK_ATTR, FORMAT_VERSION, LOG_DATASET, OFFSETS, ROWS_DATASET, SPEC_DIGEST_ATTR, VALUES, block_rows_for,
     chunk_rows_for, columns, cumulative, dataset_name, log_width, make_records, variables,
 )
-
-
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
-
-OVERLAP_BYTES = 4 << 20
-_pool: "tuple[int, ThreadPoolExecutor] | None" = None
-_pool_lock = threading.Lock()
-
-
-def _checksum_pool() -> "ThreadPoolExecutor":
-    """One checksum thread per process (a forked child gets its own)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid():
-            _pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="phasm-checksum"))
-        return _pool[1]
-
-
-def _nbytes(batch: Any) -> int:
-    return int(batch.values.nbytes) if isinstance(batch, RaggedArray) else int(np.asarray(batch).nbytes)
 
 
 def _write_rows(ds: Any, start: int, batch: np.ndarray) -> None:
@@ -226,13 +200,7 @@ class FileAppender:
         covers only rows that are on disk.
         """
         start = self.rows
-        args = (self._cols, batches, start, n, self.block_rows, self._crcs, self._bases)
-        pending = None
-        if sum(_nbytes(b) for b in batches) >= OVERLAP_BYTES:
-            # zlib releases the GIL: checksum a large batch on another core while HDF5 writes it.
-            pending = _checksum_pool().submit(make_records, *args)
-        else:
-            records, crcs = make_records(*args)
+        records, crcs = make_records(self._cols, batches, start, n, self.block_rows, self._crcs, self._bases)
         bases = list(self._bases)
         for i, (ds, offsets) in enumerate(self._datasets):
             batch = batches[i]
@@ -248,8 +216,6 @@ class FileAppender:
             else:
                 ds.resize(start + n, axis=0)
                 _write_rows(ds, start, batch)
-        if pending is not None:
-            records, crcs = pending.result()
         self._log.resize(self._log_len + len(records), axis=0)
         self._log[self._log_len :] = records
         self.f.flush()  # rows and their log records reach the file first ...

@@ -46,7 +46,7 @@ import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -132,6 +132,26 @@ def chunk_rows_for(row_bytes: int) -> int:
     return int(min(1 << 20, max(1, (1 << 20) // max(1, row_bytes))))
 
 
+_crc32: Callable[[Any, int], int] | None = None
+
+
+def crc32_function() -> Callable[[Any, int], int]:
+    """The fastest CRC-32 installed: zlib-ng's (~25 GB/s here) if present, else zlib's (~4 GB/s).
+
+    All compute the same CRC-32 as :func:`zlib.crc32`, so files do not depend
+    on which one wrote them (``pip install 'phasm[fast]'`` for the fast ones).
+    """
+    global _crc32
+    if _crc32 is None:
+        try:
+            from zlib_ng import zlib_ng  # type: ignore[import-not-found, unused-ignore]
+
+            _crc32 = zlib_ng.crc32
+        except ImportError:
+            _crc32 = zlib.crc32
+    return _crc32
+
+
 def crc(data: np.ndarray, value: int = 0) -> int:
     """CRC-32 of an array's bytes (little-endian), continuing from ``value``."""
     if data.size == 0:
@@ -139,7 +159,7 @@ def crc(data: np.ndarray, value: int = 0) -> int:
     arr = np.ascontiguousarray(data)
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and np.little_endian is False):
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return zlib.crc32(arr.data.cast("B"), value)
+    return (_crc32 or crc32_function())(arr.data.cast("B"), value)
 
 
 def column_piece(col: Column, batch: Any, a: int, b: int, base: int) -> np.ndarray:
