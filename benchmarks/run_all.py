@@ -15,7 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 QUICK = ["overhead.py", "model_latency.py", "bindings.py", "gate.py", "discover.py", "sampling.py"]
-SLOW = ["prediction.py", "profiler_overhead.py", "adaptive.py"]
+SLOW = ["prediction.py", "profiler_overhead.py", "adaptive.py", "native.py"]
 
 
 def main() -> int:

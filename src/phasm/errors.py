@@ -12,8 +12,8 @@ True
 from __future__ import annotations
 
 __all__ = [
-    "ArtefactError", "BackendError", "BackendUnavailable", "GateError", "ModelNotLoaded",
-    "OpticError", "PhasmError", "SampleError", "SpecError", "StoreDamaged", "StoreError", "TargetError",
+    "ArtefactError", "BackendError", "BackendUnavailable", "ExportError", "GateError", "ModelNotLoaded",
+    "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreDamaged", "StoreError", "TargetError",
 ]
 
 
@@ -59,6 +59,10 @@ class GateError(PhasmError, ValueError):
     """A trust gate cannot be built, calibrated or loaded as asked."""
 
 
+class ExportError(PhasmError, ValueError):
+    """A model (or its gate) cannot be exported as native source code as asked."""
+
+
 class ModelNotLoaded(PhasmError, RuntimeError):
     """Model mode was asked for but no model is attached."""
 
@@ -69,3 +73,7 @@ class TargetError(PhasmError, ValueError):
 
 class SampleError(PhasmError, ValueError):
     """A design of experiments (its input space, method or run record) cannot be built or resumed as asked."""
+
+
+class ReportError(PhasmError, ValueError):
+    """A report target (model folder, store, profile or bench output) cannot be recognised or read."""

@@ -77,6 +77,8 @@ COMMAND_MODULES = [
     "phasm.cli.profile",
     "phasm.cli.gate",
     "phasm.cli.sample",
+    "phasm.cli.export",
+    "phasm.cli.report",
     "phasm.cli.store",
 ]
 

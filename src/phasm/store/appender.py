@@ -19,7 +19,6 @@ Example
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from phasm.errors import SpecError, StoreError
 from phasm.store.check import Damage, check_open_file, read_verified
 from phasm.store.files import detach, h5py_module, publish, temp_path, vfd_handle
 from phasm.store.layout import (
-    BLOCK_ATTR, FORMAT_VERSION, LOG_DATASET, OFFSETS, ROWS_DATASET, SPEC_DIGEST_ATTR, VALUES, block_rows_for,
+    BLOCK_ATTR, FORMAT_VERSION, LOG_DATASET, OFFSETS, ROWS_DATASET, VALUES, block_rows_for,
     chunk_rows_for, columns, cumulative, dataset_name, log_width, make_records, variables,
 )
 
@@ -90,10 +89,8 @@ class FileAppender:
         f.attrs["phasm_format"] = FORMAT_VERSION
         f.attrs["phasm_version"] = __version__
         f.attrs["function"] = spec.function
-        text = json.dumps(spec.to_json())
-        f.attrs["spec"] = text
+        f.attrs["spec"] = json.dumps(spec.to_json())
         f.attrs["spec_hash"] = spec.hash
-        f.attrs[SPEC_DIGEST_ATTR] = hashlib.sha256(text.encode()).hexdigest()  # the whole text, optics included
         f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         rows = block_rows_for(spec)
         f.attrs[BLOCK_ATTR] = rows

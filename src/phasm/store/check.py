@@ -16,7 +16,6 @@ Example
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -33,8 +32,7 @@ from phasm.store.files import (
     h5py_module, has_hdf5_signature, open_swmr_read, read_attempts_bounded, stored_end_of_file, writer_left_open,
 )
 from phasm.store.layout import (
-    BLOCK_ATTR, FORMAT_VERSION, LOG_DATASET, MAX_BLOCK_ROWS, OFFSETS, READABLE_FORMATS, ROWS_DATASET, SPEC_DIGEST_ATTR,
-    VALUES,
+    BLOCK_ATTR, FORMAT_VERSION, LOG_DATASET, MAX_BLOCK_ROWS, OFFSETS, READABLE_FORMATS, ROWS_DATASET, VALUES,
     StoreWarning, column_piece, columns, crc, cumulative, dataset_name, log_width, make_records, segments,
     valid_records, variables,
 )
@@ -149,15 +147,6 @@ def read_spec(f: Any, path: Path) -> tuple[int, Spec]:
         spec = Spec.from_json(json.loads(text))
     except _PARSE_ERRORS as exc:
         raise StoreError(f"{path}: unreadable spec attribute: {_first_line(exc)}") from None
-    if fmt >= 2:  # HDF5 does not checksum attribute values kept outside the object header
-        digest = _as_text(_attr(f, SPEC_DIGEST_ATTR))
-        try:
-            actual = hashlib.sha256(text.encode()).hexdigest()
-        except UnicodeEncodeError:
-            actual = "(not UTF-8)"
-        if digest != actual:
-            raise StoreError(f"{path}: attribute spec does not match its digest {SPEC_DIGEST_ATTR} "
-                             "(the file was edited or damaged)")
     stored_hash = _as_text(_attr(f, "spec_hash"))
     if stored_hash is None and fmt >= 2:
         raise StoreError(f"{path}: attribute spec_hash is missing or not text")

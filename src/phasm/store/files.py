@@ -34,7 +34,7 @@ _UNDEFINED = (1 << 64) - 1
 
 def h5py_module() -> Any:
     """h5py, imported on first use (keeps ``import phasm`` light); typed ``Any``: h5py ships no type hints."""
-    import h5py  # type: ignore[import-untyped]
+    import h5py  # type: ignore[import-untyped, unused-ignore]
 
     return h5py
 

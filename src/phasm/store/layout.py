@@ -3,8 +3,7 @@
 A store file (format 2) holds:
 
 - attributes ``phasm_format`` (2), ``phasm_version``, ``function``, ``spec``
-  (JSON), ``spec_hash``, ``spec_sha256`` (of the spec's JSON text), ``created``
-  and ``block_rows``;
+  (JSON), ``spec_hash``, ``created`` and ``block_rows``;
 - one dataset per variable, rows on axis 0: ``in/<name>``, ``out/<name>``
   (a ragged variable as ``<name>.values`` + ``<name>.offsets``);
 - ``_log``, int64 ``(records, 3 + 2 * columns)``: the commit log.  Rows are
@@ -57,7 +56,6 @@ READABLE_FORMATS = (1, 2)
 ROWS_DATASET = "_rows"
 LOG_DATASET = "_log"
 BLOCK_ATTR = "block_rows"
-SPEC_DIGEST_ATTR = "spec_sha256"
 VALUES = ".values"
 OFFSETS = ".offsets"
 # Limits a file may claim before it is taken as damaged rather than trusted.
