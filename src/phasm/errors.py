@@ -13,8 +13,8 @@ from __future__ import annotations
 
 __all__ = [
     "ArtefactError", "BackendError", "BackendUnavailable", "ExportError", "GateError", "GateNotFitted",
-    "ModelNotLoaded", "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreError",
-    "TargetError",
+    "ModelNotLoaded", "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreDamaged",
+    "StoreError", "TargetError",
 ]
 
 
@@ -32,6 +32,16 @@ class OpticError(PhasmError, ValueError):
 
 class StoreError(PhasmError, ValueError):
     """A file is not a readable phasm capture store, or cannot be written as one."""
+
+
+class StoreDamaged(StoreError):
+    """A store file is truncated or altered; ``recoverable`` of its ``committed`` rows verify (``phasm repair``)."""
+
+    def __init__(self, message: str, *, path: object = None, recoverable: int = 0, committed: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.recoverable = recoverable
+        self.committed = committed
 
 
 class ArtefactError(PhasmError, ValueError):

@@ -21,7 +21,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from phasm.bindings.layout import FlatLayout
-from phasm.store.reader import CaptureStore, RunningStats
+from phasm.store.reader import CaptureStore
+from phasm.store.running_stats import RunningStats
 
 BLOCK_ROWS = 65536
 
