@@ -32,6 +32,7 @@ _BUILTIN = {
     "ensemble": "phasm.backends.ensemble:EnsembleBackend",
     "gp": "phasm.backends.gp:GPBackend",
     "torch-sets": "phasm.backends.torch_sets:TorchSetsBackend",
+    "onnx": "phasm.backends.onnx_backend:OnnxBackend",
 }
 
 
