@@ -1,6 +1,6 @@
 """Throughput at batch 1..65536: phasm ``model`` mode on each inference engine against the raw backends.
 
-    python benchmarks/throughput.py [--max-batch 65536] [--budget 0.4] [--profile] [--json out.json]
+    python benchmarks/throughput.py [--max-batch 65536] [--budget 0.4] [--torch-threads N] [--profile] [--json out.json]
 
 One network for every row: the MLP 5 -> 64 -> 64 -> 1 (SiLU) of issue 13, trained by phasm on a
 5-scalar function.  Per batch size, interleaved in rounds (medians of the per-call times):
@@ -82,8 +82,8 @@ def _raw_backends(art):
     return module, session, torch
 
 
-def _time_blocks(fns: dict, rounds: int, per_block: int) -> dict[str, float]:
-    """Median seconds per call of each function, from ``rounds`` interleaved blocks of ``per_block`` calls."""
+def _time_blocks(fns: dict, rounds: int, per_block: int) -> dict[str, tuple[float, float]]:
+    """Per function: (median, best) seconds per call over ``rounds`` interleaved blocks of ``per_block`` calls."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     for f in fns.values():  # warm-up: buffers, sessions, caches
         for _ in range(min(per_block, 20)):
@@ -94,7 +94,27 @@ def _time_blocks(fns: dict, rounds: int, per_block: int) -> dict[str, float]:
             for _ in range(per_block):
                 f()
             times[k].append((time.perf_counter() - t0) / per_block)
-    return {k: float(np.median(v)) for k, v in times.items()}
+    return {k: (float(np.median(v)), float(np.min(v))) for k, v in times.items()}
+
+
+def _breakdown(surrogate, art, n: int, rng, budget: float) -> dict[str, float]:
+    """Median microseconds of each step of a batched model-mode call: read and check the inputs, pack them,
+    predict (the engine, standardisation folded in), unpack the answers; the rest is the call itself."""
+    from phasm.bindings.spec import pack, unpack
+
+    spec = surrogate.spec
+    cols = [rng.uniform(0.5, 1.5, n) for _ in range(5)]
+    values = dict(zip((v.name for v in spec.inputs), cols))
+    X = pack(spec.inputs, values, n)
+    Y = art.predict(X)
+    fns = {"call": lambda: surrogate(*cols),
+           "read+check": lambda: [v.check_value(c, batch=n) for v, c in zip(spec.inputs, cols)],
+           "pack": lambda: pack(spec.inputs, values, n), "predict": lambda: art.predict(X),
+           "unpack": lambda: unpack(spec.outputs, Y)}
+    t = _time_blocks(fns, 40, max(1, int(2000 / n)))
+    out = {k: v[1] * 1e6 for k, v in t.items()}  # best blocks: the steps are timed apart, noise would not cancel
+    out["rest of the call"] = out["call"] - sum(out[k] for k in ("read+check", "pack", "predict", "unpack"))
+    return out
 
 
 def _profile(fn, args, calls: int, top: int = 12) -> str:
@@ -118,9 +138,13 @@ def main() -> None:
     ap.add_argument("--max-batch", type=int, default=65536)
     ap.add_argument("--budget", type=float, default=0.4, help="seconds of timed calls per contender and batch size")
     ap.add_argument("--profile", action="store_true", help="cProfile a model-mode call at batch 1 and 1024")
+    ap.add_argument("--torch-threads", type=int, default=None,
+                    help="torch intra-op threads for raw torch and phasm's torch engine (default: torch's own)")
     ap.add_argument("--json", type=str, default=None)
     args = ap.parse_args()
-    rows = []
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    rows, best = [], []
     with tempfile.TemporaryDirectory() as tmp:
         path, surrogates, gated = _build(tmp)
         auto_engine = surrogates["auto"][0].model.inference
@@ -149,31 +173,37 @@ def main() -> None:
             raw_ort()
             per_call = max(time.perf_counter() - first, 1e-6)
             per_block = max(1, int(2e-3 / per_call))
-            rounds = int(np.clip(args.budget / (per_call * per_block * len(fns)), 5, 400))
-            t = _time_blocks(fns, rounds, per_block)
-            rows.append((n, t))
-            print(f"batch {n}: " + ", ".join(f"{k} {v * 1e6:.1f} us" for k, v in t.items()), flush=True)
-        prof = {}
+            rounds = int(np.clip(args.budget / (per_call * per_block * len(fns)), 15, 400))  # >= 15: a quiet moment for each
+            both = _time_blocks(fns, rounds, per_block)
+            rows.append((n, {k: v[0] for k, v in both.items()}))
+            best.append((n, {k: v[1] for k, v in both.items()}))
+            print(f"batch {n}: " + ", ".join(f"{k} {v[0] * 1e6:.1f} us" for k, v in both.items()), flush=True)
+        prof, parts = {}, {}
         if args.profile:
             one, many = surrogates["onnx"]
             prof["batch 1"] = _profile(one, tuple(float(v) for v in (1.0, 0.9, 1.1, 1.2, 0.8)), 20000)
             cols = [rng.uniform(0.5, 1.5, 1024) for _ in range(5)]
             prof["batch 1024"] = _profile(many, cols, 2000)
+            for n in (16, 1024, 16384):
+                parts[n] = _breakdown(many, many.model, n, rng, args.budget)
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, " + (
         "CUDA GPU present (runs used the CPU)" if torch.cuda.is_available() else "no GPU")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nMLP 5 -> 64 -> 64 -> 1 (SiLU); medians per call; machine: {machine}, load average {load:.1f}; torch "
           f"{torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__} (1 thread)")
     print(f"auto engine at load: {auto_engine.summary()}\n")
-    head = ("| batch | raw torch | raw onnxruntime | model (torch) | model (onnx) | model (auto) | auto mode | "
-            "predict (onnx) | model (auto) / fastest raw |")
-    print(head)
-    print("|---:" * (head.count("|") - 1) + "|")
-    for n, t in rows:
-        fastest = min(t["raw torch"], t["raw onnxruntime"])
-        cells = [t[k] for k in ("raw torch", "raw onnxruntime", "model (torch)", "model (onnx)", "model (auto)",
-                                "auto mode", "predict (onnx)")]
-        print(f"| {n} | " + " | ".join(_fmt(c) for c in cells) + f" | {t['model (auto)'] / fastest:.2f}x |")
+    for title, table in (("medians of interleaved blocks", rows), ("best block (least disturbed by other load)", best)):
+        print(f"\nper call, {title}:\n")
+        head = ("| batch | raw torch | raw onnxruntime | model (torch) | model (onnx) | model (auto) | auto mode | "
+                "predict (onnx) | model (auto) / fastest raw |")
+        print(head)
+        print("|---:" * (head.count("|") - 1) + "|")
+        for n, t in table:
+            fastest = min(t["raw torch"], t["raw onnxruntime"])
+            cells = [t[k] for k in ("raw torch", "raw onnxruntime", "model (torch)", "model (onnx)", "model (auto)",
+                                    "auto mode", "predict (onnx)")]
+            print(f"| {n} | " + " | ".join(_fmt(c) for c in cells) + f" | {t['model (auto)'] / fastest:.2f}x |")
+    print()
     r1 = dict(rows)[1] if rows and rows[0][0] == 1 else None
     if r1:
         print(f"\nbatch 1: model (onnx) / raw onnxruntime = {r1['model (onnx)'] / r1['raw onnxruntime']:.2f}x (target <= 1.3x); "
@@ -185,12 +215,21 @@ def main() -> None:
         n, t = worst
         print(f"batch >= 1024: worst model (auto) / fastest raw = {t['model (auto)'] / min(t['raw torch'], t['raw onnxruntime']):.2f}x "
               f"at batch {n} (target <= 1.2x)")
+    if parts:
+        print("\nwhere a batched model-mode call (onnx engine) spends its time, best blocks in us:\n")
+        keys = ["call", "read+check", "pack", "predict", "unpack", "rest of the call"]
+        print("| batch | " + " | ".join(keys) + " | wrapper share |")
+        print("|---:" * (len(keys) + 2) + "|")
+        for n, p in parts.items():
+            share = 1 - p["predict"] / p["call"]
+            print(f"| {n} | " + " | ".join(f"{p[k]:.1f}" for k in keys) + f" | {share:.0%} |")
     for k, text in prof.items():
         print(f"\nwhere a model-mode call (onnx engine) spends its time, {k} (cProfile, by own time):\n{text}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine, "load": load, "auto": auto_engine.to_json(),
-                       "rows": [{"batch": n, **{k: v * 1e6 for k, v in t.items()}} for n, t in rows]}, f, indent=1)
+            json.dump({"machine": machine, "load": load, "auto": auto_engine.to_json(), "breakdown_us": parts,
+                       "median_us": [{"batch": n, **{k: v * 1e6 for k, v in t.items()}} for n, t in rows],
+                       "best_us": [{"batch": n, **{k: v * 1e6 for k, v in t.items()}} for n, t in best]}, f, indent=1)
 
 
 def _fmt(seconds: float) -> str:

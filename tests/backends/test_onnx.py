@@ -164,9 +164,15 @@ def test_onnx_backend_refuses_what_it_cannot_save_or_convert():
         OnnxBackend(model=torch.nn.Linear(5, 2))
     with pytest.raises(BackendError, match="serve_threads"):
         OnnxBackend(serve_threads=0)
+    with pytest.raises(BackendError, match="trainer 'ridge' trains models that have no ONNX form"):
+        OnnxBackend(trainer="ridge")
+    with pytest.raises(BackendError, match="trainer 'torch' has no parameter 'hiden'"):
+        OnnxBackend(hiden=(8,))
+    with pytest.raises(BackendError, match="activation must be one of"):
+        OnnxBackend(activation="sigmoid")
+    with pytest.raises(BackendError, match="members 'ridge' have no ONNX form"):
+        OnnxBackend(trainer="ensemble", member="ridge")
     X, Y = data5()
-    with pytest.raises(BackendError, match="has no ONNX form"):
-        fit_model((X, Y), spec5(), backend="onnx", trainer="ridge")
     art, _ = fit_model((X, Y), spec5(), backend="ridge")
     assert OnnxBackend.from_backend(art.backend) is None
     assert art.inference.engine == "ridge" and "no ONNX form" in art.inference.reason

@@ -86,6 +86,7 @@ class OnnxBackend(Backend):
             raise BackendError(f"onnx: serve_threads must be an integer >= 1, got {serve_threads!r}")
         if serve_device not in (None, "cpu") and not str(serve_device).startswith("cuda"):
             raise BackendError(f"onnx: serve_device must be None, 'cpu' or 'cuda', got {serve_device!r}")
+        _check_trainer(trainer, trainer_params)
         super().__init__(trainer=trainer, serve_threads=int(serve_threads), serve_device=serve_device, **trainer_params)
 
     @classmethod
@@ -296,6 +297,27 @@ class OnnxSetsBackend(OnnxBackend):
             idx = order[s : s + SET_CHUNK]
             out[idx] = session.run(encode(X.take(idx)))
         return out
+
+
+def _check_trainer(trainer: str, params: dict[str, Any]) -> None:
+    """The trainer exists here and takes ``params`` (named in the error), before any training."""
+    import inspect
+
+    from phasm.backends.registry import get_backend
+
+    cls = get_backend(trainer)
+    if trainer not in ("torch", "ensemble", "torch-sets"):
+        raise BackendError(f"onnx: trainer {trainer!r} trains models that have no ONNX form here; "
+                           "use torch, ensemble (of torch) or torch-sets")
+    if trainer == "ensemble" and params.get("member", "torch") != "torch":
+        raise BackendError(f"onnx: ensemble members {params.get('member')!r} have no ONNX form here; members must be 'torch'")
+    sig = inspect.signature(cls.__init__)
+    if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        takes = [n for n in sig.parameters if n != "self"]
+        for key in params:
+            if key not in takes:
+                raise BackendError(f"onnx: trainer {trainer!r} has no parameter {key!r}; it takes {', '.join(takes)}")
+    cls(**params)  # the trainer checks the values (one clear error each)
 
 
 def _blank(trainer: str, params: dict[str, Any]) -> OnnxBackend:

@@ -70,7 +70,7 @@ class InferenceChoice:
                 vs = "".join(f" vs {o} {self.timings_us[o][b]:.1f} us" for o in others if b in self.timings_us[o])
                 parts.append(f"batch {b}: {self.timings_us[self.engine][b]:.1f} us{vs}")
         detail = f" ({'; '.join(parts)})" if parts else ""
-        return f"inference: {self.engine}{detail}: {self.reason}"
+        return f"inference: {self.engine}{detail}: {self.reason} [chosen in {self.seconds * 1e3:.0f} ms]"
 
 
 @dataclass
