@@ -21,6 +21,7 @@ from phasm.errors import (
 from phasm.gate.base import FiniteGate, Gate
 from phasm.gate.conformal import CalibrationReport, ConformalGate
 from phasm.gate.domain import DomainGate
+from phasm.gate.range import RangeGate
 from phasm.gate.tolerance import Tolerance
 from phasm.surrogate.mode import Mode
 from phasm.surrogate.stats import SurrogateStats
@@ -35,7 +36,7 @@ __all__ = [
     # optics for objects, globals, collections (bindings)
     "RaggedArray", "attr", "each", "fields", "glob", "item", "setter",
     # trust gate
-    "CalibrationReport", "ConformalGate", "DomainGate",
+    "CalibrationReport", "ConformalGate", "DomainGate", "RangeGate",
     # designs of experiments on Dask (loaded on first use)
     "sample",
 ]

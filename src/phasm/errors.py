@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtefactError", "BackendError", "BackendUnavailable", "ExportError", "GateError", "ModelNotLoaded",
-    "OpticError", "PhasmError", "SampleError", "SpecError", "StoreError", "TargetError",
+    "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreError", "TargetError",
 ]
 
 
@@ -63,3 +63,7 @@ class TargetError(PhasmError, ValueError):
 
 class SampleError(PhasmError, ValueError):
     """A design of experiments (its input space, method or run record) cannot be built or resumed as asked."""
+
+
+class ReportError(PhasmError, ValueError):
+    """A report target (model folder, store, profile or bench output) cannot be recognised or read."""

@@ -112,12 +112,12 @@ def ragged_data(n=200, seed=0):
 
 def test_set_model_export_and_onnx_backend_round_trip(tmp_path):
     from phasm.bindings.ragged import encode
-    from phasm.train.ragged import fit_ragged_model, standardise
+    from phasm.train.ragged import fit_ragged_model
 
     spec, X, Y = ragged_data()
     art, _ = fit_ragged_model((X, Y), spec, backend="torch-sets", phi_hidden=(8, 8), rho_hidden=(8,), epochs=2)
     converted = OnnxBackend.from_backend(art.backend)
-    Z = standardise(X, art.x_norm)
+    Z = art.layout.standardise(X, art.x_norm.mean, art.x_norm.scale)
     assert close(converted.predict(Z), art.backend.predict(Z), 1.0)  # > 64 rows: chunks by length
     small = Z.take(np.arange(5))
     assert close(converted.predict(small), art.backend.predict(small), 1.0)

@@ -44,6 +44,7 @@ class _MemberData:
         self._offset = offset
         self._bootstrap = bootstrap
         self._seed = seed
+        self.layout = data.layout
         self.n_in, self.n_out = data.n_in, data.n_out
         self.n_train, self.n_val = data.n_train, data.n_val
 
@@ -96,6 +97,7 @@ class EnsembleBackend(Backend):
     """
 
     name = "ensemble"
+    has_members = True
 
     def __init__(self, member: str = "torch", k: int = 5, member_params: dict[str, Any] | None = None,
                  bootstrap: bool | None = None, seed: int = 0, client: Any = None) -> None:

@@ -30,6 +30,7 @@ Example
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -135,7 +136,7 @@ class OnnxBackend(Backend):
         self._set_model(model, kind=kind, recipe=recipe, **extra)
 
     @classmethod
-    def from_file(cls, path: str | Path, n_in: int, n_out: int, *, members: bool = False, serve_threads: int = 1,
+    def from_file(cls, path: str | os.PathLike[str], n_in: int, n_out: int, *, members: bool = False, serve_threads: int = 1,
                   serve_device: str | None = None, data: bytes | None = None) -> "OnnxBackend":
         """A backend around an ONNX file made elsewhere, verified as data and checked to map ``n_in`` to ``n_out``.
 
@@ -383,7 +384,7 @@ def _check_io(model: Any, n_in: int, n_out: int, members: bool, where: Any) -> i
         t = v.type.tensor_type
         if not v.type.HasField("tensor_type") or t.elem_type != 1:
             raise BackendError(f"{where}: {what} {v.name!r} is not a float32 tensor")
-        dims = [_dim(d) for d in t.shape.dim] if t.HasField("shape") else [None] * rank
+        dims: list[int | None] = [_dim(d) for d in t.shape.dim] if t.HasField("shape") else [None] * rank
         if len(dims) != rank:
             raise BackendError(f"{where}: {what} {v.name!r} has rank {len(dims)}, expected {rank}")
         return dims

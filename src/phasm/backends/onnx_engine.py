@@ -123,7 +123,7 @@ class OnnxEngine:
         self.device = "cuda" if self.providers[0] == CUDA_PROVIDER else "cpu"
         self.where = where
         # The bound fast path needs the session's C++ object; without it (another onnxruntime) run() is used.
-        self._native = getattr(self.session, "_sess", None)
+        self._native: Any = getattr(self.session, "_sess", None)
         self._bind = self.device == "cpu" and self._native is not None and hasattr(self.session, "io_binding")
         self._local = threading.local()
 

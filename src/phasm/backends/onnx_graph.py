@@ -73,7 +73,7 @@ def describe_torch_mlp(module: Any) -> DenseNet | None:
     """The :class:`DenseNet` of a module built by ``build_mlp`` (optionally behind ``SelectColumns``); else ``None``."""
     import torch
 
-    from phasm.backends.torch_mlp import SelectColumns, SkipMLP
+    from phasm.backends.torch_nets import SelectColumns, SkipMLP
 
     select = None
     if isinstance(module, torch.nn.Sequential) and len(module) == 2 and isinstance(module[0], SelectColumns):

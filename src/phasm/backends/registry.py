@@ -32,6 +32,7 @@ _BUILTIN = {
     "ensemble": "phasm.backends.ensemble:EnsembleBackend",
     "gp": "phasm.backends.gp:GPBackend",
     "torch-sets": "phasm.backends.torch_sets:TorchSetsBackend",
+    "torch-ragged-export": "phasm.backends.torch_ragged_export:TorchRaggedExportBackend",
     "onnx": "phasm.backends.onnx_backend:OnnxBackend",
 }
 

@@ -78,6 +78,7 @@ COMMAND_MODULES = [
     "phasm.cli.gate",
     "phasm.cli.sample",
     "phasm.cli.export",
+    "phasm.cli.report",
 ]
 
 

@@ -66,9 +66,9 @@ def train(
     param: list[str] = typer.Option([], "--param", "-p", help="Backend parameter KEY=VALUE (JSON value), repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
-    """Train a model on a capture store and save it as a model folder."""
+    """Train a model on a capture store and save it as a model folder (with the captured-range gate)."""
+    from phasm.gate.calibrate import train_gated
     from phasm.store import CaptureStore
-    from phasm.train import fit_model
 
     check_range("--val-fraction", val_fraction, low=0.0, high=1.0, high_open=True)
     check_range("--epochs", epochs, low=1)
@@ -79,8 +79,9 @@ def train(
     check_backend_params(backend, params)
     source = CaptureStore(store)
     try:
-        art, result = fit_model(source, backend=backend, val_fraction=val_fraction, seed=seed, verbose=not quiet, **params)
-    except ValueError as exc:  # fit_model's documented refusals (no finite rows...); phasm's own errors pass up
+        art, result = train_gated(source, source.spec, None, backend=backend, val_fraction=val_fraction, seed=seed,
+                                  verbose=not quiet, **params)
+    except ValueError as exc:  # documented refusals (no finite rows...); phasm's own errors pass up
         fail(str(exc))
     art.save(out)
     console.print(result.summary())

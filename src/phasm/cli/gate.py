@@ -73,7 +73,8 @@ def calibrate(
         fail(str(exc))
     art.save(out)
     console.print(result.summary())
-    _print_report(gate.report_.to_json())
+    if gate.report_ is not None:
+        _print_report(gate.report_.to_json())
     console.print(f"model and gate written to [bold]{out}[/]")
 
 

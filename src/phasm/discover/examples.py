@@ -100,7 +100,6 @@ def parse_example(expr: str, namespace: dict[str, Any]) -> tuple[tuple, dict[str
 
 def examples_from_store(path: str | os.PathLike[str], rows: int = 3) -> tuple[str, list[tuple[tuple, dict[str, Any]]]]:
     """``(function name, [(args, kwargs), ...])`` from the first ``rows`` rows of a capture store."""
-    from phasm.bindings.optics import Arg
     from phasm.store import CaptureStore
 
     store = CaptureStore(path)
@@ -113,14 +112,15 @@ def examples_from_store(path: str | os.PathLike[str], rows: int = 3) -> tuple[st
     for i in range(n):
         kwargs: dict[str, Any] = {}
         for v in spec.inputs:
-            if not isinstance(v.optic, Arg):
-                raise TargetError(f"variable {v.name!r} of {path} lives at {v.optic!r}, not in an argument: "
+            record = v.recorded_optic or {}  # a store's spec has optic records (text), never optics
+            if record.get("kind") != "arg" or not isinstance(record.get("name"), str):
+                raise TargetError(f"variable {v.name!r} of {path} lives at {v.where or '?'}, not in an argument: "
                                   "it cannot be replayed as a call; use --example")
             value = inputs[v.name][i]
             if isinstance(value, np.ndarray) and value.shape == () or np.isscalar(value):
                 value = np.asarray(value).item()
             else:
                 value = np.array(value)
-            kwargs[v.optic.name] = value
+            kwargs[record["name"]] = value
         calls.append(((), kwargs))
     return spec.function, calls

@@ -29,6 +29,7 @@ from phasm.bindings.spec import Spec
 from phasm.gate.base import finite_rows
 from phasm.gate.conformal import ConformalGate
 from phasm.gate.domain import DomainGate
+from phasm.gate.range import RangeGate, range_gate_for_store
 from phasm.gate.tolerance import Tolerance
 
 
@@ -65,18 +66,17 @@ def train_calibrated(
 
     if not isinstance(tolerance, Tolerance):
         raise TypeError(f"train_calibrated: tolerance must be a phasm.Tolerance, got {type(tolerance).__name__}")
-    declared = spec if spec is not None else getattr(source, "spec", None)
-    ragged = [v.name for v in declared.inputs if v.ragged] if declared is not None else []
-    if ragged:
+    declared = spec if spec is not None else (source.spec if isinstance(source, CaptureStore) else None)
+    if declared is not None and any(v.ragged for v in declared.inputs):
         return _train_calibrated_ragged(source, declared, tolerance, backend=backend,
                                          calibration_fraction=calibration_fraction, val_fraction=val_fraction,
                                          confidence=confidence, seed=seed, verbose=verbose, **params)
+    spec = declared
+    if spec is None:
+        raise ValueError("train_calibrated: a spec is required when training from arrays")
     if isinstance(source, CaptureStore):
-        spec = spec or source.spec
         X, Y = source.matrices(dtype=np.float64)
     else:
-        if spec is None:
-            raise ValueError("train_calibrated: a spec is required when training from arrays")
         X, Y = (np.asarray(a, np.float64) for a in source)
     if X.ndim != 2 or X.shape[1] != spec.n_in_features or Y.shape != (len(X), spec.n_out_features):
         raise ValueError(f"train_calibrated: X must be (n, {spec.n_in_features}) and Y (n, {spec.n_out_features}) "
@@ -126,22 +126,41 @@ def _train_calibrated_ragged(source: Any, spec: Spec, tolerance: Tolerance, *, b
     return art, result, gate
 
 
+def train_gated(source: Any, spec: Spec | None, tolerance: Tolerance | None, *, backend: Any = "torch",
+                default_gate: bool = True, calibration_fraction: float = 0.25, confidence: float = 0.95,
+                **kw: Any) -> tuple[Any, Any]:
+    """Train a model for ``spec`` on a capture store with the gate ``auto`` mode will use, stored in the
+    artefact (``art.sections["gate"]``): with a ``tolerance``, a certified :class:`ConformalGate`
+    (:func:`train_calibrated`); without, the captured-range :class:`~phasm.gate.range.RangeGate`
+    (``default_gate=False``: none).  ``spec``: default, the store's.  Returns ``(artefact, train_result)``.
+    """
+    from phasm.bindings.layout import input_layout
+    from phasm.train.fit import fit_model
+
+    if tolerance is not None:
+        art, result, _ = train_calibrated(source, spec, tolerance, backend=backend,
+                                          calibration_fraction=calibration_fraction, confidence=confidence, **kw)
+        return art, result
+    art, result = fit_model(source, spec, backend=backend, **kw)
+    if default_gate and source is None:  # trained from physics alone: trust the declared domain, no wider
+        from phasm.train.physics import domain_bounds
+
+        lower, upper = domain_bounds(art.spec, kw.get("domain") or {})
+        art.sections["gate"] = RangeGate(margin=0.0).fit(np.stack([lower, upper])).to_json()
+    elif default_gate:
+        art.sections["gate"] = range_gate_for_store(source, input_layout(art.spec), seed=kw.get("seed", 0)).to_json()
+    return art, result
+
+
 def _train_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str, Any] | None, backend: Any,
-                 kw: dict[str, Any], out: str) -> None:
+                 kw: dict[str, Any], out: str, default_gate: bool = True) -> None:
     """Child-process body of :func:`train_in_subprocess`: train (and calibrate), save the folder."""
     try:
         from phasm.store.reader import CaptureStore
-        from phasm.train.fit import fit_model
 
         spec = Spec.from_json(spec_json)
-        kw = dict(kw)
-        cal, conf = kw.pop("calibration_fraction", 0.25), kw.pop("confidence", 0.95)
-        source = CaptureStore(store)
-        if tolerance_json is not None:
-            art, _, _ = train_calibrated(source, spec, Tolerance.from_json(tolerance_json), backend=backend,
-                                         calibration_fraction=cal, confidence=conf, **kw)
-        else:
-            art, _ = fit_model(source, spec, backend=backend, **kw)
+        tol = Tolerance.from_json(tolerance_json) if tolerance_json is not None else None
+        art, _ = train_gated(CaptureStore(store), spec, tol, backend=backend, default_gate=default_gate, **kw)
         art.save(out)
     except BaseException as exc:
         import traceback
@@ -151,7 +170,7 @@ def _train_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str
 
 
 def train_in_subprocess(store: Any, spec: Spec, tolerance: Tolerance | None, backend: Any, kw: dict[str, Any],
-                        timeout: float | None = None) -> Path:
+                        timeout: float | None = None, *, default_gate: bool = True) -> Path:
     """Train (and, with a tolerance, calibrate) in a fresh ``spawn`` process; returns the saved model folder.
 
     The caller's threads keep the GIL to themselves while the child trains;
@@ -165,7 +184,7 @@ def train_in_subprocess(store: Any, spec: Spec, tolerance: Tolerance | None, bac
     ctx = multiprocessing.get_context("spawn")
     proc = ctx.Process(target=_train_child, daemon=True, name="phasm-retrain",
                        args=(str(store), spec.to_json(), tolerance.to_json() if tolerance is not None else None,
-                             backend, dict(kw), str(out)))
+                             backend, dict(kw), str(out), default_gate))
     proc.start()
     proc.join(timeout)
     if proc.is_alive():

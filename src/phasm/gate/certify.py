@@ -89,7 +89,7 @@ class CalibrationReport:
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        d["threshold"] = _num(self.threshold)
+        d["threshold"] = json_number(self.threshold)
         return d
 
     @classmethod
@@ -109,5 +109,6 @@ class CalibrationReport:
                 f"({self.accepted_misses} misses in {self.accepted} accepted of {self.n_certify} certifying rows)")
 
 
-def _num(x: float) -> float | str:
+def json_number(x: float) -> float | str:
+    """A float for JSON: infinities as ``"inf"`` / ``"-inf"`` (JSON has no infinity)."""
     return x if np.isfinite(x) else ("inf" if x > 0 else "-inf")

@@ -49,12 +49,12 @@ import numpy as np
 from phasm.gate.base import Gate, finite_rows
 from phasm.gate.certify import (
     CalibrationReport,
-    _num,
+    json_number,
     binomial_cdf,
     clopper_pearson_upper,
     min_rows_to_certify,
 )
-from phasm.gate.domain import DomainGate, _decode, _encode
+from phasm.gate.domain import DomainGate, decode_array, encode_array
 from phasm.gate.tolerance import Tolerance
 
 CHAIN_STARTS = (1.25, 2.5, 5.0)
@@ -136,13 +136,13 @@ class ConformalGate(Gate):
         kind = self.score_
         with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows are rejected below
             if "spread" in kind:
-                if _has_members(model):
+                if model.has_members:
                     members = np.asarray(model.predict_members(X), np.float32)
                     Y = members.mean(axis=0)
                     std = None
                 else:  # a native predictive std (a Gaussian process)
                     Y, members = np.asarray(model.predict(X), np.float32), None
-                    std = model.backend.predict_std(model.x_norm.transform(X)) * model.y_norm.scale
+                    std = model.predict_std(X)
             else:
                 members, std, Y = None, None, np.asarray(model.predict(X), np.float32)
         ok, dist, near = self.domain.check(X2, Y)
@@ -163,7 +163,7 @@ class ConformalGate(Gate):
         return Y, score
 
     def _resolve_score(self, model: Any, have_residuals: bool) -> str:
-        members = model is not None and (_has_members(model) or _has_std(model))
+        members = model is not None and (model.has_members or model.has_std)
         knn = self.domain.metric_ == "knn"
         if self.score == "auto":
             if knn and have_residuals:
@@ -299,16 +299,18 @@ class ConformalGate(Gate):
     def expected_fallback_rate(self) -> float:
         """Share of in-distribution calls expected to fall back (measured on the calibration rows)."""
         self._check()
+        assert self.report_ is not None
         return self.report_.expected_fallback_rate
 
     # -- persistence ----------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
         self._check()
+        assert self.report_ is not None
         return {"kind": self.kind, "tolerance": self.tolerance.to_json(), "confidence": self.confidence,
                 "score": self.score, "tune_fraction": self.tune_fraction, "seed": self.seed,
-                "score_": self.score_, "threshold": _num(self.threshold_), "spec": self._spec.to_json(),
-                **({"ref_error": _encode(self.ref_error_)} if "residual" in self.score_ else {}),
+                "score_": self.score_, "threshold": json_number(self.threshold_), "spec": self._spec.to_json(),
+                **({"ref_error": encode_array(self.ref_error_)} if "residual" in self.score_ else {}),
                 "domain": self.domain.to_json(), "report": self.report_.to_json()}
 
     @classmethod
@@ -323,7 +325,7 @@ class ConformalGate(Gate):
             self._spec = Spec.from_json(d["spec"])
             self.report_ = CalibrationReport.from_json(d["report"])
             if "residual" in self.score_:
-                self.ref_error_ = _decode(d["ref_error"], "ref_error")
+                self.ref_error_ = decode_array(d["ref_error"], "ref_error")
                 if self.ref_error_.shape != (len(self.domain.reference_),):
                     raise ValueError(f"conformal gate record: ref_error has shape {self.ref_error_.shape}, "
                                      f"expected ({len(self.domain.reference_)},)")
@@ -334,17 +336,3 @@ class ConformalGate(Gate):
     def describe(self) -> str:
         return f"{self.domain.describe()}; {self.score_} score <= {self.threshold_:.3g}; {self.report_}"
 
-
-def _has_std(model: Any) -> bool:
-    return callable(getattr(getattr(model, "backend", None), "predict_std", None)) and hasattr(model, "y_norm")
-
-
-def _has_members(model: Any) -> bool:
-    backend = getattr(model, "backend", model)
-    return type(backend).predict_members is not _base_predict_members()
-
-
-def _base_predict_members() -> Any:
-    from phasm.backends.base import Backend
-
-    return Backend.predict_members

@@ -32,12 +32,14 @@ KNN_MAX_FEATURES = 16
 DIAGONAL_ABOVE = 256
 
 
-def _encode(a: np.ndarray) -> dict[str, Any]:
+def encode_array(a: np.ndarray) -> dict[str, Any]:
+    """A float32 array as a JSON record (shape and base64 bytes)."""
     a = np.ascontiguousarray(a, np.float32)
     return {"shape": list(a.shape), "float32_base64": base64.b64encode(a.tobytes()).decode("ascii")}
 
 
-def _decode(d: dict[str, Any], what: str) -> np.ndarray:
+def decode_array(d: dict[str, Any], what: str) -> np.ndarray:
+    """Inverse of :func:`encode_array`; a malformed record is an error naming ``what``."""
     try:
         raw = base64.b64decode(d["float32_base64"], validate=True)
         return np.frombuffer(raw, np.float32).reshape(d["shape"]).copy()
@@ -242,7 +244,7 @@ class DomainGate(Gate):
         single = X2.dtype == np.float32  # model inputs: compare and standardise in float32 (2-3x faster)
         low, high, mean, inv_scale = self._f32() if single else (self.low_, self.high_, self.mean_, 1.0 / self.scale_)
         with np.errstate(invalid="ignore"):  # NaN compares False: out of range
-            ok = ((X2 >= low) & (X2 <= high)).all(1)
+            ok = np.asarray(((X2 >= low) & (X2 <= high)).all(1))
         if Y is not None:
             ok &= finite_rows(Y)
         near = None
@@ -277,10 +279,10 @@ class DomainGate(Gate):
             "scale": self.scale_.tolist(), "radius": self.radius_ if np.isfinite(self.radius_) else "inf",
         }
         if self.metric_ == "knn":
-            d["reference"] = _encode(self.reference_)
+            d["reference"] = encode_array(self.reference_)
             d["k_"] = self.k_
         else:
-            d["precision"] = _encode(self.precision_)
+            d["precision"] = encode_array(self.precision_)
         return d
 
     @classmethod
@@ -300,12 +302,12 @@ class DomainGate(Gate):
         if not (self.high_.shape == self.mean_.shape == self.scale_.shape == (n,)):
             raise ValueError("domain gate record: low/high/mean/scale lengths differ")
         if self.metric_ == "knn":
-            self.reference_ = _decode(d["reference"], "reference")
+            self.reference_ = decode_array(d["reference"], "reference")
             self.k_ = int(d["k_"])
             if self.reference_.ndim != 2 or self.reference_.shape[1] != n:
                 raise ValueError(f"domain gate record: reference has shape {self.reference_.shape}, expected (m, {n})")
         else:
-            self.precision_ = _decode(d["precision"], "precision")
+            self.precision_ = decode_array(d["precision"], "precision")
         return self
 
     def describe(self) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from phasm.bindings.spec import Scalar, Spec, pack
+from phasm.bindings.spec import Scalar, Spec, pack  # noqa: F401  (Scalar: the doctest)
 from phasm.errors import SampleError
 from phasm.gate.tolerance import Tolerance
 from phasm.sampling.design import unit_design
@@ -195,7 +195,7 @@ def adaptive_rounds(job: SampleJob, run: SampleRun, client: Any, *, rounds: int,
     Rounds already recorded in the run file count: a resumed run continues where it stopped.
     ``on_round(report, model, gate)`` is called after each training (e.g. to save or test each model).
     """
-    from phasm.sampling.run import execute
+    from phasm.sampling.execute import execute
 
     if rounds < 1 or batch < 1:
         raise SampleError(f"adaptive: expected rounds >= 1 and a batch >= 1, got rounds={rounds} batch={batch}")

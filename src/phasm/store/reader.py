@@ -7,10 +7,17 @@ writer reads back as everything it committed.
 
 Example
 -------
->>> store = CaptureStore("captures/price.h5")          # doctest: +SKIP
+>>> from phasm.bindings.spec import Scalar, Spec
+>>> from phasm.store.writer import CaptureWriter
+>>> spec = Spec.from_declarations("m.f", {"x": Scalar()}, {"y": Scalar()})
+>>> with CaptureWriter("captures/f.h5", spec) as w:
+...     w.append_batch([np.arange(3.0)], [np.arange(3.0) ** 2])
+>>> store = CaptureStore("captures/f.h5")
 >>> inputs, outputs = store.read()                     # dicts of arrays
->>> for inputs, outputs in store.iter_batches(65536):  # larger than memory
-...     ...
+>>> outputs["y"].tolist()
+[0.0, 1.0, 4.0]
+>>> sum(len(o["y"]) for _, o in store.iter_batches(2))  # batches: stores larger than memory
+3
 """
 
 from __future__ import annotations

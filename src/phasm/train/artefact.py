@@ -28,9 +28,10 @@ import numpy as np
 
 from phasm.backends.base import Backend
 from phasm.backends.registry import get_backend
+from phasm.bindings.layout import InputLayout, input_layout
 from phasm.bindings.spec import Spec
 from phasm.errors import ArtefactError, BackendError, BackendUnavailable, SpecError
-from phasm.train.data import Standardizer
+from phasm.train.data import Standardiser
 from phasm.train.model_folder import (FORMAT, FORMAT_VERSION, METADATA_FILE, VerifiedFolder, manifest_digest,
                                       read_folder, sha256_file, write_folder)
 
@@ -44,16 +45,19 @@ KNOWN_FIELDS = frozenset({"format", "format_version", "phasm_version", "created"
 class ModelArtefact:
     """A trained model for one spec: normalisation + backend estimator + metadata.
 
-    ``predict`` takes raw (user-unit) input rows ``(n, n_in_features)`` and
-    returns raw output rows ``(n, n_out_features)``.
+    ``predict`` takes raw (user-unit) model inputs, as the spec's input layout
+    packs them (``layout``: a float32 matrix ``(n, n_in_features)``, or
+    :class:`~phasm.bindings.ragged.RaggedInputs` for variable-length inputs), and
+    returns raw output rows ``(n, n_out_features)``.  ``has_members`` / ``has_std``:
+    the backend's declared capabilities, for gates.
     """
 
     def __init__(
         self,
         spec: Spec,
         backend: Backend,
-        x_norm: Standardizer,
-        y_norm: Standardizer,
+        x_norm: Standardiser,
+        y_norm: Standardiser,
         *,
         metrics: dict[str, Any] | None = None,
         training: dict[str, Any] | None = None,
@@ -70,19 +74,15 @@ class ModelArtefact:
         self.created = created or time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.path: Path | None = None
         self.digest: str | None = None  # manifest digest of the folder it was saved to or loaded from
+        self.layout: InputLayout[Any] = input_layout(spec)
+        self.has_members = backend.has_members
+        self.has_std = backend.has_std
         self._inference: Any = None  # the engine answering predict (phasm.train.inference), chosen on first use
 
     # -- inference ----------------------------------------------------------
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Raw inputs ``(n, n_in)`` -> raw outputs ``(n, n_out)`` (float32).
-
-        A spec with variable-length inputs takes :class:`~phasm.bindings.ragged.RaggedInputs`.
-        """
-        if not isinstance(X, np.ndarray) and hasattr(X, "sets"):
-            from phasm.train.ragged import predict_ragged
-
-            return predict_ragged(self, X)
+    def predict(self, X: Any) -> np.ndarray:
+        """Raw inputs (``n`` rows of the input layout) -> raw outputs ``(n, n_out)`` (float32)."""
         plan = self._inference
         if plan is None:
             plan = self._choose_inference()
@@ -108,18 +108,22 @@ class ModelArtefact:
         """
         return self._choose_inference(engine, measure_again=True).choice
 
-    def predict_members(self, X: np.ndarray) -> np.ndarray | None:
+    def predict_members(self, X: Any) -> np.ndarray | None:
         """Per-member raw predictions ``(members, n, n_out)`` for ensemble backends, else ``None``."""
-        if not isinstance(X, np.ndarray) and hasattr(X, "sets"):
-            from phasm.train.ragged import predict_ragged
-
-            return predict_ragged(self, X, members=True)
+        if not self.has_members:
+            return None
         plan = self._inference if self._inference is not None else self._choose_inference()
         if plan.members is not None:
             out: np.ndarray = plan.members(X)
             return out
-        Z = self.backend.predict_members(self.x_norm.transform(X))
+        Z = self.backend.predict_members(self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale))
         return None if Z is None else self.y_norm.inverse(Z)
+
+    def predict_std(self, X: Any) -> np.ndarray:
+        """The backend's native predictive standard deviation ``(n, n_out)`` in raw units (``has_std`` backends)."""
+        Z = self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale)
+        std: np.ndarray = np.asarray(self.backend.predict_std(Z), np.float32) * self.y_norm.scale
+        return std
 
     # -- persistence ----------------------------------------------------------
 
@@ -178,8 +182,8 @@ class ModelArtefact:
             except SpecError as exc:
                 raise ArtefactError(str(exc)) from None
         try:
-            x_norm = Standardizer.from_json(meta["normalisation"]["x"], spec.n_in_features, "input")
-            y_norm = Standardizer.from_json(meta["normalisation"]["y"], spec.n_out_features, "output")
+            x_norm = Standardiser.from_json(meta["normalisation"]["x"], spec.n_in_features, "input")
+            y_norm = Standardiser.from_json(meta["normalisation"]["y"], spec.n_out_features, "output")
         except (KeyError, ValueError, TypeError, OverflowError) as exc:
             raise ArtefactError(f"{path}: bad normalisation record: {type(exc).__name__}: "
                                 f"{' '.join(str(exc).split())}") from exc

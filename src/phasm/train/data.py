@@ -20,20 +20,21 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from phasm.bindings.layout import FlatLayout
 from phasm.store.reader import CaptureStore, RunningStats
 
 BLOCK_ROWS = 65536
 
 
 @dataclass
-class Standardizer:
+class Standardiser:
     """Per-feature ``(x - mean) / scale``; constant features get scale 1."""
 
     mean: np.ndarray
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, blocks: Any) -> "Standardizer":
+    def fit(cls, blocks: Any) -> "Standardiser":
         """Fit from an iterable of ``(n, k)`` blocks (streaming)."""
         acc = RunningStats()
         for b in blocks:
@@ -54,7 +55,7 @@ class Standardizer:
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any], size: int, what: str) -> "Standardizer":
+    def from_json(cls, d: dict[str, Any], size: int, what: str) -> "Standardiser":
         mean = np.asarray(d["mean"], np.float32)
         scale = np.asarray(d["scale"], np.float32)
         if mean.shape != (size,) or scale.shape != (size,):
@@ -62,6 +63,8 @@ class Standardizer:
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
             raise ValueError(f"{what} normalisation holds non-finite or non-positive values")
         return cls(mean, scale)
+
+
 
 
 def split_mask(n: int, val_fraction: float, seed: int) -> np.ndarray:
@@ -86,8 +89,8 @@ class ArrayData:
         *,
         val_fraction: float = 0.2,
         seed: int = 0,
-        x_norm: Standardizer | None = None,
-        y_norm: Standardizer | None = None,
+        x_norm: Standardiser | None = None,
+        y_norm: Standardiser | None = None,
     ) -> None:
         X = np.asarray(X, np.float32)
         Y = np.asarray(Y, np.float32)
@@ -97,11 +100,12 @@ class ArrayData:
         X, Y = X[finite], Y[finite]
         self.dropped_nonfinite = int((~finite).sum())
         mask = split_mask(len(X), val_fraction, seed)
-        self.x_norm = x_norm or Standardizer.fit([X[~mask]])
-        self.y_norm = y_norm or Standardizer.fit([Y[~mask]])
+        self.x_norm = x_norm or Standardiser.fit([X[~mask]])
+        self.y_norm = y_norm or Standardiser.fit([Y[~mask]])
         self._Xt, self._Yt = self.x_norm.transform(X[~mask]), self.y_norm.transform(Y[~mask])
         self._Xv, self._Yv = self.x_norm.transform(X[mask]), self.y_norm.transform(Y[mask])
         self.n_in, self.n_out = X.shape[1], Y.shape[1]
+        self.layout = FlatLayout(width=self.n_in)
         self.n_train, self.n_val = len(self._Xt), len(self._Xv)
 
     def train_batches(self, batch_size: int, *, seed: int, shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -137,8 +141,9 @@ class StoreData:
         spec = store.spec
         assert spec is not None
         self.n_in, self.n_out = spec.n_in_features, spec.n_out_features
-        self.x_norm = Standardizer.fit(self._raw_blocks(train=True, which=0))
-        self.y_norm = Standardizer.fit(self._raw_blocks(train=True, which=1))
+        self.layout = FlatLayout(spec.inputs)
+        self.x_norm = Standardiser.fit(self._raw_blocks(train=True, which=0))
+        self.y_norm = Standardiser.fit(self._raw_blocks(train=True, which=1))
         val_x, val_y = [], []
         for X, Y in self._raw_pairs(train=False):
             val_x.append(X)

@@ -24,13 +24,13 @@ import numpy as np
 
 from phasm.bindings.spec import Spec
 from phasm.train.artefact import ModelArtefact
-from phasm.train.data import Standardizer
+from phasm.train.data import Standardiser
 
 
-def _norm(mean: Any, scale: Any, size: int, what: str) -> Standardizer:
+def _norm(mean: Any, scale: Any, size: int, what: str) -> Standardiser:
     m = np.zeros(size, np.float32) if mean is None else np.broadcast_to(np.asarray(mean, np.float32), (size,)).copy()
     s = np.ones(size, np.float32) if scale is None else np.broadcast_to(np.asarray(scale, np.float32), (size,)).copy()
-    return Standardizer.from_json({"mean": m.tolist(), "scale": s.tolist()}, size, what)
+    return Standardiser.from_json({"mean": m.tolist(), "scale": s.tolist()}, size, what)
 
 
 def load_exported(
@@ -42,16 +42,24 @@ def load_exported(
     y_mean: Any = None,
     y_scale: Any = None,
     device: str | None = None,
+    max_len: int | None = None,
 ) -> ModelArtefact:
     """A :class:`ModelArtefact` around the exported program at ``path``, checked against ``spec``'s widths.
 
     The artefact saves like any other (the ``.pt2`` is copied into the model
     folder and checksummed), so ``fn.save`` / ``phasm info`` work on it.
+    A spec with variable-length inputs takes a program over padded sets
+    (``max_len``: see :mod:`phasm.train.exported_ragged`).
     """
     from phasm.backends.torch_mlp import TorchBackend
 
     if spec is None:
         raise ValueError("load_exported: the function's spec is needed to check the model's input and output widths")
+    if any(v.ragged for v in spec.inputs):
+        from phasm.train.exported_ragged import load_exported_ragged
+
+        return load_exported_ragged(path, spec, max_len=max_len, x_mean=x_mean, x_scale=x_scale, y_mean=y_mean,
+                                    y_scale=y_scale, device=device)
     backend = TorchBackend.from_program_file(path, spec.n_in_features, spec.n_out_features, device=device)
     art = ModelArtefact(
         spec, backend,

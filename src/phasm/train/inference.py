@@ -112,24 +112,18 @@ def engine_status() -> str:
     return f"CPU inference: onnxruntime {onnxruntime.__version__}{gpu}; {how}"
 
 
-def _native(art: Any) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray] | None]:
-    backend, xn, yn = art.backend, art.x_norm, art.y_norm
-    folded = backend.fold_normalisation(xn.mean, xn.scale, yn.mean, yn.scale)
+def _native(art: Any) -> tuple[Callable[[Any], np.ndarray], Callable[[Any], np.ndarray] | None]:
+    """The model's own engine: the backend's folded raw -> raw function, or standardise -> predict -> unstandardise."""
+    backend, xn, yn, layout = art.backend, art.x_norm, art.y_norm, art.layout
+    folded = None if layout.ragged else backend.fold_normalisation(xn.mean, xn.scale, yn.mean, yn.scale)
     if folded is None:
-        def folded(X: np.ndarray) -> np.ndarray:
-            return yn.inverse(backend.predict(xn.transform(X)))  # type: ignore[no-any-return]
+        def folded(X: Any) -> np.ndarray:
+            return yn.inverse(backend.predict(layout.standardise(X, xn.mean, xn.scale)))  # type: ignore[no-any-return]
     members = None
-    if type(backend).predict_members is not _base_members() or getattr(backend, "has_members", False):
-        def members(X: np.ndarray) -> np.ndarray:
-            Z = backend.predict_members(xn.transform(X))
-            return None if Z is None else yn.inverse(Z)  # type: ignore[no-any-return]
+    if backend.has_members:
+        def members(X: Any) -> np.ndarray:
+            return yn.inverse(backend.predict_members(layout.standardise(X, xn.mean, xn.scale)))  # type: ignore[no-any-return]
     return folded, members
-
-
-def _base_members() -> Any:
-    from phasm.backends.base import Backend
-
-    return Backend.predict_members
 
 
 def _on_cpu(backend: Any) -> bool:
@@ -167,8 +161,9 @@ def choose_inference(art: Any, engine: str | None = None, *, measure_again: bool
     t0 = time.perf_counter()
     setting = engine_setting(engine)
     backend = art.backend
-    if any(v.ragged for v in art.spec.inputs):  # variable-length rows: the backend encodes and runs them itself
-        return InferencePlan(art.backend.predict, None, InferenceChoice(
+    if art.layout.ragged:  # variable-length rows: the backend encodes and runs them itself
+        predict, members = _native(art)
+        return InferencePlan(predict, members, InferenceChoice(
             backend.name, "set model: its backend encodes and runs the rows (backend 'onnx' with trainer "
             "'torch-sets' serves it with onnxruntime)", seconds=time.perf_counter() - t0))
     if backend.name == "onnx":  # an ONNX graph already: its folded session is the only engine
