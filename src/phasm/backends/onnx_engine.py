@@ -5,8 +5,8 @@ building the feed dict, validating it, allocating and converting the outputs.
 :class:`OnnxEngine` binds, per batch size up to :attr:`OnnxEngine.small_batch` rows
 (per thread), one float32 input buffer and the output buffers to an ``IOBinding``
 once; a call copies the rows into the input buffer, runs the bound session and
-returns copies of the outputs.  Larger batches bind the caller's (contiguous
-float32) rows directly and fresh output arrays, so nothing is copied twice.
+returns copies of the outputs.  Larger batches go to the session's C++ ``run``
+with the caller's (contiguous float32) rows as they are.
 
 The session: ``intra_op_num_threads`` as asked (default 1, the fastest for small
 batches on a busy machine), one inter-op thread, sequential execution, all graph
@@ -168,16 +168,12 @@ class OnnxEngine:
             return [o.copy() for o in slot.outputs]
         self._check(X)
         x = X if (X.dtype == np.float32 and X.flags.c_contiguous) else np.ascontiguousarray(X, np.float32)
-        if not self._bind:
-            got = self.session.run(self.output_names, {self.input_name: x})
-            return [np.asarray(o, np.float32) for o in got]
-        outs = [np.empty(self._shape(t, n), np.float32) for t in self.output_shapes]
-        binding = self.session.io_binding()
-        binding.bind_input(self.input_name, "cpu", 0, np.float32, list(x.shape), x.ctypes.data)
-        for name, out in zip(self.output_names, outs):
-            binding.bind_output(name, "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
-        self._native.run_with_iobinding(binding._iobinding, None)
-        return outs
+        # Larger batches: the session's own run on the caller's rows (no copy in). Binding preallocated
+        # outputs measured 6-8% slower here at 1024-8192 rows (the runtime writes its own buffer first);
+        # the C++ session's run skips the Python wrapper's per-call checks of the feed.
+        runner = self._native if self._native is not None else self.session
+        got = runner.run(self.output_names, {self.input_name: x}, None)
+        return [np.asarray(o, np.float32) for o in got]
 
     def run(self, X: np.ndarray) -> np.ndarray:
         """The first output for the rows ``X``.
