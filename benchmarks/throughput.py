@@ -204,17 +204,18 @@ def main() -> None:
                                     "auto mode", "predict (onnx)")]
             print(f"| {n} | " + " | ".join(_fmt(c) for c in cells) + f" | {t['model (auto)'] / fastest:.2f}x |")
     print()
-    r1 = dict(rows)[1] if rows and rows[0][0] == 1 else None
-    if r1:
-        print(f"\nbatch 1: model (onnx) / raw onnxruntime = {r1['model (onnx)'] / r1['raw onnxruntime']:.2f}x (target <= 1.3x); "
-              f"model (auto) {r1['model (auto)'] / r1['raw onnxruntime']:.2f}x; auto mode / raw onnxruntime = "
-              f"{r1['auto mode'] / r1['raw onnxruntime']:.2f}x (target <= 1.6x)")
-    big = [(n, t) for n, t in rows if n >= 1024]
-    if big:
-        worst = max(big, key=lambda r: r[1]["model (auto)"] / min(r[1]["raw torch"], r[1]["raw onnxruntime"]))
-        n, t = worst
-        print(f"batch >= 1024: worst model (auto) / fastest raw = {t['model (auto)'] / min(t['raw torch'], t['raw onnxruntime']):.2f}x "
-              f"at batch {n} (target <= 1.2x)")
+    for title, table in (("medians", rows), ("best blocks", best)):
+        r1 = dict(table).get(1)
+        if r1:
+            print(f"{title}: batch 1: model (onnx) / raw onnxruntime = {r1['model (onnx)'] / r1['raw onnxruntime']:.2f}x, "
+                  f"model (auto) {r1['model (auto)'] / r1['raw onnxruntime']:.2f}x (target <= 1.3x); auto mode / raw "
+                  f"onnxruntime = {r1['auto mode'] / r1['raw onnxruntime']:.2f}x (target <= 1.6x)")
+        big = [(n, t[k] / min(t["raw torch"], t["raw onnxruntime"])) for n, t in table if n >= 1024
+               for k in ("model (onnx)", "model (auto)")]
+        if big:
+            print(f"{title}: batch >= 1024: model mode / fastest raw = " + ", ".join(f"{r:.2f}x" for _, r in big[::2])
+                  + " (onnx engine), " + ", ".join(f"{r:.2f}x" for _, r in big[1::2])
+                  + f" (auto engine) at batch {', '.join(str(n) for n, _ in big[::2])} (target <= 1.2x)")
     if parts:
         print("\nwhere a batched model-mode call (onnx engine) spends its time, best blocks in us:\n")
         keys = ["call", "read+check", "pack", "predict", "unpack", "rest of the call"]

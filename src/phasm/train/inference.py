@@ -44,6 +44,7 @@ ENGINES = ("auto", "torch", "onnx")
 PROBE_BATCHES = (1, 1024)
 BUDGET_S = 0.010  # time for the measurement itself (conversion and session creation come on top)
 MIN_ROUNDS, MAX_ROUNDS = 3, 50
+CLEAR_WIN = 5.0  # one engine this many times faster after a round: stop measuring that batch size
 _CHOSEN: dict[str, "InferenceChoice"] = {}  # manifest digest -> the choice measured at its first load in this process
 AGREEMENT = 1e-3  # largest |onnx - native| accepted, relative to the output's scale (float32 differences are ~1e-6)
 
@@ -55,10 +56,12 @@ class InferenceChoice:
     engine: str
     reason: str
     timings_us: dict[str, dict[int, float]] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # converting, building the session and measuring
+    import_seconds: float = 0.0  # importing onnx and onnxruntime, when this choice was the first to need them
 
     def to_json(self) -> dict[str, Any]:
         return {"engine": self.engine, "reason": self.reason, "seconds": self.seconds,
+                "import_seconds": self.import_seconds,
                 "timings_us": {k: {str(b): t for b, t in v.items()} for k, v in self.timings_us.items()}}
 
     def summary(self) -> str:
@@ -70,7 +73,8 @@ class InferenceChoice:
                 vs = "".join(f" vs {o} {self.timings_us[o][b]:.1f} us" for o in others if b in self.timings_us[o])
                 parts.append(f"batch {b}: {self.timings_us[self.engine][b]:.1f} us{vs}")
         detail = f" ({'; '.join(parts)})" if parts else ""
-        return f"inference: {self.engine}{detail}: {self.reason} [chosen in {self.seconds * 1e3:.0f} ms]"
+        imports = f"; importing onnx and onnxruntime: {self.import_seconds:.1f} s" if self.import_seconds >= 0.05 else ""
+        return f"inference: {self.engine}{detail}: {self.reason} [chosen in {self.seconds * 1e3:.0f} ms{imports}]"
 
 
 @dataclass
@@ -186,8 +190,14 @@ def choose_inference(art: Any, engine: str | None = None, *, measure_again: bool
     earlier = _CHOSEN.get(digest) if digest and setting == "auto" and not measure_again else None
     if earlier is not None and earlier.engine != "onnx":
         return keep(f"{earlier.reason}; measured at its first load in this process", earlier.timings_us)
+    t_import = time.perf_counter()
+    import onnx  # noqa: F401  (the first model to need them pays for the imports: said apart in the report)
+    import onnxruntime  # noqa: F401
+
     from phasm.backends.onnx_backend import OnnxBackend
 
+    import_s = time.perf_counter() - t_import
+    t0 += import_s
     try:
         converted = OnnxBackend.from_backend(backend, serve_device="cpu")
     except BackendError as exc:
@@ -201,8 +211,10 @@ def choose_inference(art: Any, engine: str | None = None, *, measure_again: bool
     if setting == "onnx" or earlier is not None:  # forced, or measured before: the same engine, the same answers
         reason = f"{ENGINE_ENV}=onnx" if earlier is None else f"{earlier.reason}; measured at its first load in this process"
         timings = {} if earlier is None else earlier.timings_us
-        return InferencePlan(o_predict, o_members, InferenceChoice("onnx", reason, timings, time.perf_counter() - t0))
+        return InferencePlan(o_predict, o_members, InferenceChoice("onnx", reason, timings, time.perf_counter() - t0,
+                                                                   import_s))
     plan = _measure(art, predict, members, o_predict, o_members, native, t0)
+    plan.choice.import_seconds = import_s
     if digest:
         if len(_CHOSEN) >= 256:
             _CHOSEN.pop(next(iter(_CHOSEN)))
@@ -229,7 +241,8 @@ def _measure(art: Any, predict: Callable[[np.ndarray], np.ndarray], members: Any
         for r in range(MAX_ROUNDS):  # interleaved, best of each: the least disturbed call on a busy machine
             t_native = min(t_native, _call_us(predict, X))
             t_onnx = min(t_onnx, _call_us(o_predict, X))
-            if r >= MIN_ROUNDS - 1 and time.perf_counter() > deadline:
+            clear = max(t_native, t_onnx) > CLEAR_WIN * min(t_native, t_onnx)  # more rounds would not change it
+            if clear or (r >= MIN_ROUNDS - 1 and time.perf_counter() > deadline):
                 break
         timings[native][n], timings["onnx"][n] = t_native, t_onnx
     ratio = float(np.sqrt(np.prod([timings["onnx"][n] / timings[native][n] for n in PROBE_BATCHES])))
