@@ -79,6 +79,7 @@ COMMAND_MODULES = [
     "phasm.cli.sample",
     "phasm.cli.export",
     "phasm.cli.report",
+    "phasm.cli.store",
 ]
 
 
