@@ -59,6 +59,9 @@ def backends() -> None:
             status = f"[yellow]missing[/] {', '.join(b.missing)} (pip install 'phasm[{b.extra}]')"
         t.add_row(b.name, status, b.target)
     console.print(t)
+    from phasm.train.inference import engine_status
+
+    console.print(engine_status())
 
 
 def train(
