@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.phasm-installed
 
-.PHONY: demo demo-pinn demo-native demo-calorimeter test bench install clean
+.PHONY: demo demo-pinn demo-native demo-fieldmap demo-tracking demo-calorimeter test bench install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ demo-calorimeter: $(STAMP)
 # The surrogate exported to C++ and Fortran programs (examples/native; Fortran skipped without gfortran).
 demo-native: $(STAMP)
 	$(MAKE) -C examples/native PYTHON=$(abspath $(PY)) PHASM=$(abspath $(VENV)/bin/phasm)
+
+# The field map is built once into demo-output/.cache and shared by both demos.
+demo-fieldmap: $(STAMP)
+	$(PY) examples/fieldmap/run_fieldmap.py --out demo-output
+
+demo-tracking: $(STAMP)
+	$(PY) examples/tracking/run_tracking.py --out demo-output
 
 test: $(STAMP)
 	$(PY) -m pytest

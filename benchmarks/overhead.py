@@ -59,7 +59,7 @@ def main() -> None:
         vec.flush()
         dt = time.perf_counter() - t0
         t0 = time.perf_counter()
-        vec._fn(x)
+        vec.__wrapped__(x)
         dt_bare = time.perf_counter() - t0
         vec.close()
         rate = 1_000_000 / (dt - dt_bare)

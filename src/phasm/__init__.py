@@ -22,6 +22,7 @@ from phasm.gate.base import FiniteGate, Gate
 from phasm.gate.conformal import CalibrationReport, ConformalGate
 from phasm.gate.distribution import DistributionGate, DistributionTolerance
 from phasm.gate.domain import DomainGate
+from phasm.gate.range import RangeGate
 from phasm.gate.tolerance import Tolerance
 from phasm.surrogate.mode import Mode
 from phasm.surrogate.stats import SurrogateStats
@@ -36,7 +37,7 @@ __all__ = [
     # optics for objects, globals, collections (bindings)
     "RaggedArray", "attr", "each", "fields", "glob", "item", "setter",
     # trust gate
-    "CalibrationReport", "ConformalGate", "DomainGate",
+    "CalibrationReport", "ConformalGate", "DomainGate", "RangeGate",
     # stochastic functions: generative surrogates gated on distributions
     "DistributionGate", "DistributionTolerance",
     # designs of experiments on Dask (loaded on first use)

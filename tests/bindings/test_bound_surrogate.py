@@ -67,8 +67,8 @@ def test_capture_reads_attributes_global_and_getter(tmp_path, calo_module):
     assert np.array_equal(ins["E"], rows[:, 0]) and np.array_equal(ins["theta"], rows[:, 1])
     assert np.array_equal(ins["f"], rows[:, 2]) and np.array_equal(outs["edep"], rows[:, 3])
     spec = CaptureStore(tmp_path / "c.h5").spec
-    assert repr(spec["f"].optic) == "global:phasm_test_calo.SAMPLING"
-    assert repr(spec["edep"].optic) == "step.get_edep()/set_edep()"
+    assert spec["f"].where == "global:phasm_test_calo.SAMPLING"
+    assert spec["edep"].where == "step.get_edep()/set_edep()"
 
 
 def test_model_auto_shadow_write_back_through_setter(tmp_path, calo_module):

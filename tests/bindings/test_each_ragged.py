@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import phasm
 from phasm.bindings import CallFrame, Each, OpticError, RaggedArray, Spec, SpecError, finish_frame
+from phasm.bindings.layout import RaggedLayout
 from phasm.bindings.ragged import RaggedInputs, length_buckets
 
 
@@ -172,9 +173,12 @@ def test_length_buckets_cover_rows_once_and_group_lengths():
     assert [b.tolist() for b in length_buckets(lengths[:5], 2, None)] == [[0, 1], [2, 3], [4]]
 
 
-def test_ragged_inputs_summary_matrix_flags_non_finite():
+def test_ragged_layout_summary_and_finite_rows():
     sets = RaggedArray.from_list([np.ones((2, 1)), np.zeros((0, 1)), np.array([[np.nan]])])
     X = RaggedInputs(np.zeros((3, 1), np.float32), {"h": sets})
-    M = np.asarray(X)
+    layout = RaggedLayout.of(X)
+    M = layout.summarize(X)
     assert M.shape == (3, 3) and M[:, 2].tolist() == [2, 0, 1]
-    assert np.isfinite(M).all(1).tolist() == [True, True, False]
+    assert layout.finite_rows(X).tolist() == [True, True, False]
+    with pytest.raises(TypeError, match="no flat matrix form"):  # never a summary posing as the data
+        np.asarray(X)

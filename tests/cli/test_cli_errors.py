@@ -136,12 +136,14 @@ def test_os_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_bug_is_not_dressed_as_an_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """A TypeError is a bug: the CLI lets it through with its traceback instead of one tidy line."""
     make_store()
-    import phasm.train
+
 
     def buggy(*a, **k):
         raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
 
-    monkeypatch.setattr(phasm.train, "fit_model", buggy)
+    import phasm.gate.calibrate
+
+    monkeypatch.setattr(phasm.gate.calibrate, "train_gated", buggy)
     res = runner.invoke(app, ["train", "cap/lin.h5", "--out", "m", "--backend", "ridge", "-q"])
     assert isinstance(res.exception, TypeError) and "error:" not in res.output
 

@@ -7,8 +7,9 @@ import importlib
 
 import pytest
 
-MODULES = ["analyze", "dynamic", "examples", "linetrace", "paths", "recorder", "report", "scope", "snapshot", "static",
-           "tracearray", "tracing", "unsafe"]
+MODULES = ["analyze", "dynamic", "effects", "examples", "inspection", "linetrace", "names", "opaque", "paths",
+           "printer", "proposal", "recorder", "report", "scope", "snapshot", "static", "tracearray", "tracing",
+           "unsafe", "watch"]
 
 
 @pytest.mark.parametrize("name", MODULES)

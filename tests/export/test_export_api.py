@@ -43,9 +43,9 @@ def calibrated():
 def test_refuses_what_it_cannot_export(tmp_path) -> None:
     from phasm.backends.ensemble import EnsembleBackend
     from phasm.backends.gp import GPBackend
-    from phasm.train import Standardizer
+    from phasm.train import Standardiser
 
-    norm = Standardizer(np.zeros(2, np.float32), np.ones(2, np.float32)), Standardizer(np.zeros(1, np.float32), np.ones(1, np.float32))
+    norm = Standardiser(np.zeros(2, np.float32), np.ones(2, np.float32)), Standardiser(np.zeros(1, np.float32), np.ones(1, np.float32))
     with pytest.raises(ExportError, match="not exportable: backend 'gp'"):
         export_model(ModelArtefact(SPEC2, GPBackend(), *norm), "c", "m", tmp_path)
     with pytest.raises(ExportError, match="an ensemble of 'gp' members"):
@@ -239,7 +239,7 @@ def test_cli_export_and_check(calibrated, tmp_path) -> None:
     if CCS:
         assert "gate decisions equal on 100.0000%" in res.output and "no warnings" in res.output
     res = runner.invoke(app, ["export", str(tmp_path / "missing"), "--lang", "c", "--prefix", "x", "--out", str(tmp_path)])
-    assert res.exit_code == 1 and "error:" in res.output and "no phasm.json" in res.output
+    assert res.exit_code == 1 and "error:" in res.output and "no model folder there" in res.output
     res = runner.invoke(app, ["export", str(tmp_path / "model"), "--lang", "c", "--prefix", "9x", "--out", str(tmp_path)])
     assert res.exit_code == 1 and "prefix: expected a C identifier" in res.output
     meta = json.loads((tmp_path / "model" / "phasm.json").read_text())

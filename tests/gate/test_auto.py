@@ -150,10 +150,10 @@ def test_retrain_after_drift_restores_fallback_rate(tmp_path) -> None:
     f(*drifted(20000))
     during = f.stats.fallback_rate
     assert during > 0.4  # half the drifted inputs lie beyond the captured range
-    old = f._live
+    old = f.slot.pair
     thread = f.retrain(member_params={"degree": 6}, **MEMBER)
     thread.join(60)
-    assert f.retrain_error is None and f.retrains == 1 and f._live is not old
+    assert f.retrain_error is None and f.retrains == 1 and f.slot.pair is not old
     f.reset_stats()
     f(*drifted(20000))
     after = f.stats.fallback_rate
@@ -162,22 +162,22 @@ def test_retrain_after_drift_restores_fallback_rate(tmp_path) -> None:
 
 def test_background_retrain_policy_and_atomic_swap(tmp_path) -> None:
     f = _captured(tmp_path, phasm.Tolerance(rel=1e-3, max_miss_rate=0.01))
-    first = f._live
+    first = f.slot.pair
     f.retrain_after_rows = 3000
     rng = np.random.default_rng(7)
     pairs_ok, latencies = [], []
     f(rng.uniform(0.5, 1.5, 8000), rng.uniform(0, 1, 8000))  # > 3000 rows fall back and are captured
     deadline = time.monotonic() + 60
     while f.retrains == 0 and time.monotonic() < deadline:  # the next calls start the retrain and go on meanwhile
-        art, gate = f._live
+        art, gate = f.slot.pair
         pairs_ok.append(gate.to_json() == art.sections["gate"])  # never a model with another model's gate
         t0 = time.perf_counter()
         y = f(rng.uniform(0.5, 1.5, 64), rng.uniform(0, 1, 64))
         latencies.append(time.perf_counter() - t0)
         assert np.all(np.isfinite(y))
-    assert f.retrains == 1 and f.retrain_error is None and f._live is not first
+    assert f.retrains == 1 and f.retrain_error is None and f.slot.pair is not first
     assert all(pairs_ok) and len(latencies) >= 1
-    art, gate = f._live
+    art, gate = f.slot.pair
     assert gate.to_json() == art.sections["gate"] and art.backend.member_params == {"degree": 3}  # repeats train()
     assert gate.domain.high_[0] > 1.4  # the new gate covers the drifted inputs
 
@@ -196,30 +196,35 @@ def test_save_and_load_keep_the_calibration(tmp_path) -> None:
     assert np.array_equal(f(a, b), g(a, b))
 
 
-def test_without_tolerance_training_keeps_the_finite_gate(tmp_path) -> None:
+def test_without_tolerance_training_fits_the_range_gate_and_certifies_nothing(tmp_path) -> None:
     f = _make(tmp_path, None)  # type: ignore[arg-type]
     f.mode = "capture"
     f(np.random.default_rng(0).uniform(0, 1, 500), np.random.default_rng(1).uniform(0, 1, 500))
     f.train(**MEMBER)
-    assert type(f.gate) is phasm.FiniteGate and f.calibration is None
+    assert type(f.gate) is phasm.RangeGate and f.calibration is None
+    f.mode = "auto"
+    a = np.array([0.5, 1.5, 0.2, np.nan])
+    y = f(a, np.full(4, 0.5))
+    assert f.stats.fallbacks == 2 and y[1] == expcos(1.5, 0.5)  # beyond the captured [0, 1]: the original
+    assert f.stats.certified_bound is None and "no accuracy bound certified" in str(f.stats)
 
 
 def test_retrain_in_a_process(tmp_path) -> None:
     f = _captured(tmp_path, phasm.Tolerance(rel=1e-3, max_miss_rate=0.01))
     rng = np.random.default_rng(9)
     f(rng.uniform(0.5, 1.5, 8000), rng.uniform(0, 1, 8000))
-    first = f._live
+    first = f.slot.pair
     f.retrain(process=True).join(120)
-    assert f.retrain_error is None and f.retrains == 1 and f._live is not first
-    art, gate = f._live
+    assert f.retrain_error is None and f.retrains == 1 and f.slot.pair is not first
+    art, gate = f.slot.pair
     assert isinstance(gate, ConformalGate) and gate.domain.high_[0] > 1.4 and art.backend.k == 5
     assert gate.to_json() == art.sections["gate"]
 
 
 def test_retrain_error_is_reported_not_raised(tmp_path) -> None:
     f = _captured(tmp_path, phasm.Tolerance(rel=1e-3, max_miss_rate=0.01))
-    first = f._live
+    first = f.slot.pair
     for process in (False, True):
         f.retrain(process=process, member="nope").join(120)
         assert f.retrain_error is not None and "nope" in str(f.retrain_error)
-        assert f._live is first and f.retrains == 0  # the old model stays
+        assert f.slot.pair is first and f.retrains == 0  # the old model stays

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import phasm
-from phasm.gate.base import gate_from_json
+from phasm.gate.registry import gate_from_json
 from phasm.gate.distribution import DistributionGate, DistributionTolerance, train_stochastic
 from phasm.train.artefact import ModelArtefact
 from phasm.train.distributions import DistributionReport

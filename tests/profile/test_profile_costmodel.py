@@ -90,6 +90,29 @@ def test_fallback_rate_is_measured(slowmod):
     assert cm.s_eff < 2.0  # half the calls still pay for the original
 
 
+class SlowFirstCallGate(Gate):
+    """Like a gate loaded from a model folder: the first call builds something (0.5 s), later calls are cheap."""
+
+    kind = "test-slow-first-call"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def accept(self, X, Y, model):
+        self.calls += 1
+        if self.calls == 1:
+            import time
+
+            time.sleep(0.5)
+        return np.ones(len(X), bool)
+
+
+def test_a_gate_first_call_set_up_is_not_its_per_call_cost(slowmod):
+    slowmod.gate = SlowFirstCallGate()
+    cm = measure_cost(slowmod, widths=None, budget_s=0.2, batches=(1,))
+    assert cm.t_gate_s < 0.05 and slowmod.gate.calls > 2
+
+
 def test_measure_cost_errors(tmp_path):
     def plain(x):
         return x

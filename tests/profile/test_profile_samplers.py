@@ -9,7 +9,8 @@ import pytest
 from profile_programs import SHARES, SLEEPS, write
 
 from phasm.profile.ranking import rank
-from phasm.profile.record import _python_target, record
+from phasm.profile.record import record
+from phasm.profile.target import python_target
 from phasm.profile.sampler_inprocess import InProcessSampler
 from phasm.profile.sampler_pyspy import pyspy_available
 
@@ -89,8 +90,8 @@ def test_bad_arguments(tmp_path):
         record(["python", "x.py"], sampler="gdb")
     with pytest.raises(ValueError, match="runs Python scripts"):
         record(["ls", "-l"], sampler="inprocess")
-    assert _python_target(["python3", "-u", "app.py", "--n", "3"]) == ("python3", ["app.py", "--n", "3"])
-    assert _python_target(["python", "-m", "pkg.mod"]) == ("python", ["-m", "pkg.mod"])
+    assert python_target(["python3", "-u", "app.py", "--n", "3"]) == ("python3", ["app.py", "--n", "3"])
+    assert python_target(["python", "-m", "pkg.mod"]) == ("python", ["-m", "pkg.mod"])
 
 
 @pytest.mark.skipif(not PYSPY, reason="py-spy missing or cannot attach here")

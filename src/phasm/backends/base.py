@@ -19,7 +19,10 @@ from typing import Any, ClassVar, Iterator, Protocol
 
 import numpy as np
 
+from phasm.bindings.layout import InputLayout
 from phasm.errors import BackendError
+
+__all__ = ["Backend", "BackendError", "FitHistory", "TrainingData"]
 
 
 class TrainingData(Protocol):
@@ -28,9 +31,12 @@ class TrainingData(Protocol):
     ``train_batches`` yields shuffled mini-batches of the training split (one
     pass = one epoch); ``validation`` returns the held-out split.
     ``train_arrays`` materialises the whole training split for backends that
-    need it in memory (closed-form solvers, scikit-learn).
+    need it in memory (closed-form solvers, scikit-learn).  ``layout`` is the
+    input layout of the rows (:mod:`phasm.bindings.layout`): flat matrices, or
+    variable-length sets encoded for set models.
     """
 
+    layout: InputLayout[Any]
     n_in: int
     n_out: int
     n_train: int
@@ -62,12 +68,30 @@ class Backend:
     Subclasses set ``name`` (the registry key), ``requires`` (importable
     modules it needs) and ``extra`` (the pip extra that brings them), and
     implement ``fit``, ``predict``, ``save`` and ``load``.
+
+    Capabilities are declared as class flags, never guessed from which
+    methods exist: callers (the trainer, the artefact, the gates) read them.
+
+    Example
+    -------
+    >>> from phasm.backends import get_backend
+    >>> get_backend("ensemble").has_members, get_backend("ridge").has_members
+    (True, False)
     """
 
     name: ClassVar[str] = ""
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
     supports_physics: ClassVar[bool] = False  # fit() honours physics= (a residual loss; see backends/physics.py)
+
+    #: ``predict_members`` returns every member's answer ``(members, n, n_out)`` (ensembles).
+    has_members: ClassVar[bool] = False
+    #: ``predict_std`` returns a native predictive standard deviation (Gaussian processes).
+    has_std: ClassVar[bool] = False
+    #: ``fit`` takes ragged training data and ``predict`` takes RaggedInputs (set models).
+    accepts_ragged: ClassVar[bool] = False
+    #: answers are samples of a random function, not one value per input (generative models).
+    stochastic: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.params = params
@@ -96,8 +120,12 @@ class Backend:
         raise NotImplementedError
 
     def predict_members(self, X: np.ndarray) -> np.ndarray | None:
-        """Per-member predictions ``(members, n, n_out)`` for ensembles; ``None`` if not an ensemble."""
+        """Per-member predictions ``(members, n, n_out)`` for ensembles (``has_members``); ``None`` otherwise."""
         return None
+
+    def predict_std(self, X: np.ndarray) -> np.ndarray:
+        """Predictive standard deviation ``(n, n_out)`` in standardised units (``has_std`` backends)."""
+        raise BackendError(f"backend {self.name!r} has no native predictive std (has_std is False)")
 
     def fold_normalisation(
         self, x_mean: np.ndarray, x_scale: np.ndarray, y_mean: np.ndarray, y_scale: np.ndarray

@@ -44,6 +44,7 @@ class _MemberData:
         self._offset = offset
         self._bootstrap = bootstrap
         self._seed = seed
+        self.layout = data.layout
         self.n_in, self.n_out = data.n_in, data.n_out
         self.n_train, self.n_val = data.n_train, data.n_val
 
@@ -96,6 +97,7 @@ class EnsembleBackend(Backend):
     """
 
     name = "ensemble"
+    has_members = True
 
     def __init__(self, member: str = "torch", k: int = 5, member_params: dict[str, Any] | None = None,
                  bootstrap: bool | None = None, seed: int = 0, client: Any = None) -> None:
@@ -128,7 +130,7 @@ class EnsembleBackend(Backend):
     def fit(self, data: TrainingData, *, verbose: bool = False) -> FitHistory:
         t0 = time.perf_counter()
         self.members_: list[Backend] = []
-        histories = []
+        histories: list[FitHistory] = []
         if self.client is not None:
             self.members_, histories = self._fit_on_cluster(data)
         for i in range(self.k if self.client is None else 0):

@@ -75,10 +75,10 @@ def _scale(std: np.ndarray) -> np.ndarray:
 def polynomial_degree(n_in: int) -> int:
     """Degree of the centring polynomial for ``n_in`` inputs (its number of terms stays small).
 
-    Degree 5 for one or two inputs: a shower's log-energy over a factor 10 of incident energy is
-    fitted to 1.5% by a quintic, against 7% by a cubic, which is more than the resolution itself.
+    Degree 5 for one input: a shower's log-energy over a factor 10 of incident energy is fitted to
+    1.5% by a quintic, against 7% by a cubic, which is more than the resolution itself.
     """
-    return 5 if n_in <= 2 else 3 if n_in <= 3 else 2 if n_in <= 10 else 1
+    return 5 if n_in == 1 else 3 if n_in <= 3 else 2 if n_in <= 10 else 1
 
 
 def polynomial_features(X: np.ndarray, degree: int) -> np.ndarray:

@@ -42,6 +42,7 @@ class GPBackend(Backend):
     """
 
     name = "gp"
+    has_std = True
     requires = ("sklearn",)
     extra = "sklearn"
 

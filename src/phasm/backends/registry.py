@@ -32,6 +32,8 @@ _BUILTIN = {
     "ensemble": "phasm.backends.ensemble:EnsembleBackend",
     "gp": "phasm.backends.gp:GPBackend",
     "torch-sets": "phasm.backends.torch_sets:TorchSetsBackend",
+    "torch-ragged-export": "phasm.backends.torch_ragged_export:TorchRaggedExportBackend",
+    "onnx": "phasm.backends.onnx_backend:OnnxBackend",
     "flow": "phasm.backends.torch_flow:FlowBackend",
     "vae": "phasm.backends.torch_vae:VAEBackend",
 }

@@ -18,10 +18,10 @@ state gives the same showers.  Weights are one safetensors file with the coding'
 Example
 -------
 >>> import numpy as np
->>> from phasm.train.data import ArrayData, Standardizer
+>>> from phasm.train.data import ArrayData, Standardiser
 >>> rng = np.random.default_rng(7)
 >>> X = rng.uniform(1, 2, (1000, 1)); Y = X + 0.1 * rng.standard_normal((1000, 1))   # y ~ N(x, 0.1^2)
->>> identity = Standardizer(np.zeros(1, np.float32), np.ones(1, np.float32))   # generators see raw outputs
+>>> identity = Standardiser(np.zeros(1, np.float32), np.ones(1, np.float32))   # generators see raw outputs
 >>> data = ArrayData(X, Y, val_fraction=0.2, y_norm=identity)
 >>> flow = FlowBackend(epochs=40, batch_size=100, lr=3e-3, hidden=32, flow_layers=2, threads=1)
 >>> _ = flow.fit(data)

@@ -29,7 +29,7 @@ True
 
 from __future__ import annotations
 
-import time
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,85 +39,14 @@ import torch
 from phasm.backends.base import Backend, BackendError, FitHistory, TrainingData
 from phasm.backends.physics import PhysicsProblem
 from phasm.backends.torch_export import export_module, load_pt2, program_widths
-from phasm.backends.torch_plan import _inference_plan
+from phasm.backends.torch_nets import ACTIVATIONS, SelectColumns, SkipMLP, build_mlp
+from phasm.backends.torch_plan import inference_plan
 from phasm.backends.torch_train import pick_device, train_module
 
 WEIGHTS_FILE = "torch_mlp.safetensors"
 EXPORT_FILE = "model.pt2"
 
-ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
-    "relu": torch.nn.ReLU,
-    "silu": torch.nn.SiLU,
-    "gelu": torch.nn.GELU,
-    "tanh": torch.nn.Tanh,
-    "elu": torch.nn.ELU,
-    "softplus": torch.nn.Softplus,
-}
-
-
-class SelectColumns(torch.nn.Module):
-    """Keeps the input columns listed in ``index`` (the ones that varied in training)."""
-
-    def __init__(self, index: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("index", index.to(torch.int64))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.index_select(1, self.index)
-
-
-class SkipMLP(torch.nn.Module):
-    """``linear(x) + mlp(x)``: an MLP plus a linear path from input to output.
-
-    The linear path captures the linear part of the response exactly (for a
-    linear problem, such as a Poisson solve, it is the whole answer); the MLP
-    learns the rest.
-    """
-
-    def __init__(self, linear: torch.nn.Linear, mlp: torch.nn.Sequential) -> None:
-        super().__init__()
-        self.linear = linear
-        self.mlp = mlp
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x) + self.mlp(x)
-
-
-def build_mlp(n_in: int, n_out: int, hidden: Sequence[int] = (128, 128), activation: str = "silu",
-              *, seed: int | None = 0, skip: bool = False) -> torch.nn.Module:
-    """A float32 MLP ``n_in -> hidden... -> n_out`` with a linear output layer.
-
-    ``seed`` fixes the initial weights without touching torch's global RNG
-    (``None``: use the global RNG).  ``skip=True`` adds a linear path from
-    input to output (:class:`SkipMLP`).
-
-    >>> build_mlp(3, 2, hidden=(8,), activation="tanh")
-    Sequential(
-      (0): Linear(in_features=3, out_features=8, bias=True)
-      (1): Tanh()
-      (2): Linear(in_features=8, out_features=2, bias=True)
-    )
-    """
-    if activation not in ACTIVATIONS:
-        raise BackendError(f"torch: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    widths = [int(n_in), *(int(h) for h in hidden), int(n_out)]
-    if any(w < 1 for w in widths):
-        raise BackendError(f"torch: layer widths must be >= 1, got n_in={n_in}, hidden={list(hidden)}, n_out={n_out}")
-    layers: list[torch.nn.Module] = []
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(int(seed))
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-            layers.append(torch.nn.Linear(a, b))
-            if i < len(widths) - 2:
-                layers.append(ACTIVATIONS[activation]())
-        mlp = torch.nn.Sequential(*layers).float()
-        if not skip:
-            return mlp
-        linear = torch.nn.Linear(int(n_in), int(n_out))
-        torch.nn.init.zeros_(linear.weight)
-        torch.nn.init.zeros_(linear.bias)
-    return SkipMLP(linear.float(), mlp)
+__all__ = ["ACTIVATIONS", "SelectColumns", "SkipMLP", "TorchBackend", "build_mlp", "varying_columns"]
 
 
 class TorchBackend(Backend):
@@ -236,7 +165,7 @@ class TorchBackend(Backend):
             module.eval()
         self.module_ = module
         self.device_ = dev
-        self._plan = _inference_plan(module) if self.kind_ == "mlp" else None
+        self._plan = inference_plan(module) if self.kind_ == "mlp" else None
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Standardised ``(n, n_in)`` float32 rows -> ``(n, n_out)``; no copy on CPU for contiguous float32 input."""
@@ -268,7 +197,7 @@ class TorchBackend(Backend):
         offset = np.abs(np.asarray(x_mean, np.float64) / np.asarray(x_scale, np.float64))
         if offset.size and float(offset.max()) > self.FOLD_MAX_OFFSET:
             return None
-        plan = _inference_plan(self.module_, fold=(x_mean, x_scale, y_mean, y_scale))
+        plan = inference_plan(self.module_, fold=(x_mean, x_scale, y_mean, y_scale))
         if plan is None:
             return None
         n_in = self.n_in_
@@ -334,6 +263,7 @@ class TorchBackend(Backend):
                                    f"{self.n_out_} MLP: {exc}") from None
             self.kind_ = "mlp"
             if keep is not None:
+                assert isinstance(module, torch.nn.Sequential) and isinstance(module[0], SelectColumns)
                 index = module[0].index
                 if index.min() < 0 or index.max() >= self.n_in_:
                     raise BackendError(f"torch: weights in {path} select input columns outside 0..{self.n_in_ - 1}")
@@ -355,7 +285,7 @@ class TorchBackend(Backend):
         self.device_ = torch.device("cpu")
 
     @classmethod
-    def from_program_file(cls, path: str | Path, n_in: int, n_out: int, **params: Any) -> "TorchBackend":
+    def from_program_file(cls, path: str | os.PathLike[str], n_in: int, n_out: int, **params: Any) -> "TorchBackend":
         """A backend around a ``.pt2`` exported elsewhere, checked to map ``n_in`` to ``n_out`` features."""
         self = cls(**params)
         self.n_in_, self.n_out_ = int(n_in), int(n_out)
@@ -377,15 +307,3 @@ def varying_columns(data: TrainingData) -> np.ndarray:
         seen |= (X != first).any(axis=0)
     keep = np.flatnonzero(seen)
     return keep if len(keep) else np.arange(min(1, data.n_in))
-
-
-def time_forward(module: torch.nn.Module, n_in: int, *, batch: int = 1, repeat: int = 2000) -> float:
-    """Median seconds of one raw ``module(x)`` call under ``inference_mode`` (benchmark helper)."""
-    x = torch.zeros(batch, n_in)
-    times = []
-    with torch.inference_mode():
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            module(x)
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times))

@@ -3,7 +3,7 @@
 ``nn.Module.__call__`` dominates the batch-1 latency of small networks; the
 plan runs the same kernels (``addmm`` and the activation) on the module's own
 weight tensors without it, bitwise the same output.  With the standardisation
-folded in (:func:`_inference_plan` with ``fold=``), the plan maps raw inputs to
+folded in (:func:`inference_plan` with ``fold=``), the plan maps raw inputs to
 raw outputs in one pass.
 """
 
@@ -14,13 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from phasm.backends.torch_nets import SelectColumns, SkipMLP
+
 _FUNCTIONAL = {
     torch.nn.ReLU: torch.relu, torch.nn.SiLU: torch.nn.functional.silu, torch.nn.GELU: torch.nn.functional.gelu,
     torch.nn.Tanh: torch.tanh, torch.nn.ELU: torch.nn.functional.elu, torch.nn.Softplus: torch.nn.functional.softplus,
 }
 
 
-def _inference_plan(module: torch.nn.Module, fold: tuple[np.ndarray, ...] | None = None) -> Any:
+def inference_plan(module: torch.nn.Module, fold: tuple[np.ndarray, ...] | None = None) -> Any:
     """A plain function computing the default MLP with functional ops on its (shared) weight tensors.
 
     Same arithmetic as ``module(x)`` (the same ``addmm``/activation kernels), without the
@@ -29,8 +31,6 @@ def _inference_plan(module: torch.nn.Module, fold: tuple[np.ndarray, ...] | None
     outputs: the standardisation is folded (in float64, then cast) into new copies of the first
     and last affine maps.  Returns ``None`` for anything but the modules :func:`build_mlp` makes.
     """
-    from phasm.backends.torch_mlp import SelectColumns, SkipMLP  # the modules build_mlp makes
-
     select = None
     if isinstance(module, torch.nn.Sequential) and len(module) == 2 and isinstance(module[0], SelectColumns):
         select, module = module[0].index, module[1]

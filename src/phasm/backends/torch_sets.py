@@ -27,8 +27,10 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from phasm.backends.base import Backend, BackendError, FitHistory
-from phasm.backends.torch_mlp import ACTIVATIONS, build_mlp
+from phasm.backends.base import Backend, BackendError, FitHistory, TrainingData
+from phasm.bindings.layout import RaggedLayout
+from phasm.bindings.ragged import RaggedInputs, encode, row_max_lengths
+from phasm.backends.torch_nets import ACTIVATIONS, build_mlp
 from phasm.backends.torch_train import pick_device, train_module
 
 WEIGHTS_FILE = "sets.safetensors"
@@ -165,12 +167,14 @@ class TorchSetsBackend(Backend):
         p = self.params
         return SetNet(self.n_fixed_, self.set_dims_, self.n_out_, p["phi_hidden"], p["rho_hidden"], p["activation"], seed=p["seed"])
 
-    def fit(self, data: Any, *, verbose: bool = False) -> FitHistory:
-        if not hasattr(data, "set_dims"):
-            raise BackendError("torch-sets: training data must be phasm.train.ragged.RaggedData (a spec with ragged inputs)")
+    def fit(self, data: TrainingData, *, verbose: bool = False) -> FitHistory:
+        layout = data.layout
+        if not isinstance(layout, RaggedLayout):
+            raise BackendError("torch-sets: the training data has no variable-length input (a flat input layout); "
+                               "use backend 'torch'")
         p = self.params
-        self.n_fixed_, self.set_dims_, self.n_out_ = int(data.n_fixed), [int(k) for k in data.set_dims], int(data.n_out)
-        self.set_names_ = list(data.set_names)
+        self.n_fixed_, self.set_dims_, self.n_out_ = layout.n_fixed, list(layout.set_dims), int(data.n_out)
+        self.set_names_ = list(layout.set_names)
         module = self._build()
         dev = pick_device(p["device"])
         n_params = sum(t.numel() for t in module.parameters())
@@ -187,9 +191,6 @@ class TorchSetsBackend(Backend):
 
     def predict(self, X: Any) -> np.ndarray:
         """Standardised :class:`~phasm.bindings.ragged.RaggedInputs` (or an encoded matrix) -> ``(n, n_out)``."""
-        from phasm.bindings.ragged import RaggedInputs
-        from phasm.bindings.ragged import encode, row_max_lengths
-
         module = getattr(self, "module_", None)
         if module is None:
             raise BackendError("torch-sets: predict called before fit/load")
@@ -220,6 +221,7 @@ class TorchSetsBackend(Backend):
 
     def _numpy_forward(self, X: Any) -> np.ndarray:
         """The set network in numpy, on the ragged rows directly (no padding): for a few rows per call."""
+        assert self.np_layers_ is not None
         phis, rho = self.np_layers_
         act = self.np_act_
         n = len(X)
@@ -227,7 +229,9 @@ class TorchSetsBackend(Backend):
         for layers, r in zip(phis, X.sets.values()):
             lengths = r.lengths
             h = _np_mlp(np.asarray(r.values, np.float32).reshape(len(r.values), -1), layers, act)
-            width = layers[-2][1].shape[0]
+            last_linear = layers[-2]  # the embedding layer (the activation after it is last)
+            assert last_linear is not None
+            width = last_linear[1].shape[0]
             mean = np.zeros((n, width), np.float32)
             mx = np.zeros((n, width), np.float32)
             nonempty = lengths > 0

@@ -21,7 +21,6 @@ Example
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from typing import Any, Callable
@@ -239,7 +238,3 @@ def train_module(
     hist.notes["final_lr"] = float(opt.param_groups[0]["lr"])
     return hist
 
-
-def clone_module(module: torch.nn.Module) -> torch.nn.Module:
-    """A deep copy (used to keep the user's module object untouched if asked)."""
-    return copy.deepcopy(module)

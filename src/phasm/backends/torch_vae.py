@@ -11,10 +11,10 @@ correlated beyond what the latent code carries.
 Example
 -------
 >>> import numpy as np
->>> from phasm.train.data import ArrayData, Standardizer
+>>> from phasm.train.data import ArrayData, Standardiser
 >>> rng = np.random.default_rng(7)
 >>> X = rng.uniform(1, 2, (1000, 1)); Y = X + 0.1 * rng.standard_normal((1000, 1))
->>> identity = Standardizer(np.zeros(1, np.float32), np.ones(1, np.float32))
+>>> identity = Standardiser(np.zeros(1, np.float32), np.ones(1, np.float32))
 >>> vae = VAEBackend(epochs=40, batch_size=100, lr=3e-3, hidden=32, latent=2, threads=1)
 >>> _ = vae.fit(ArrayData(X, Y, val_fraction=0.2, y_norm=identity))
 >>> ys = vae.sample(np.zeros((4000, 1), np.float32), rng=1)

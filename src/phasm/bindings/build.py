@@ -1,9 +1,11 @@
-"""Building blocks of object optics: class references, module globals, return values built on write-back.
+"""Building blocks of object optics: class names, module globals, return values built on write-back.
 
-Classes are referenced in JSON as ``"module:qualname"`` and imported on use
-(never unpickled).  A return value that output optics fill field by field is
-collected in a builder and constructed once every output is in
-(:func:`finish_frame`): ``cls(**fields)`` for a class, a dict, or a tuple.
+Optics hold the classes they build as the class objects the code gave them;
+records in files name them (``"module:qualname"``) for people only, and nothing
+is ever imported or resolved from such a name.  A return value that output
+optics fill field by field is collected in a :class:`ReturnBuilder` and
+constructed once every output is in (:func:`finish_frame`): ``cls(**fields)``
+for a class, a dict, or a tuple.
 
 Example
 -------
@@ -20,32 +22,23 @@ from typing import Any
 
 from phasm.bindings.optics import CallFrame, Optic, OpticError
 
-# -- class references (JSON: "module:qualname"; imported on use, never unpickled) --
+# -- class names (for records and messages; never resolved back) ---------------------
 
 
 def class_ref(cls: Any) -> str | None:
+    """``"module:qualname"`` of a class (``"dict"``, ``"list"``, ``"tuple"`` for those), for records."""
     if cls is None:
         return None
-    if isinstance(cls, str):
-        return cls
     if cls in (dict, list, tuple):
-        return cls.__name__
+        return str(cls.__name__)
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def resolve_class(ref: str | None) -> Any:
-    if ref is None:
-        return None
-    if ref in ("dict", "list", "tuple"):
-        return {"dict": dict, "list": list, "tuple": tuple}[ref]
-    module, _, qual = ref.partition(":")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qual.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise OpticError(f"cannot find class {ref!r} to build an output: {exc}") from None
-    return obj
+def check_class(cls: Any, where: str) -> Any:
+    """``cls`` if it is a class (or ``None``); a string or other object is an :class:`OpticError`."""
+    if cls is not None and not isinstance(cls, type):
+        raise OpticError(f"{where}: cls must be a class (the object itself, e.g. cls=Result), got {type(cls).__name__} {cls!r}")
+    return cls
 
 
 # -- globals ----------------------------------------------------------------
@@ -98,10 +91,6 @@ class Global(Optic):
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "module": self.module, "name": self.name}
 
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Global":
-        return cls(d["module"], d["name"])
-
     def __repr__(self) -> str:
         return f"global:{self.module}.{self.name}"
 
@@ -109,7 +98,7 @@ class Global(Optic):
 # -- building return values on write-back ----------------------------------------
 
 
-class _Build:
+class ReturnBuilder:
     """A return value under construction: fields collected until :func:`finish_frame`."""
 
     __slots__ = ("cls", "fields")
@@ -119,7 +108,7 @@ class _Build:
         self.fields: dict[Any, Any] = {}
 
     def build(self) -> Any:
-        done = {k: (v.build() if isinstance(v, _Build) else v) for k, v in self.fields.items()}
+        done = {k: (v.build() if isinstance(v, ReturnBuilder) else v) for k, v in self.fields.items()}
         if self.cls is dict:
             return done
         if self.cls in (list, tuple):
@@ -134,6 +123,6 @@ class _Build:
 
 def finish_frame(frame: CallFrame) -> Any:
     """Construct a return value that output optics built field by field; returns ``frame.result``."""
-    if isinstance(frame.result, _Build):
+    if isinstance(frame.result, ReturnBuilder):
         frame.result = frame.result.build()
     return frame.result

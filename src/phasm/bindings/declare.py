@@ -31,7 +31,8 @@ import numpy as np
 from phasm.bindings.each import Each
 from phasm.bindings.optics import OpticError
 from phasm.bindings.paths import Path
-from phasm.bindings.spec import SpecError, Variable
+from phasm.bindings.spec import Variable
+from phasm.errors import SpecError
 
 
 def _shape(shape: Iterable[int] | int) -> tuple[int, ...]:

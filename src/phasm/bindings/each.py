@@ -25,8 +25,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from phasm.bindings.optics import CallFrame, Optic, OpticError, optic_from_json
-from phasm.bindings.paths import Path, class_ref, resolve_class
+from phasm.bindings.build import check_class, class_ref
+from phasm.bindings.optics import CallFrame, Optic, OpticError
+from phasm.bindings.paths import Path
 from phasm.bindings.ragged import RaggedArray
 
 _IDENT = re.compile(r"[A-Za-z_]\w*$")
@@ -69,7 +70,7 @@ class Each(Optic):
                 raise OpticError(f"each({collection!r}): fields must be a non-empty list of names, got {fields!r}")
             fields = tuple(str(f) for f in fields)
         self.fields: tuple[str, ...] | None = fields
-        self.cls = class_ref(cls)
+        self.cls: type | None = check_class(cls, f"each({collection!r})")
         self.max_len = None if max_len is None else int(max_len)
         self.dtype = np.dtype(dtype)
         self._field_paths = None if fields is None else [Path.parse("e" + (f if f.startswith("[") else "." + f)) for f in fields]
@@ -132,8 +133,9 @@ class Each(Optic):
         if not self._simple:
             return None
         f = self.fields
-        make = operator.itemgetter if isinstance(first, dict) else operator.attrgetter
-        return [*(make(x) for x in f), make(*f)]  # type: ignore[misc]
+        assert f is not None
+        make: Callable[..., Callable[[Any], Any]] = operator.itemgetter if isinstance(first, dict) else operator.attrgetter
+        return [*(make(x) for x in f), make(*f)]
 
     def _field(self, e: Any, f: str, fp: Path) -> Any:
         if isinstance(e, dict) and _IDENT.match(f):
@@ -175,12 +177,14 @@ class Each(Optic):
                     where = f"element {i}" + (f" field {f!r}" if f else "")
                     raise OpticError(f"{self!r}: {where} is a {type(v).__name__} ({v!r:.40}), expected a number of dtype {self.dtype}")
 
-    def get_batch(self, frames: Sequence[CallFrame]) -> RaggedArray:
-        """The collections of a batch of calls as one :class:`RaggedArray` (one extraction pass)."""
+    def get_batch(self, frames: Sequence[CallFrame], dtype: Any = None) -> RaggedArray:
+        """The collections of a batch of calls as one :class:`RaggedArray` (one extraction pass; elements
+        of this optic's dtype)."""
         colls = [self._check_collection(self.collection.get(fr)) for fr in frames]
         lengths = np.fromiter((len(c) for c in colls), np.int64, count=len(colls))
-        if all(isinstance(c, np.ndarray) for c in colls):
-            values = np.concatenate([self._from_array(c) for c in colls]) if colls else np.empty((0, *self.element_shape), self.dtype)
+        arrays = [np.asarray(c) for c in colls if isinstance(c, np.ndarray)]
+        if len(arrays) == len(colls):
+            values = np.concatenate([self._from_array(c) for c in arrays]) if arrays else np.empty((0, *self.element_shape), self.dtype)
         else:
             flat: list[Any] = []
             for c in colls:
@@ -231,7 +235,7 @@ class Each(Optic):
         if not self._simple:
             raise OpticError(f"{self!r}: cannot build new elements with nested fields {self.fields}; pass a collection to fill")
         names = self.fields
-        cls = resolve_class(self.cls) if self.cls is not None else dict
+        cls = self.cls if self.cls is not None else dict
         casts = _field_casts(cls, names)
         if casts:
             rows = [[c(x) if c else x for c, x in zip(casts, row)] for row in rows]
@@ -240,8 +244,10 @@ class Each(Optic):
         except TypeError as exc:
             raise OpticError(f"{self!r}: cannot build {getattr(cls, '__qualname__', cls)}(**{list(names)}): {exc}") from None
 
-    def put_batch(self, frames: Sequence[CallFrame], values: RaggedArray) -> None:
+    def put_batch(self, frames: Sequence[CallFrame], values: Any, **kw: Any) -> None:
         """Write row ``i`` of a :class:`RaggedArray` into call ``i``."""
+        if not isinstance(values, RaggedArray):
+            raise OpticError(f"{self!r}: put_batch takes a RaggedArray, got {type(values).__name__}")
         if len(values) != len(frames):
             raise OpticError(f"{self!r}: {len(values)} rows for {len(frames)} calls")
         for fr, v in zip(frames, values.to_list()):
@@ -257,15 +263,10 @@ class Each(Optic):
         d: dict[str, Any] = {"kind": self.kind, "collection": self.collection.to_json(), "fields": list(self.fields) if self.fields else None,
                              "dtype": self.dtype.str}
         if self.cls is not None:
-            d["cls"] = self.cls
+            d["cls"] = class_ref(self.cls)
         if self.max_len is not None:
             d["max_len"] = self.max_len
         return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Each":
-        coll = optic_from_json(d["collection"])
-        return cls(coll, d.get("fields"), cls=d.get("cls"), max_len=d.get("max_len"), dtype=d.get("dtype", "float64"))
 
     def __repr__(self) -> str:
         f = "" if self.fields is None else "[" + ", ".join(self.fields) + "]"

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import replace
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from phasm.bindings.each import Each
-from phasm.bindings.optics import Arg, CallFrame, Return
+from phasm.bindings.optics import Arg, CallFrame, Optic, Return
 from phasm.bindings.paths import Path
-from phasm.bindings.spec import Spec, SpecError, Variable
+from phasm.bindings.spec import Spec, Variable
+from phasm.errors import SpecError
 
 _SCALARS = (bool, int, float, np.generic)
 
@@ -81,12 +82,12 @@ def infer_spec(
         direction = "inout" if name in mutated else "in"
         variables.append(Variable(name, shape, dtype, direction, Arg(name)))
     result = frame.result
-    taken = {v.name for v in variables}
+    taken = {str(v.name) for v in variables}
     if result is None:
         pass
     elif not batched and _is_record(result):  # built again from the model's outputs on write-back
         for v in _record_variables("", Path(Return(), classes=[type(result)]), result, "out"):
-            variables.append(replace(v, name=_unique(v.name, taken)))
+            variables.append(replace(v, name=_unique(str(v.name), taken)))
     elif isinstance(result, tuple):
         for i, item in enumerate(result):
             name = _unique(f"result{i}", taken)
@@ -199,3 +200,66 @@ def resolve_inferred(spec: Spec, *, frame: CallFrame | None = None, template: Sp
         meta = {k: x for k, x in v.meta.items() if k != "infer"}
         out.append(replace(v, shape=shape if "shape" in infer else v.shape, dtype=dtype if "dtype" in infer else v.dtype, meta=meta))
     return Spec(spec.function, tuple(out), spec.batched)
+
+
+# -- a spec read from a file, bound to a function by the code's own conventions -----------
+
+
+def bind_by_signature(stored: Spec, params: Sequence[str], *, function: str, batched: bool, what: str) -> Spec:
+    """Bind a spec read from a file (a store or model folder: no optics) to a function whose code declares
+    no variables, the way :func:`infer_spec` would bind the function's own call.
+
+    An input variable is the argument of the same name, read only.  Output variables are the return
+    value: the whole value, the items of a returned tuple, or the items of a returned dict (the file's
+    ``return`` records say which; nothing else in them is used).  Anything else (a variable that is not
+    an argument, an array changed in place, object fields, collections, globals) is never taken from a
+    file: it is an error that says to declare the variables, or to call the function once first so that
+    its spec comes from the call.
+
+    >>> stored = Spec.from_json({"function": "m.f", "variables": [
+    ...     {"name": "x", "shape": [], "dtype": "<f8", "direction": "in", "optic": {"kind": "global", "module": "os", "name": "x"}},
+    ...     {"name": "result", "shape": [], "dtype": "<f8", "direction": "out", "optic": {"kind": "return", "key": None}}]})
+    >>> [v.where for v in bind_by_signature(stored, ["x"], function="m.f", batched=False, what="model m").variables]
+    ['arg(x)', 'return']
+    """
+    advice = (f"declare the variables of {function} (inputs=/outputs=), or call it once (e.g. in capture mode) "
+              "before loading, so that its bindings come from the code")
+    outs = [v for v in stored.variables if v.direction == "out"]
+    keys: list[Any] = []
+    for v in outs:
+        rec = v.recorded_optic
+        key = rec.get("key") if rec is not None and rec.get("kind") == "return" else _NO_KEY
+        if key is _NO_KEY and rec is None:  # a record without optics: the names inference gives
+            key = _key_from_name(v, outs)
+        if key is _NO_KEY or not (key is None or isinstance(key, str) or (isinstance(key, int) and not isinstance(key, bool))):
+            raise SpecError(f"{what}: output variable {v.name!r} lives at {v.where or '?'}, not in the return value; {advice}")
+        keys.append(key)
+    ints = sorted(k for k in keys if isinstance(k, int))
+    if (None in keys and len(keys) > 1) or (ints and len(ints) != len(keys)) or ints != list(range(len(ints))):
+        raise SpecError(f"{what}: its output records {keys} do not describe one return value; {advice}")
+    by_name = dict(zip((v.name for v in outs), keys))
+    variables = []
+    for v in stored.variables:
+        if v.direction == "out":
+            optic: Optic = Return(by_name[v.name])
+        elif v.ragged or v.name not in params or v.direction == "inout":
+            why = ("is changed in place" if v.direction == "inout" else
+                   "is a collection" if v.ragged else "is not an argument of the function")
+            raise SpecError(f"{what}: input variable {v.name!r} ({v.where or v.direction}) {why}; "
+                            f"phasm takes only arguments read by name from a file; {advice}")
+        else:
+            optic = Arg(str(v.name))
+        variables.append(replace(v, optic=optic, recorded_optic=None))
+    return Spec(function, tuple(variables), batched)
+
+
+_NO_KEY = object()
+
+
+def _key_from_name(v: Variable, outs: list[Variable]) -> Any:
+    if len(outs) == 1 and v.name == "result":
+        return None
+    names = [o.name for o in outs]
+    if names == [f"result{i}" for i in range(len(outs))]:
+        return names.index(v.name)
+    return v.name

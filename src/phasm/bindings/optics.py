@@ -6,6 +6,12 @@ writes one back (``put``).  This module holds the two optics every surrogate
 needs (an argument, the return value or one of its items); richer optics
 (attributes, getters/setters, globals, collections) build on the same base.
 
+Optics come only from code (declarations, or inference from a call).  An
+optic's ``to_json`` record, kept in stores and model folders, describes it for
+people and tools; it is never turned back into an optic: a file may not
+choose what the caller's objects, modules or classes are
+(:func:`describe_record` prints one without building anything).
+
 Example
 -------
 >>> frame = CallFrame({"x": 2.0}, None)
@@ -17,7 +23,7 @@ Example
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from phasm.errors import OpticError
 
@@ -35,18 +41,12 @@ class CallFrame:
 class Optic:
     """Base class: a path into a call frame with ``get`` and ``put``.
 
-    Subclasses set ``kind`` (the JSON tag) and implement ``get``, ``put``,
-    ``to_json`` and ``__repr__``.  ``put`` on a frame whose return value is not
-    built yet must build it.
+    Subclasses set ``kind`` (the tag of their JSON record) and implement
+    ``get``, ``put``, ``to_json`` and ``__repr__``.  ``put`` on a frame whose
+    return value is not built yet must build it.
     """
 
     kind: ClassVar[str] = ""
-    registry: ClassVar[dict[str, Callable[[dict[str, Any]], "Optic"]]] = {}
-
-    def __init_subclass__(cls, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
-        if cls.kind:
-            Optic.registry[cls.kind] = cls.from_json  # type: ignore[assignment]
 
     def get(self, frame: CallFrame) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -68,10 +68,7 @@ class Optic:
             self.put(f, v.item() if getattr(v, "ndim", None) == 0 else v, **kw)
 
     def to_json(self) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Optic":  # pragma: no cover - abstract
+        """A JSON record describing this optic (for files and tools; never read back into an optic)."""
         raise NotImplementedError
 
     @property
@@ -84,14 +81,6 @@ class Optic:
 
     def __hash__(self) -> int:
         return hash(repr(self))
-
-
-def optic_from_json(d: dict[str, Any]) -> Optic:
-    try:
-        factory = Optic.registry[d["kind"]]
-    except KeyError:
-        raise OpticError(f"unknown optic record {d!r}; known kinds: {sorted(Optic.registry)}") from None
-    return factory(d)
 
 
 class Arg(Optic):
@@ -124,10 +113,6 @@ class Arg(Optic):
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Arg":
-        return cls(d["name"])
 
     def __repr__(self) -> str:
         return f"arg({self.name})"
@@ -168,9 +153,40 @@ class Return(Optic):
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "key": self.key}
 
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Return":
-        return cls(d.get("key"))
-
     def __repr__(self) -> str:
         return "return" if self.key is None else f"return[{self.key!r}]"
+
+
+def describe_record(record: Any) -> str:
+    """Readable text for an optic record read from a file, built from its strings alone.
+
+    Nothing named in the record is imported, resolved or called.
+
+    >>> describe_record({"kind": "path", "root": {"kind": "arg", "name": "track"}, "steps": [["attr", "p"], ["item", 0]]})
+    'track.p[0]'
+    >>> describe_record({"kind": "global", "module": "os", "name": "system"})
+    'global:os.system'
+    """
+    try:
+        return _describe(record)
+    except Exception:  # a malformed record is shown as such, never an error
+        return "<unreadable optic record>"
+
+
+def _describe(d: Mapping[str, Any], root: bool = False) -> str:
+    kind = d.get("kind")
+    if kind == "arg":
+        return str(d["name"]) if root else f"arg({d['name']})"
+    if kind == "return":
+        return "return" if d.get("key") is None else f"return[{d['key']!r}]"
+    if kind == "global":
+        return f"global:{d['module']}.{d['name']}"
+    if kind == "path":
+        text = _describe(d["root"], root=True)
+        for op, key in d.get("steps", []):
+            text += f".{key}" if op == "attr" else f"[{key!r}]" if op == "item" else f".{key[0]}()/{key[1]}()"
+        return text
+    if kind == "each":
+        fields = d.get("fields")
+        return f"each({_describe(d['collection'], root=True)})" + ("" if not fields else "[" + ", ".join(map(str, fields)) + "]")
+    return f"<{kind} optic>"

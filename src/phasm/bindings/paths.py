@@ -37,10 +37,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from phasm.bindings.build import Global, _Build, class_ref, finish_frame, resolve_class
-from phasm.bindings.optics import Arg, CallFrame, Optic, OpticError, Return, optic_from_json
+from phasm.bindings.build import Global, ReturnBuilder, check_class, class_ref, finish_frame
+from phasm.bindings.optics import Arg, CallFrame, Optic, OpticError, Return
 
-__all__ = ["Global", "Path", "class_ref", "finish_frame", "resolve_class"]
+__all__ = ["Global", "Path", "ReturnBuilder", "class_ref", "finish_frame"]
 
 # -- steps ----------------------------------------------------------------------------
 
@@ -66,7 +66,8 @@ class Path(Optic):
     ``steps``: ``("attr", name)``, ``("item", key)`` or ``("call", (getter, setter))``.
     ``classes``: for write-back into a return value, the class to construct at
     each depth (``classes[0]`` for the root's value, ``classes[i]`` for the
-    value reached by step ``i``); ``None`` where not needed.
+    value reached by step ``i``); ``None`` where not needed.  Class objects,
+    never names.
     """
 
     kind = "path"
@@ -78,15 +79,15 @@ class Path(Optic):
             root = root.root
         if not isinstance(root, (Arg, Return, Global)):
             raise OpticError(f"a path starts at an argument, the return value or a global, got {root!r}")
-        self.root = root
+        self.root: Arg | Return | Global = root
         self.steps: tuple[tuple[str, Any], ...] = tuple(
             (op, tuple(key) if op == "call" else key) for op, key in steps
         )
         for op, key in self.steps:
             if op not in ("attr", "item", "call"):
                 raise OpticError(f"unknown path step {op!r} (expected attr, item or call)")
-        cl = [class_ref(c) for c in classes]
-        self.classes: tuple[str | None, ...] = tuple(cl + [None] * (len(self.steps) + 1 - len(cl)))
+        cl = [check_class(c, f"path {root!r}") for c in classes]
+        self.classes: tuple[type | None, ...] = tuple(cl + [None] * (len(self.steps) + 1 - len(cl)))
         self._compile()
 
     # -- parsing --------------------------------------------------------------
@@ -147,7 +148,6 @@ class Path(Optic):
         elif not steps:
             fast = lambda o: o  # noqa: E731
         self._fast = fast
-        self._resolved: dict[int, Any] = {}
         self._fast_put = self._compile_put()
         if isinstance(root, Arg) and fast is not None:
             name = root.name
@@ -237,7 +237,7 @@ class Path(Optic):
                 r = fr.result
                 if r is None:
                     r = fr.result = self._new(0, steps[0])
-                if type(r) is _Build:
+                if type(r) is ReturnBuilder:
                     r.fields[last] = v
                 else:
                     setattr(r, last, v)
@@ -260,23 +260,20 @@ class Path(Optic):
             obj = self._child_for_put(obj, step, i)
         self._set(obj, self.steps[-1], value, len(self.steps) - 1)
 
-    def put_batch(self, frames: Sequence[CallFrame], values: Any) -> None:
+    def put_batch(self, frames: Sequence[CallFrame], values: Any, **kw: Any) -> None:
         """Write row ``i`` of ``values`` into call ``i``."""
         if len(values) != len(frames):
             raise OpticError(f"path {self!r}: {len(values)} values for {len(frames)} calls")
         rows = values.tolist() if isinstance(values, np.ndarray) and values.ndim == 1 else values
         for fr, v in zip(frames, rows):
-            self.put(fr, v)
+            self.put(fr, v, **kw)
 
-    def _new(self, depth: int, step: tuple[str, Any] | None) -> "_Build":
-        ref = self.classes[depth] if depth < len(self.classes) else None
-        if ref is not None:
-            cls = self._resolved.get(depth)
-            if cls is None:
-                cls = self._resolved[depth] = resolve_class(ref)
-            return _Build(cls)
+    def _new(self, depth: int, step: tuple[str, Any] | None) -> ReturnBuilder:
+        cls = self.classes[depth] if depth < len(self.classes) else None
+        if cls is not None:
+            return ReturnBuilder(cls)
         if step is not None and step[0] == "item":
-            return _Build(tuple if isinstance(step[1], int) else dict)
+            return ReturnBuilder(tuple if isinstance(step[1], int) else dict)
         raise OpticError(
             f"path {self!r}: cannot build {self._where(depth)} on write-back: its class is unknown; "
             "give cls= (e.g. phasm.attr('return.x', cls=Result)) or use phasm.fields('return', Result)"
@@ -291,7 +288,7 @@ class Path(Optic):
         return root.get(frame)
 
     def _child_for_put(self, obj: Any, step: tuple[str, Any], i: int) -> Any:
-        if isinstance(obj, _Build):
+        if isinstance(obj, ReturnBuilder):
             child = obj.fields.get(step[1])
             if child is None:
                 child = obj.fields[step[1]] = self._new(i + 1, self.steps[i + 1])
@@ -300,7 +297,7 @@ class Path(Optic):
 
     def _set(self, obj: Any, step: tuple[str, Any], value: Any, i: int) -> None:
         op, key = step
-        if isinstance(obj, _Build):
+        if isinstance(obj, ReturnBuilder):
             if op == "call":
                 raise OpticError(f"path {self!r}: cannot call setter {key[1]!r} on an object still being built")
             obj.fields[key] = value
@@ -333,12 +330,8 @@ class Path(Optic):
             "steps": [[op, list(key) if op == "call" else key] for op, key in self.steps],
         }
         if any(c is not None for c in self.classes):
-            d["classes"] = list(self.classes)
+            d["classes"] = [class_ref(c) for c in self.classes]
         return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Path":
-        return cls(optic_from_json(d["root"]), [(op, key) for op, key in d.get("steps", [])], d.get("classes", ()))
 
     def __repr__(self) -> str:
         return _root_repr(self.root) + "".join(_step_repr(s) for s in self.steps)

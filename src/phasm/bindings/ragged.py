@@ -214,7 +214,7 @@ def length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
     if rng is None:
         return [np.arange(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
     idx = rng.permutation(n)
-    batches = []
+    batches: list[np.ndarray] = []
     step = max(1, pool * batch_size)
     for s in range(0, n, step):
         chunk = idx[s : s + step]
@@ -229,7 +229,8 @@ class RaggedInputs:
 
     ``fixed``: ``(n, n_fixed)`` float32, the fixed-shape input variables
     packed in spec order; ``sets``: ``{name: RaggedArray}`` of ragged inputs
-    with elements flattened to ``(k,)``.
+    with elements flattened to ``(k,)``.  It has no flat matrix form: the
+    input layout (:mod:`phasm.bindings.layout`) encodes or summarizes it.
     """
 
     __slots__ = ("fixed", "sets")
@@ -244,57 +245,13 @@ class RaggedInputs:
     def take(self, index: np.ndarray) -> "RaggedInputs":
         return RaggedInputs(self.fixed[index], {k: v[index] for k, v in self.sets.items()})
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        # A silent object array or a summary posing as the data would be a bug: say what to use.
+        raise TypeError("RaggedInputs has no flat matrix form; use the input layout's encode() or summarize() "
+                        "(phasm.bindings.layout)")
+
     def __repr__(self) -> str:
         return f"RaggedInputs(rows={len(self)}, fixed={self.fixed.shape[1]}, sets={ {k: v.element_shape for k, v in self.sets.items()} })"
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        """A flat per-row summary for code that wants a matrix (finite checks, domain gates):
-        the fixed inputs, then each set's element mean (0 for an empty set) and element count."""
-        cols = [np.asarray(self.fixed, np.float64)]
-        for r in self.sets.values():
-            lengths = r.lengths
-            vals = np.asarray(r.values, np.float64).reshape(len(r.values), -1)
-            sums = np.zeros((len(r), vals.shape[1]))
-            if len(vals):
-                np.add.at(sums, np.repeat(np.arange(len(r)), lengths), vals)
-            cols.append(sums / np.maximum(lengths, 1)[:, None])
-            cols.append(lengths[:, None].astype(np.float64))
-        out = np.hstack(cols) if cols else np.empty((len(self), 0))
-        return out if dtype is None else out.astype(dtype)
-
-
-def pack_ragged_call(variables: Sequence[Any], values: Sequence[Any]) -> RaggedInputs:
-    """One call's input values (spec order) as a one-row :class:`RaggedInputs`."""
-    fixed_vals = [np.asarray(x, np.float32).reshape(-1) for v, x in zip(variables, values) if not v.ragged]
-    fixed = (np.concatenate(fixed_vals) if fixed_vals else np.empty(0, np.float32))[None, :]
-    sets = {}
-    for v, x in zip(variables, values):
-        if v.ragged:
-            a = np.asarray(x, np.float32)
-            a = a.reshape(len(a), -1)
-            sets[v.name] = RaggedArray.trusted(a, np.array([0, len(a)], np.int64))
-    return RaggedInputs(fixed, sets)
-
-
-def pack_ragged_batch(variables: Sequence[Any], values: dict[str, Any], n: int) -> RaggedInputs:
-    """Per-variable batch values (arrays ``(n, *shape)``, :class:`RaggedArray` for ragged ones) as :class:`RaggedInputs`."""
-    fixed_vars = [v for v in variables if not v.ragged]
-    width = sum(v.size for v in fixed_vars)
-    fixed = np.empty((n, width), np.float32)
-    col = 0
-    for v in fixed_vars:
-        fixed[:, col : col + v.size] = np.asarray(values[v.name]).reshape(n, v.size)
-        col += v.size
-    sets = {}
-    for v in variables:
-        if v.ragged:
-            r = values[v.name]
-            sets[v.name] = RaggedArray.trusted(np.asarray(r.values, np.float32).reshape(len(r.values), -1), r.offsets)
-    return RaggedInputs(fixed, sets)
-
-
-def has_ragged(variables: Iterable[Any]) -> bool:
-    return any(getattr(v, "ragged", False) for v in variables)
 
 
 # -- variable-length outputs in flat model rows -------------------------------------------
@@ -361,11 +318,3 @@ def encode(X: RaggedInputs, length: int | None = None) -> np.ndarray:
         cols.append(mask.astype(np.float32))
     return np.ascontiguousarray(np.hstack(cols), dtype=np.float32)
 
-
-def decode_widths(width: int, n_fixed: int, set_dims: list[int]) -> int:
-    """The padded length ``L`` of an encoded matrix ``width`` columns wide."""
-    per_slot = sum(k + 1 for k in set_dims)
-    L, rem = divmod(width - n_fixed, per_slot) if per_slot else (0, 0)
-    if rem or L < 0:
-        raise ValueError(f"encoded width {width} does not fit {n_fixed} fixed features and sets of widths {set_dims}")
-    return L

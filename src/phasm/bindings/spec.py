@@ -6,6 +6,11 @@ call) with a direction: ``in`` (read by the function), ``out`` (produced) or
 function's variables; it has a stable hash that is stored with every capture
 and every model so that mismatches are caught, never silently served.
 
+A spec read from a file (:meth:`Spec.from_json`: a store, a model folder)
+carries names, shapes, dtypes and directions only: its variables have no
+optic (the file's optic records are kept as text for display).  Which objects
+a call reads and writes comes from the code that declares the surrogate.
+
 Example
 -------
 >>> from phasm.bindings.spec import Array, Scalar, Spec
@@ -28,8 +33,10 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from phasm.bindings.optics import Arg, Optic, Return, optic_from_json
+from phasm.bindings.optics import Arg, Optic, Return, describe_record
 from phasm.errors import SpecError
+
+__all__ = ["Array", "DIRECTIONS", "Scalar", "Spec", "SpecError", "Variable", "pack", "unpack"]
 
 DIRECTIONS = ("in", "out", "inout")
 
@@ -41,16 +48,18 @@ class Variable:
     ``shape`` excludes the batch axis: ``()`` for a scalar, ``(7, 7)`` for a
     7x7 grid.  ``optic`` says where the value lives in the call (an argument,
     the return value, an attribute ...); ``None`` until the variable is bound
-    to a function.
+    to a function, and for variables read from a file.  ``recorded_optic``:
+    the optic record such a file holds, data for display only (:attr:`where`).
     """
 
     name: str | None
     shape: tuple[int, ...]
-    dtype: np.dtype
+    dtype: np.dtype[Any]
     direction: str = "in"
     optic: Optic | None = None
     ragged: bool = False
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    recorded_optic: Mapping[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -95,6 +104,8 @@ class Variable:
         }
         if self.optic is not None:
             d["optic"] = self.optic.to_json()
+        elif self.recorded_optic is not None:
+            d["optic"] = dict(self.recorded_optic)
         if self.ragged:
             d["ragged"] = True
         if self.meta:
@@ -103,18 +114,27 @@ class Variable:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Variable":
+        """A variable from its record: no optic (see the module docstring); the optic record is kept as data."""
         try:
+            record = d.get("optic")
             return cls(
                 name=str(d["name"]),
                 shape=tuple(d["shape"]),
                 dtype=np.dtype(d["dtype"]),
                 direction=str(d["direction"]),
-                optic=optic_from_json(d["optic"]) if d.get("optic") else None,
                 ragged=bool(d.get("ragged", False)),
                 meta=dict(d.get("meta", {})),
+                recorded_optic=dict(record) if isinstance(record, Mapping) else None,
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise SpecError(f"malformed variable record {dict(d)!r}: {exc}") from None
+
+    @property
+    def where(self) -> str:
+        """Where the variable lives in a call, as text (its optic, or the optic record of a file)."""
+        if self.optic is not None:
+            return repr(self.optic)
+        return describe_record(self.recorded_optic) if self.recorded_optic is not None else ""
 
     def describe(self) -> str:
         shape = "scalar" if not self.shape else "x".join(map(str, self.shape))
@@ -173,6 +193,8 @@ def _as_numeric_array(value: Any, label: str) -> np.ndarray:
         except Exception as exc:  # ragged nested lists and the like
             raise SpecError(f"{label}: cannot convert {type(value).__name__} to an array: {exc}") from None
     if arr.dtype.kind not in "biufc":
+        if isinstance(value, int):  # a Python int beyond 64 bits
+            raise SpecError(f"{label}: the integer 2**{abs(value).bit_length() - 1}... is too large for a 64-bit number")
         raise SpecError(
             f"{label}: expected a numeric value, got {type(value).__name__} with dtype {arr.dtype}"
         )
@@ -228,7 +250,7 @@ class Spec:
                 raise SpecError(f"spec of {self.function}: every variable needs a name, got {n!r}")
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise SpecError(f"spec of {self.function}: duplicate variable names {sorted(dup)}")
+            raise SpecError(f"spec of {self.function}: duplicate variable names {sorted(map(str, dup))}")
         if not any(v.is_input for v in self.variables):
             raise SpecError(f"spec of {self.function}: no input variable")
         if not any(v.is_output for v in self.variables):
@@ -342,7 +364,8 @@ class Spec:
         for name in mine.keys() | theirs.keys():
             a, b = mine.get(name), theirs.get(name)
             if a is None:
-                lines.append(f"variable {name!r}: missing here, present as {b.describe()}")  # type: ignore[union-attr]
+                assert b is not None
+                lines.append(f"variable {name!r}: missing here, present as {b.describe()}")
             elif b is None:
                 lines.append(f"variable {name!r}: present here as {a.describe()}, missing there")
             else:
@@ -387,9 +410,9 @@ def pack(variables: Iterable[Variable], values: Mapping[str, np.ndarray], n: int
     col = 0
     for v in variables:
         if v.ragged:
-            out[:, col : col + v.size] = _ragged_block(v, values[v.name], n)
+            out[:, col : col + v.size] = _ragged_block(v, values[str(v.name)], n)
         else:
-            out[:, col : col + v.size] = np.asarray(values[v.name]).reshape(n, v.size)
+            out[:, col : col + v.size] = np.asarray(values[str(v.name)]).reshape(n, v.size)
         col += v.size
     return out
 
@@ -405,21 +428,22 @@ def _ragged_block(v: Variable, value: Any, n: int) -> np.ndarray:
         raise SpecError(str(exc)) from None
 
 
-def unpack(variables: Iterable[Variable], matrix: np.ndarray) -> dict[str, np.ndarray]:
-    """Split ``(n, features)`` into per-variable arrays ``(n, *shape)`` cast to each dtype."""
+def unpack(variables: Iterable[Variable], matrix: np.ndarray) -> dict[str, Any]:
+    """Split ``(n, features)`` into per-variable arrays ``(n, *shape)`` cast to each dtype
+    (a :class:`~phasm.bindings.ragged.RaggedArray` for a variable-length output)."""
     n = matrix.shape[0]
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Any] = {}
     col = 0
     for v in variables:
         if v.ragged:  # a variable-length output: count + padded slots -> RaggedArray
             from phasm.bindings.ragged import ragged_unblock
 
-            out[v.name] = ragged_unblock(v, matrix[:, col : col + v.size])  # type: ignore[index,assignment]
+            out[str(v.name)] = ragged_unblock(v, matrix[:, col : col + v.size])
             col += v.size
             continue
         block = matrix[:, col : col + v.size].reshape((n, *v.shape))
         if v.dtype.kind in "iub":
             block = np.rint(block)
-        out[v.name] = block.astype(v.dtype, copy=False)  # type: ignore[index]
+        out[str(v.name)] = block.astype(v.dtype, copy=False)
         col += v.size
     return out

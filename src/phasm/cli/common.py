@@ -40,7 +40,7 @@ def print_spec(spec: Any) -> None:
         table.add_column(col)
     for v in spec.variables:
         table.add_row(v.name, v.direction, "scalar" if not v.shape else "x".join(map(str, v.shape)), str(v.dtype),
-                      repr(v.optic))
+                      v.where)
     console.print(table)
 
 

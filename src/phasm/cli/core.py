@@ -21,16 +21,24 @@ def info(path: Path = typer.Argument(..., help="A capture store (.h5) or a model
 
         print_model_info(path)
         return
+    import warnings
+
     try:
-        store = CaptureStore(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # skipped files are listed below
+            store = CaptureStore(path)
+        stats = store.statistics()  # reads, and so verifies, every row
     except (FileNotFoundError, StoreError) as exc:
         fail(str(exc))
     _print_spec(store.spec)
     console.print(f"rows: [bold]{len(store)}[/] in {len(store.files)} file(s)")
+    if store.skipped:
+        console.print(f"[yellow]skipped {len(store.skipped)} file(s)[/]: "
+                      + "; ".join(f"{p.name}: {reason}" for p, reason in store.skipped), soft_wrap=True)
     t = Table(title="statistics")
     for col in ("variable", "count", "min", "max", "mean", "std"):
         t.add_column(col)
-    for name, s in store.statistics().items():
+    for name, s in stats.items():
         t.add_row(name, str(s["count"]), f"{s['min']:.6g}", f"{s['max']:.6g}", f"{s['mean']:.6g}", f"{s['std']:.6g}")
     console.print(t)
 
@@ -51,6 +59,9 @@ def backends() -> None:
             status = f"[yellow]missing[/] {', '.join(b.missing)} (pip install 'phasm[{b.extra}]')"
         t.add_row(b.name, status, b.target)
     console.print(t)
+    from phasm.train.inference import engine_status
+
+    console.print(engine_status())
 
 
 def train(
@@ -63,11 +74,11 @@ def train(
     param: list[str] = typer.Option([], "--param", "-p", help="Backend parameter KEY=VALUE (JSON value), repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
-    """Train a model on a capture store and save it as a model folder (a generative backend, ``flow`` or ``vae``:
-    a model of a stochastic function's distribution, with its held-out distribution report)."""
+    """Train a model on a capture store and save it as a model folder (with the captured-range gate; a generative
+    backend, ``flow`` or ``vae``: a model of a stochastic function's distribution, with its held-out report)."""
     from phasm.backends import get_backend
+    from phasm.gate.calibrate import train_gated
     from phasm.store import CaptureStore
-    from phasm.train import fit_model
 
     check_range("--val-fraction", val_fraction, low=0.0, high=1.0, high_open=True)
     check_range("--epochs", epochs, low=1)
@@ -84,9 +95,9 @@ def train(
             art, result = fit_generator(source, backend=backend, val_fraction=val_fraction, seed=seed,
                                         verbose=not quiet, **params)
         else:
-            art, result = fit_model(source, backend=backend, val_fraction=val_fraction, seed=seed, verbose=not quiet,
-                                    **params)
-    except ValueError as exc:  # fit_model's documented refusals (no finite rows...); phasm's own errors pass up
+            art, result = train_gated(source, source.spec, None, backend=backend, val_fraction=val_fraction,
+                                      seed=seed, verbose=not quiet, **params)
+    except ValueError as exc:  # documented refusals (no finite rows...); phasm's own errors pass up
         fail(str(exc))
     art.save(out)
     console.print(result.summary())

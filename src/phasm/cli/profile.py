@@ -177,7 +177,7 @@ def bench(
             wt.add_column(col, justify="right")
         for dev, curves in cm.width_curves.items():
             for w, curve in curves.items():
-                best = min(curve, key=curve.get)
+                best = min(curve, key=lambda b: curve[b])
                 wt.add_row(dev, w, f"{curve['1'] * 1e6:.2f}" if "1" in curve else "-", f"{curve[best] * 1e6:.3f}", best)
         console.print(wt)
     console.print(f"wrote {out / 'cost.json'} and {png}; use it with: phasm profile --cost {out / 'cost.json'} -- ...")

@@ -18,127 +18,21 @@ Example
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from phasm.discover.dynamic import DynamicResult, trace_call
+from phasm.discover.effects import (below_opaque, locate_random_draws, opaque_flags, opaque_roots,
+                                    stochastic_suggestion)
+from phasm.discover.inspection import Finding, FlagFinding, Inspection
 from phasm.discover.paths import EACH, Access, Path, normalized, render
-from phasm.errors import TargetError
 from phasm.discover.scope import in_scope_predicate
 from phasm.discover.static import StaticResult, analyze_static
+from phasm.errors import TargetError
 
 
 _ARRAY_METADATA = {"shape", "ndim", "dtype", "size", "T", "strides", "itemsize", "nbytes", "flags", "base"}
-
-
-@dataclass
-class Finding:
-    """One data path of the function's interface, classified."""
-
-    path: Path
-    kind: str  # in / out / inout / unused / scratch
-    shape: tuple | None = None  # per call; None entries are variable lengths
-    dtype: str | None = None
-    ragged: bool = False
-    type_name: str | None = None
-    source: str = "dynamic"  # dynamic / static / both
-    where: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    passed: bool = True  # arguments: given in the example (False: a default value)
-
-    @property
-    def name(self) -> str:
-        return render(self.path)
-
-    @property
-    def numeric(self) -> bool:
-        return self.dtype is not None
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"path": self.name, "kind": self.kind,
-                             "shape": list(self.shape) if self.shape is not None else None,
-                             "dtype": self.dtype, "source": self.source}
-        if self.ragged:
-            d["ragged"] = True
-        if self.type_name and self.dtype is None:
-            d["type"] = self.type_name
-        if self.where:
-            d["where"] = sorted(self.where)
-        if self.notes:
-            d["notes"] = list(self.notes)
-        if not self.passed:
-            d["default"] = True
-        return d
-
-
-@dataclass
-class FlagFinding:
-    """A reason the function may be unsafe to replace."""
-
-    flag: str
-    what: str
-    where: str
-    source: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"flag": self.flag, "what": self.what, "where": self.where, "source": self.source}
-
-
-@dataclass
-class Inspection:
-    """The discovered interface of one function (see :mod:`phasm.discover.report` to print it)."""
-
-    function: str
-    params: list[str]
-    variables: list[Finding]
-    flag_details: list[FlagFinding]
-    disagreements: list[str]
-    notes: list[str]
-    examples: int
-    seconds: float
-    errors: list[str]
-    calls: list[str]
-    methods: dict[str, list[str]] = field(default_factory=dict)  # object path -> methods used on it
-    classes: dict[str, str] = field(default_factory=dict)  # output object path -> its class name
-    module: str = ""  # the function's module (names in the proposed code resolve there)
-    batched: bool = False  # arguments and results carry a leading batch axis (phasm.surrogate(batched=True))
-    fields: dict[str, list[str]] = field(default_factory=dict)  # object path -> field names, declaration order
-
-    @property
-    def flags(self) -> list[str]:
-        return sorted({f.flag for f in self.flag_details})
-
-    def by_name(self, name: str) -> Finding:
-        for v in self.variables:
-            if v.name == name:
-                return v
-        raise KeyError(f"no path {name!r}; found {[v.name for v in self.variables]}")
-
-    def kinds(self) -> dict[str, str]:
-        """``{path: kind}`` for every finding."""
-        return {v.name: v.kind for v in self.variables}
-
-    def to_json(self) -> dict[str, Any]:
-        from phasm.discover.report import proposed_code
-
-        return {
-            "function": self.function,
-            "variables": [v.to_json() for v in self.variables],
-            "flags": self.flags,
-            "flag_details": [f.to_json() for f in self.flag_details],
-            "disagreements": list(self.disagreements),
-            "notes": list(self.notes),
-            "calls": list(self.calls),
-            "methods": dict(self.methods),
-            "classes": dict(self.classes),
-            "examples": self.examples,
-            "batched": self.batched,
-            "seconds_per_call": self.seconds,
-            "errors": list(self.errors),
-            "proposed_spec": proposed_code(self),
-        }
 
 
 def inspect_function(
@@ -186,7 +80,8 @@ def combine(static: StaticResult, runs: list[DynamicResult]) -> Inspection:
                 merged[path] = Access(path)
                 merged[path].merge(acc)
     passed = set.intersection(*(set(r.passed) for r in runs)) if runs else set(static.params)
-    leaves = _leaves(merged)
+    opaque = opaque_roots(static, runs)  # objects of compiled extensions: reported whole, never field by field
+    leaves = [p for p in _leaves(merged) if not below_opaque(p, opaque)]
     static_paths = _static_kinds(static)
     dyn_norm = {normalized(p) for p in merged}
     findings: list[Finding] = []
@@ -211,7 +106,7 @@ def combine(static: StaticResult, runs: list[DynamicResult]) -> Inspection:
                                  f"{', '.join(sorted(set(f.where)))}; classified {f.kind}")
         if f.kind in ("out", "inout") and path[0][0] != "return" and not any(
             static_paths[k][0] in ("out", "inout") for k in hits
-        ):
+        ) and norm not in opaque:  # an extension object changed: reported by its own flag
             disagreements.append(f"{f.name}: written at run time, but static analysis found no write "
                                  "(a method call or dynamic attribute access?)")
         findings.append(f)
@@ -221,13 +116,15 @@ def combine(static: StaticResult, runs: list[DynamicResult]) -> Inspection:
             continue
         if any(norm[: len(v)] == v for v in value_leaves) or (len(norm) > 1 and norm[-1][1] in _ARRAY_METADATA):
             continue  # metadata of an array (u.shape, f.ndim): not data
+        if below_opaque(norm, opaque):
+            continue  # gas.TP on an extension object: reported with the object
         f = Finding(norm, kind, source="static", where=sorted(wheres),
                     notes=["not executed by the example(s)"])
         findings.append(f)
         disagreements.append(f"{f.name}: static analysis finds a {'write' if kind != 'in' else 'read'} at "
                              f"{', '.join(sorted(wheres))}, not executed by the example(s) (a branch not taken?)")
+    flags = opaque_flags(opaque, findings)
     findings.sort(key=_order(static.params))
-    flags: list[FlagFinding] = []
     seen: set[tuple[str, str]] = set()
     for flag, what, where in static.unsafe:
         if (flag, what) not in seen:
@@ -235,10 +132,10 @@ def combine(static: StaticResult, runs: list[DynamicResult]) -> Inspection:
             flags.append(FlagFinding(flag, what, where, "static"))
     for run in runs:
         for flag, what, where in run.flags:
-            match = [f for f in flags if f.flag == flag and (f.where == where or "state consumed" in what)]
+            match = [known for known in flags if known.flag == flag and (known.where == where or flag == "random")]
             if match:
-                for f in match:
-                    f.source = "both"
+                for known in match:
+                    known.source = "both"
             elif (flag, what) not in seen:
                 seen.add((flag, what))
                 flags.append(FlagFinding(flag, what, where, "dynamic"))
@@ -247,14 +144,17 @@ def combine(static: StaticResult, runs: list[DynamicResult]) -> Inspection:
                                      "two runs on copies of the same input differ", "dynamic"))
         if run.error:
             flags.append(FlagFinding("raises", run.error, "the example call", "dynamic"))
+    locate_random_draws(opaque, flags)
     seconds = min((r.seconds for r in runs), default=0.0)
     notes = list(dict.fromkeys(static.notes + [n for r in runs for n in r.notes]))
     methods = {render(p): sorted(a.methods) for p, a in merged.items() if a.methods}
     classes = {render(p): a.type_name for p, a in merged.items() if a.expanded and a.type_name}
+    class_refs = {render(p): a.type_ref for p, a in merged.items() if a.expanded and a.type_ref}
     fields = {render(p): list(a.fields) for p, a in merged.items() if a.fields}
+    suggestion = stochastic_suggestion(flags)
     return Inspection(static.function, static.params, findings, flags, disagreements, notes, len(runs), seconds,
                       [r.error for r in runs if r.error], list(static.calls), methods, classes, static.module,
-                      fields=fields)
+                      fields=fields, class_refs=class_refs, suggestions=[suggestion] if suggestion else [])
 
 
 def _leaves(merged: dict[Path, Access]) -> list[Path]:

@@ -48,8 +48,9 @@ from phasm.discover.snapshot import MISSING as _MISSING
 from phasm.discover.snapshot import (Roots, base_type, copy_state, diff, rng_states, root_value, same_state, set_rng_states,
                                      state_diff, values_at)
 from phasm.discover.scope import in_scope_predicate
-from phasm.errors import TargetError
 from phasm.discover.tracing import Instrumenter, Recorder, fields_of
+from phasm.discover.watch import OpaqueObservation, OpaqueWatch
+from phasm.errors import TargetError
 
 
 @dataclass
@@ -64,6 +65,7 @@ class DynamicResult:
     seconds: float = 0.0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    opaque: dict[Path, OpaqueObservation] = field(default_factory=dict)  # objects of compiled extensions
 
 
 def _call(fn: Any, sig: inspect.Signature, arguments: dict[str, Any]) -> Any:
@@ -90,7 +92,7 @@ def trace_call(
     fn = getattr(fn, "__func__", fn)
     kwargs = kwargs or {}
     if inspect.isgeneratorfunction(fn) or inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
-        raise TypeError(f"{fn.__qualname__} is a generator or coroutine function: inspect the function "
+        raise TargetError(f"{fn.__qualname__} is a generator or coroutine function: inspect the function "
                         "that consumes it, a surrogate replaces plain calls")
     sig = inspect.signature(fn)
     try:
@@ -109,9 +111,11 @@ def trace_call(
     rec = Recorder()
     inst = Instrumenter(rec)
     work = roots.snapshot()
+    watch = OpaqueWatch(work)  # before instrumenting: objects of compiled extensions are watched, not traced
     originals = roots.uncopied(work)  # could not be copied: run on them as they are, never instrumented
-    for key in sorted(map(str, originals)):
-        result.notes.append(f"{key}: cannot be deep-copied; traced without detail, and the call may change it")
+    for key in sorted(render(k) if isinstance(k, tuple) else k for k in originals):
+        result.notes.append(f"{key}: cannot be deep-copied: inspection ran on the object itself "
+                            "(the call may have changed it)")
     traced_args = {n: (inst.instrument(v, (("arg", n),)) if n not in originals else v)
                    for n, v in work["args"].items()}
     work["globals"] = {p: (inst.instrument(v, p) if v is not _MISSING and p not in originals else v)
@@ -138,6 +142,12 @@ def trace_call(
         roots.restore()
         inst.undo()
     result.flags = tracer.flags
+    result.opaque = watch.compare()
+    for path, obs in result.opaque.items():
+        _record_opaque(rec, obs)
+        if obs.random and obs.changed:
+            result.flags.append(("random", f"draws random numbers from `{render(path)}` ({obs.type_name}), "
+                                 "advancing its state", "the example call"))
     for name, state in rng_states().items():
         if not same_state(state, rng_before.get(name)) and not any(f[0] == "random" for f in result.flags):
             result.flags.append(("random", f"{name} (global random state consumed)", "the example call"))
@@ -151,6 +161,22 @@ def trace_call(
         result.nondeterministic = _purity(fn, sig, roots, pristine)
     set_rng_states(rng_before)
     return result
+
+
+def _record_opaque(rec: Recorder, obs: OpaqueObservation) -> None:
+    if not obs.changed and obs.path not in rec.accesses:
+        return  # reachable but neither used nor changed: not part of the interface
+    acc = rec.access(obs.path)
+    acc.type_name = acc.type_name or obs.type_name
+    if obs.changed:
+        acc.changed = True
+        acc.read = True  # the rest of its state is kept: read, then written
+        acc.rbw = True
+    note = f"opaque {obs.type_name} object: " + (
+        f"its {', '.join(obs.changed)} changed" if obs.changed
+        else "state unchanged by the call" if obs.observable else "its state cannot be observed")
+    if note not in acc.notes:
+        acc.notes.append(note)
 
 
 def _mark_changes(rec: Recorder, before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -177,6 +203,7 @@ def _mark_changes(rec: Recorder, before: dict[str, Any], after: dict[str, Any]) 
                     child.notes.append("in an object created by the call")
             acc.expanded = True
             acc.type_name = type(value).__qualname__
+            acc.type_ref = type(value)
 
 
 def _observe(rec: Recorder, before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -258,6 +285,7 @@ def _record_value(rec: Recorder, path: Path, value: Any, args: dict[str, Any], d
         else:
             acc.expanded = True
             acc.type_name = type(value).__qualname__
+            acc.type_ref = type(value)
             acc.fields = list(fields)
         for k, v in fields.items():
             _record_value(rec, path + (("attr", k),), v, args, depth + 1)

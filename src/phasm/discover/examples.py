@@ -100,11 +100,12 @@ def parse_example(expr: str, namespace: dict[str, Any]) -> tuple[tuple, dict[str
 
 def examples_from_store(path: str | os.PathLike[str], rows: int = 3) -> tuple[str, list[tuple[tuple, dict[str, Any]]]]:
     """``(function name, [(args, kwargs), ...])`` from the first ``rows`` rows of a capture store."""
-    from phasm.bindings.optics import Arg
     from phasm.store import CaptureStore
 
     store = CaptureStore(path)
     spec = store.spec
+    if spec is None:
+        raise TargetError(f"capture store {path} holds no spec: it cannot be replayed as calls")
     n = min(rows, len(store))
     if n == 0:
         raise TargetError(f"capture store {path} has no rows to replay")
@@ -113,14 +114,16 @@ def examples_from_store(path: str | os.PathLike[str], rows: int = 3) -> tuple[st
     for i in range(n):
         kwargs: dict[str, Any] = {}
         for v in spec.inputs:
-            if not isinstance(v.optic, Arg):
-                raise TargetError(f"variable {v.name!r} of {path} lives at {v.optic!r}, not in an argument: "
+            record = v.recorded_optic or {}  # a store's spec has optic records (text), never optics
+            if record.get("kind") != "arg" or not isinstance(record.get("name"), str):
+                raise TargetError(f"variable {v.name!r} of {path} lives at {v.where or '?'}, not in an argument: "
                                   "it cannot be replayed as a call; use --example")
+            assert v.name is not None  # a spec names every variable
             value = inputs[v.name][i]
             if isinstance(value, np.ndarray) and value.shape == () or np.isscalar(value):
                 value = np.asarray(value).item()
             else:
                 value = np.array(value)
-            kwargs[v.optic.name] = value
+            kwargs[record["name"]] = value
         calls.append(((), kwargs))
     return spec.function, calls

@@ -31,7 +31,7 @@ import types
 from typing import Any, Callable
 
 from phasm.discover import recorder as _rec
-from phasm.discover.paths import is_scalar
+from phasm.discover.paths import Path, is_scalar
 from phasm.discover.scope import is_data
 from phasm.discover.recorder import Recorder
 from phasm.discover.unsafe import classify
@@ -90,11 +90,11 @@ class LineTracer:
                 pending = self.pending.get(frame.f_code)
                 if pending is not None:
                     pending.discard(frame.f_lineno)
-                saved, _rec._ACTIVE = _rec._ACTIVE, None  # our own bookkeeping is not the program's access
+                saved, _rec.ACTIVE = _rec.ACTIVE, None  # our own bookkeeping is not the program's access
                 try:
                     self._line(frame, key)
                 finally:
-                    _rec._ACTIVE = saved
+                    _rec.ACTIVE = saved
                 if not pending:
                     return None  # every line with a load/store of interest seen: stop tracing this frame
         return self.on_line
@@ -113,8 +113,11 @@ class LineTracer:
         code, line = key
         is_target = code in self.targets
         module = frame.f_globals.get("__name__", "?")
+        path: Path
         for op, name in self._by_line(code).get(line, ()):
             if op == "LOAD_GLOBAL":
+                if name[:2] == "__" == name[-2:]:
+                    continue  # __name__, __file__: the module's own bookkeeping, not data
                 value = frame.f_globals.get(name, _MISSING)
                 if value is not _MISSING and is_data(value):
                     path = (("global", module, name),)

@@ -113,6 +113,7 @@ class Access:
     dtypes: set = field(default_factory=set)
     lengths: set = field(default_factory=set)
     type_name: str | None = None
+    type_ref: type | None = None  # an object's class, seen in the traced call (to build it in a proposal)
     methods: set = field(default_factory=set)
     fields: list = field(default_factory=list)  # an object's field names, in declaration order
     lines: set = field(default_factory=set)
@@ -136,7 +137,7 @@ class Access:
             self.shapes.add(shape)
             self.dtypes.add(dtype)
         elif self.type_name is None and value is not None:
-            self.type_name = type(value).__name__
+            self.type_name = getattr(type(value), "_phasm_traced_base", type(value)).__name__
 
     def merge(self, other: "Access") -> None:
         self.first = self.first or other.first
@@ -145,6 +146,7 @@ class Access:
         for name in ("shapes", "dtypes", "lengths", "methods", "lines"):
             getattr(self, name).update(getattr(other, name))
         self.type_name = self.type_name or other.type_name
+        self.type_ref = self.type_ref or other.type_ref
         self.fields = self.fields or list(other.fields)
         self.notes.extend(n for n in other.notes if n not in self.notes)
 

@@ -2,7 +2,7 @@
 
 One recorder is active at a time (``with rec:``); the stand-ins of
 :mod:`phasm.discover.tracing` and :mod:`phasm.discover.tracearray` check
-``recorder._ACTIVE`` and are plain pass-throughs when it is ``None``.
+``recorder.ACTIVE`` and are plain pass-throughs when it is ``None``.
 Tracing is not thread-safe.
 
 Example
@@ -19,7 +19,7 @@ from typing import Any
 
 from phasm.discover.paths import Access, Path
 
-_ACTIVE: "Recorder | None" = None
+ACTIVE: "Recorder | None" = None  # the recorder traced stand-ins report to (None: they pass through)
 
 
 class Recorder:
@@ -50,11 +50,11 @@ class Recorder:
             acc.observe(value)
 
     def __enter__(self) -> "Recorder":
-        global _ACTIVE
-        self._previous = _ACTIVE
-        _ACTIVE = self
+        global ACTIVE
+        self._previous = ACTIVE
+        ACTIVE = self
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        global _ACTIVE
-        _ACTIVE = self._previous
+        global ACTIVE
+        ACTIVE = self._previous

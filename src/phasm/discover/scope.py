@@ -31,10 +31,10 @@ def in_scope_predicate(fn: Callable[..., Any]) -> Callable[[str], bool]:
     else:
         f = getattr(module, "__file__", None) or fn.__code__.co_filename
         folder = os.path.dirname(os.path.realpath(f))
-        if "site-packages" in folder or "dist-packages" in folder:
-            roots = [os.path.realpath(f)]
-        else:
-            roots = [folder]
+        installed = any(folder == p or folder.startswith(p + os.sep) for p in _install_dirs())
+        # A single installed module (the standard library's random.py): that file, not its whole folder.
+        roots = [os.path.realpath(f)] if installed or "site-packages" in folder or "dist-packages" in folder \
+            else [folder]
     excluded = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)]
     own = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # phasm itself is never user code
     cache: dict[str, bool] = {}
@@ -53,6 +53,14 @@ def in_scope_predicate(fn: Callable[..., Any]) -> Callable[[str], bool]:
         return hit
 
     return in_scope
+
+
+def _install_dirs() -> list[str]:
+    """Where Python and installed packages live (the standard library, site-packages)."""
+    import sysconfig
+
+    paths = {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return [os.path.realpath(p) for p in paths if p]
 
 
 def is_data(value: Any) -> bool:

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import copy
 import sys
+import types
 from typing import Any, Iterable
 
 import numpy as np
 
+from phasm.discover.opaque import changed_parts, is_opaque, observable_state
 from phasm.discover.paths import EACH, Path, is_scalar
 from phasm.discover.scope import is_data
 from phasm.discover.tracing import fields_of
@@ -193,8 +195,8 @@ def _diff(before: Any, after: Any, path: Path, out: dict[Path, Any], depth: int,
                 or before.dtype != after.dtype:
             out[path] = after
             return
-        b, a = before.view(np.ndarray), after.view(np.ndarray)
-        equal = np.array_equal(b, a, equal_nan=b.dtype.kind in "fc")
+        before_view, after_view = before.view(np.ndarray), after.view(np.ndarray)
+        equal = np.array_equal(before_view, after_view, equal_nan=before_view.dtype.kind in "fc")
         if not equal:
             out[path] = after
         return
@@ -218,6 +220,12 @@ def _diff(before: Any, after: Any, path: Path, out: dict[Path, Any], depth: int,
             else:
                 _diff(b, a, path + (("item", k),), out, depth + 1, seen)
         return
+    if isinstance(before, (types.MethodType, types.FunctionType)) and type(before) is type(after):
+        # Code, not data: the same method of a copy, or a function rebuilt from the same code, is no change.
+        fb, fa = getattr(before, "__func__", before), getattr(after, "__func__", after)
+        if fb is not fa and fb.__code__ != fa.__code__:
+            out[path] = after
+        return
     bt = getattr(type(before), "_phasm_traced_base", type(before))
     at = getattr(type(after), "_phasm_traced_base", type(after))
     if bt is not at:
@@ -229,6 +237,10 @@ def _diff(before: Any, after: Any, path: Path, out: dict[Path, Any], depth: int,
         except Exception:  # noqa: BLE001
             same = False
         if not same:
+            out[path] = after
+        return
+    if is_opaque(before):  # a compiled extension's object: compare what it shows of its state
+        if changed_parts(observable_state(before), observable_state(after)):
             out[path] = after
         return
     fb, fa = fields_of(before), fields_of(after)

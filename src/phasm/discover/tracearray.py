@@ -86,14 +86,14 @@ def _is_basic(key: Any) -> bool:
 
 
 def _note_read(x: Any) -> None:
-    if type(x) is TracedArray and _rec._ACTIVE is not None:
+    if type(x) is TracedArray and _rec.ACTIVE is not None:
         tr = x._ph
         if tr is not None and not tr.done:
             tr.read(x._ph_mask)
 
 
 def _note_write(x: Any) -> None:
-    if type(x) is TracedArray and _rec._ACTIVE is not None:
+    if type(x) is TracedArray and _rec.ACTIVE is not None:
         tr = x._ph
         if tr is not None and not tr.done:
             tr.write(x._ph_mask)
@@ -128,7 +128,7 @@ class TracedArray(np.ndarray):
         tr = self._ph
         pkey = _plain_key(key)
         result = np.ndarray.__getitem__(self, pkey)
-        if tr is None or tr.done or _rec._ACTIVE is None:
+        if tr is None or tr.done or _rec.ACTIVE is None:
             return result
         if isinstance(result, TracedArray) and _is_basic(pkey):
             # A view: not a read yet; it shares the tracker and (a view of) the written mask.
@@ -152,7 +152,7 @@ class TracedArray(np.ndarray):
         _note_read(value)
         pkey = _plain_key(key)
         tr = self._ph
-        if tr is not None and _rec._ACTIVE is not None and not tr.done:
+        if tr is not None and _rec.ACTIVE is not None and not tr.done:
             tr.write(self._ph_mask, pkey)
         np.ndarray.__setitem__(self.view(np.ndarray), pkey, _plain(value))
 

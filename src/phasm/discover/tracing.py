@@ -35,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from phasm.discover import recorder as _rec
+from phasm.discover.opaque import is_opaque
 from phasm.discover.paths import EACH, Path
 from phasm.discover.recorder import Recorder
 from phasm.discover.tracearray import TracedArray, traced
@@ -55,34 +56,35 @@ class TracedList(list):
     """A list that logs element reads (``path[*]``) and structural writes."""
 
     _ph: tuple[Recorder, Path] | None = None
+    _phasm_traced_base = list  # what it stands for, in reports and comparisons
 
     def _elem(self) -> Path:
         return self._ph[1] + (EACH,)  # type: ignore[index]
 
     def __getitem__(self, i: Any) -> Any:
         value = list.__getitem__(self, i)
-        if self._ph is not None and _rec._ACTIVE is not None:
+        if self._ph is not None and _rec.ACTIVE is not None:
             for v in value if isinstance(i, slice) else (value,):
                 _read_elem(self._ph[0], self._elem(), v)
         return value
 
     def __iter__(self) -> Any:
-        if self._ph is None or _rec._ACTIVE is None:
+        if self._ph is None or _rec.ACTIVE is None:
             yield from list.__iter__(self)
             return
         rec, path = self._ph[0], self._elem()
         for v in list.__iter__(self):
-            if _rec._ACTIVE is not None:
+            if _rec.ACTIVE is not None:
                 _read_elem(rec, path, v)
             yield v
 
     def __len__(self) -> int:
-        if self._ph is not None and _rec._ACTIVE is not None:
+        if self._ph is not None and _rec.ACTIVE is not None:
             self._ph[0].touch(self._ph[1])
         return list.__len__(self)
 
     def __setitem__(self, i: Any, value: Any) -> None:
-        if self._ph is not None and _rec._ACTIVE is not None:
+        if self._ph is not None and _rec.ACTIVE is not None:
             self._ph[0].write(self._elem())
         list.__setitem__(self, i, value)
 
@@ -90,7 +92,7 @@ class TracedList(list):
         base = getattr(list, name)
 
         def method(self: "TracedList", *a: Any, **kw: Any) -> Any:
-            if self._ph is not None and _rec._ACTIVE is not None:
+            if self._ph is not None and _rec.ACTIVE is not None:
                 if name != "clear":  # append, sort, pop ...: the result depends on what was there
                     self._ph[0].read(self._ph[1])
                 self._ph[0].write(self._ph[1])
@@ -109,13 +111,14 @@ class TracedDict(dict):
     """A dict that logs item reads (``path[key]``) and writes."""
 
     _ph: tuple[Recorder, Path] | None = None
+    _phasm_traced_base = dict
 
     def _item(self, key: Any) -> Path:
         return self._ph[1] + (("item", key),)  # type: ignore[index]
 
     def __getitem__(self, key: Any) -> Any:
         value = dict.__getitem__(self, key)
-        if self._ph is not None and _rec._ACTIVE is not None:
+        if self._ph is not None and _rec.ACTIVE is not None:
             _read_elem(self._ph[0], self._item(key), value)
         return value
 
@@ -131,7 +134,7 @@ class TracedDict(dict):
         return [(k, self[k]) for k in dict.keys(self)]
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        if self._ph is not None and _rec._ACTIVE is not None:
+        if self._ph is not None and _rec.ACTIVE is not None:
             self._ph[0].write(self._item(key))
         dict.__setitem__(self, key, value)
 
@@ -139,7 +142,7 @@ class TracedDict(dict):
         base = getattr(dict, name)
 
         def method(self: "TracedDict", *a: Any, **kw: Any) -> Any:
-            if self._ph is not None and _rec._ACTIVE is not None:
+            if self._ph is not None and _rec.ACTIVE is not None:
                 if name != "clear":
                     self._ph[0].read(self._ph[1])
                 self._ph[0].write(self._ph[1])
@@ -164,13 +167,14 @@ def _traced_subclass(cls: type) -> type:
     sub = _SUBCLASSES.get(cls)
     if sub is not None:
         return sub
-    base_getattribute = cls.__getattribute__
-    base_setattr = cls.__setattr__
-    base_delattr = cls.__delattr__
+    # the class's own (unbound) methods, called with the instance: mypy would read cls.__x__ as bound to cls
+    base_getattribute: Callable[[Any, str], Any] = getattr(cls, "__getattribute__")
+    base_setattr: Callable[[Any, str, Any], None] = getattr(cls, "__setattr__")
+    base_delattr: Callable[[Any, str], None] = getattr(cls, "__delattr__")
 
     def __getattribute__(self: Any, name: str) -> Any:
         value = base_getattribute(self, name)
-        if _rec._ACTIVE is None or name[:2] == "__":
+        if _rec.ACTIVE is None or name[:2] == "__":
             return value
         entry = _PATHS.get(id(self))
         if entry is None:
@@ -192,14 +196,14 @@ def _traced_subclass(cls: type) -> type:
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
         entry = _PATHS.get(id(self))
-        if _rec._ACTIVE is not None and entry is not None:
+        if _rec.ACTIVE is not None and entry is not None:
             path, rec = entry
             rec.write(path + (("attr", name),), value)
         base_setattr(self, name, value)
 
     def __delattr__(self: Any, name: str) -> None:
         entry = _PATHS.get(id(self))
-        if _rec._ACTIVE is not None and entry is not None:
+        if _rec.ACTIVE is not None and entry is not None:
             entry[1].write(entry[0] + (("attr", name),))
         base_delattr(self, name)
 
@@ -258,24 +262,24 @@ class Instrumenter:
             self._memo[key] = view
             return view
         if type(value) is list:
-            out = TracedList()
-            self._memo[key] = out
-            list.extend(out, [self.instrument(v, path + (EACH,), depth + 1) for v in value])
-            out._ph = (self.rec, path)
-            return out
+            traced_list = TracedList()
+            self._memo[key] = traced_list
+            list.extend(traced_list, [self.instrument(v, path + (EACH,), depth + 1) for v in value])
+            traced_list._ph = (self.rec, path)
+            return traced_list
         if type(value) is dict:
-            out = TracedDict()
-            self._memo[key] = out
+            traced_dict = TracedDict()
+            self._memo[key] = traced_dict
             for k, v in value.items():
-                dict.__setitem__(out, k, self.instrument(v, path + (("item", k),), depth + 1))
-            out._ph = (self.rec, path)
-            return out
+                dict.__setitem__(traced_dict, k, self.instrument(v, path + (("item", k),), depth + 1))
+            traced_dict._ph = (self.rec, path)
+            return traced_dict
         if type(value) is tuple:
-            out = tuple(self.instrument(v, path + (("item", i),), depth + 1) for i, v in enumerate(value))
-            self._memo[key] = out
-            return out
-        if callable(value) or type(value).__module__ in ("builtins",):
-            return value
+            items = tuple(self.instrument(v, path + (("item", i),), depth + 1) for i, v in enumerate(value))
+            self._memo[key] = items
+            return items
+        if callable(value) or type(value).__module__ in ("builtins",) or is_opaque(value):
+            return value  # a compiled extension's object cannot be traced field by field (see opaque.py)
         cls = type(value)
         try:
             value.__class__ = _traced_subclass(cls)

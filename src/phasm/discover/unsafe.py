@@ -14,8 +14,6 @@ Example
 
 from __future__ import annotations
 
-from typing import Any
-
 FLAGS = ("io", "random", "time", "network", "subprocess", "environment", "nondeterministic", "raises")
 
 _EXACT = {
@@ -72,32 +70,3 @@ def classify(qualname: str, *, n_args: int | None = None) -> str | None:
 
 def is_seeding(qualname: str) -> bool:
     return qualname in _SEEDING
-
-
-def callable_name(fn: Any) -> str | None:
-    """Dotted name of a callable seen at run time (builtins, C methods of global RNGs)."""
-    import random
-    import types
-
-    owner = getattr(fn, "__self__", None)
-    name = getattr(fn, "__name__", None)
-    if name is None:
-        return None
-    if isinstance(owner, types.ModuleType):
-        mod = "os" if owner.__name__ == "posix" else owner.__name__
-        return f"{mod}.{name}"
-    if owner is not None and not isinstance(owner, type):
-        if owner is getattr(random, "_inst", None):
-            return f"random.{name}"
-        mod = type(owner).__module__ or ""
-        if mod.startswith("numpy.random"):
-            return f"numpy.random.{name}"
-        if mod.startswith("_io") or mod.startswith("io"):
-            return f"io.{name}" if name in ("write", "read", "writelines", "readline") else None
-        if mod == "builtins":
-            return None
-        return f"{mod}.{type(owner).__qualname__}.{name}"
-    mod = getattr(fn, "__module__", None) or "builtins"
-    if mod == "posix":
-        mod = "os"
-    return f"{mod}.{getattr(fn, '__qualname__', name)}"

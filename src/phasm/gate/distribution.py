@@ -179,27 +179,42 @@ def train_stochastic(source: Any, spec: Any, tolerance: DistributionTolerance, *
     return art, result, gate
 
 
+def train_generator_gated(source: Any, spec: Any, tolerance: DistributionTolerance | None, *, backend: Any = "flow",
+                          default_gate: bool = True, calibration_fraction: float = 0.25, **kw: Any) -> tuple[Any, Any]:
+    """A stochastic function's generator with the gate ``auto`` mode will use (in ``art.sections["gate"]``):
+    with a ``tolerance``, the :class:`DistributionGate` (:func:`train_stochastic`); without, the captured-range
+    :class:`~phasm.gate.range.RangeGate` for a store (``default_gate=False``, or arrays: none).
+    ``kw`` may carry ``confidence`` (a regression tolerance's; ignored: a DistributionTolerance has its own)."""
+    from phasm.store.reader import CaptureStore
+    from phasm.train.stochastic import fit_generator
+
+    kw.pop("confidence", None)
+    if tolerance is not None:
+        art, result, _ = train_stochastic(source, spec, tolerance, backend=backend,
+                                          calibration_fraction=calibration_fraction, **kw)
+        return art, result
+    art, result = fit_generator(source, spec, backend=backend, **kw)
+    if default_gate and isinstance(source, CaptureStore):
+        from phasm.bindings.layout import input_layout
+        from phasm.gate.range import range_gate_for_store
+
+        art.sections["gate"] = range_gate_for_store(source, input_layout(art.spec), seed=kw.get("seed", 0)).to_json()
+    return art, result
+
+
 def train_stochastic_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str, Any] | None,
-                           backend: Any, kw: dict[str, Any], out: str) -> None:
+                           backend: Any, kw: dict[str, Any], out: str, default_gate: bool = True) -> None:
     """Child-process body for :func:`phasm.gate.calibrate.train_in_subprocess` (``child=``): train a
-    generator (behind its distribution gate with a tolerance) on ``store`` and save it at ``out``."""
+    generator with its gate (:func:`train_generator_gated`) on ``store`` and save it at ``out``."""
     from pathlib import Path
 
     try:
         from phasm.bindings.spec import Spec
         from phasm.store.reader import CaptureStore
-        from phasm.train.stochastic import fit_generator
 
-        spec = Spec.from_json(spec_json)
-        kw = dict(kw)
-        cal = kw.pop("calibration_fraction", 0.25)
-        kw.pop("confidence", None)  # a DistributionTolerance carries its own
-        source = CaptureStore(store)
-        if tolerance_json is not None:
-            art, _, _ = train_stochastic(source, spec, DistributionTolerance.from_json(tolerance_json),
-                                         backend=backend, calibration_fraction=cal, **kw)
-        else:
-            art, _ = fit_generator(source, spec, backend=backend, **kw)
+        tol = DistributionTolerance.from_json(tolerance_json) if tolerance_json is not None else None
+        art, _ = train_generator_gated(CaptureStore(store), Spec.from_json(spec_json), tol, backend=backend,
+                                       default_gate=default_gate, **kw)
         art.save(out)
     except BaseException as exc:
         import traceback

@@ -123,7 +123,7 @@ def load_costs(paths: Sequence[str | os.PathLike[str]]) -> dict[str, float]:
 
 def _per_call(fn: Callable[[], Any], n: int, budget_s: float, stat: str = "mean") -> tuple[float, int]:
     """Run ``fn`` up to ``n`` times or for ``budget_s``; seconds per call (mean, or median of calls), calls."""
-    times = []
+    times: list[float] = []
     t0 = time.perf_counter()
     while len(times) < n:
         t = time.perf_counter()
@@ -249,8 +249,9 @@ def measure_cost(fn: Any, *, store: str | os.PathLike[str] | None = None, model:
     n_rows = len(source)
     if n_rows == 0:
         raise ValueError(f"{fn.name}: the capture store has no rows to time the function on")
-    if fn.spec is None:
-        fn._set_spec(source.spec)
+    if source.spec is None:
+        raise ValueError(f"{fn.name}: store {source.path} holds no spec")
+    spec = fn.bind_spec(source.spec, f"store {source.path}")
     n = min(n_rows, n_calls)
     inputs, _ = source.read(0, n)
     original = fn.__wrapped__
@@ -261,7 +262,7 @@ def measure_cost(fn: Any, *, store: str | os.PathLike[str] | None = None, model:
         calls = [_call_args(fn, inputs, slice(k, k + rows_per_call)) for k in range(0, n - rows_per_call + 1, rows_per_call)]
     else:
         calls = [_call_args(fn, inputs, i) for i in range(n)]
-    X = pack(fn.spec.inputs, {v.name: np.asarray(inputs[v.name]) for v in fn.spec.inputs}, n)
+    X = pack(spec.inputs, {str(v.name): np.asarray(inputs[str(v.name)]) for v in spec.inputs}, n)
 
     def cycle(f: Callable[..., Any]) -> Callable[[], None]:
         it = {"k": 0}
@@ -273,7 +274,7 @@ def measure_cost(fn: Any, *, store: str | os.PathLike[str] | None = None, model:
 
     original(**calls[0])
     t_orig, n_meas = _per_call(cycle(original), len(calls), budget_s)
-    old_mode = fn._explicit_mode
+    old_mode = fn.explicit_mode
     try:
         fn.mode = "model"
         fn(**calls[0])
@@ -283,6 +284,7 @@ def measure_cost(fn: Any, *, store: str | os.PathLike[str] | None = None, model:
     Y = art.predict(X)
     xb, yb = X[:rows_per_call], Y[:rows_per_call]
     gate = fn.gate
+    gate.accept(xb, yb, art)  # warm: a loaded gate's first call builds its search tree (not a per-call cost)
     t_gate, _ = _per_call(lambda: gate.accept(xb, yb, art), 500, budget_s / 4, "median")
     accepted = np.asarray(gate.accept(X, Y, art), bool) & np.isfinite(X).all(1) & np.isfinite(Y).all(1)
     f = 1.0 - float(accepted.mean())  # share of rows (and, unbatched, of calls) the original answers

@@ -128,7 +128,7 @@ def rank(session: Session, *, root: str | None = None, speed: float = 10.0,
     frames = session.frames
     main = session.main_thread
     has_main = any(th == main for th, _ in session.stacks)
-    incl = {v: {} for v in ("on", "off", "wall")}
+    incl: dict[str, dict[int, float]] = {v: {} for v in ("on", "off", "wall")}
     self_w: dict[int, float] = {}
     child: dict[tuple[int, int], float] = {}
     totals = {"on": 0.0, "off": 0.0, "wall": 0.0}

@@ -14,37 +14,20 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from phasm.profile.session import Session
+from phasm.profile.target import python_target
 
 SAMPLERS = ("auto", "py-spy", "inprocess")
-
-
-def _python_target(command: Sequence[str]) -> tuple[str, list[str]] | None:
-    """``(python, [script, args...] | ['-m', mod, args...])`` when the command runs a Python program."""
-    if not command:
-        return None
-    exe = os.path.basename(command[0])
-    if exe.startswith("python") or exe.startswith("pypy"):
-        rest = list(command[1:])
-        while rest and rest[0].startswith("-") and rest[0] not in ("-m", "-c"):
-            rest = rest[1:]  # interpreter flags (-u, -O, ...)
-        if rest and (rest[0] == "-m" or rest[0].endswith(".py") or os.path.isfile(rest[0])):
-            return command[0], rest
-        return None
-    if command[0].endswith(".py"):
-        return sys.executable, list(command)
-    return None
 
 
 def record_inprocess(command: Sequence[str], rate_hz: float = 100.0, *, cwd: str | None = None,
                      env: dict | None = None, timeout: float | None = None) -> Session:
     """Run a Python ``command`` with the in-process sampler inside it."""
-    target = _python_target(command)
+    target = python_target(command)
     if target is None:
         raise ValueError(f"the in-process sampler runs Python scripts ('python script.py ...' or 'python -m mod'); "
                          f"got command {list(command)!r}")

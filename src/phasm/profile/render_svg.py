@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from html import escape
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from phasm.profile.session import Session
 
@@ -71,7 +71,7 @@ def render_svg(session: Session, view: str, *, scores: Mapping[int, float] | Non
     pad = 10
     scale = (width - 2 * pad) / total if total > 0 else 0.0
 
-    stack = [(root, pad, 0)]
+    stack: list[tuple[Any, float, int]] = [(root, pad, 0)]
     while stack:
         node, x, depth = stack.pop()
         cx = x
@@ -104,7 +104,7 @@ def render_svg(session: Session, view: str, *, scores: Mapping[int, float] | Non
         tip = f"{f.module}:{f.qualname} ({f.file}:{f.line}) {w / scale:.4f} s, {share:.1%}"
         if score is not None:
             tip += f", candidate score {score:.2f}"
-        out.append(f'<g><title>{escape(tip)}</title><rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{row - 1}" '
+        out.append(f'<g data-label="{escape(f.label)}"><title>{escape(tip)}</title><rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{row - 1}" '
                    f'rx="2" fill="{_colour(score, f.library)}"/>')
         chars = int((w - 6) / 6.5)
         if chars >= 3:

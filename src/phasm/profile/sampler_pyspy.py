@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Sequence
 
 from phasm.profile.session import Frame, Session, is_library_file, module_for_file
+from phasm.profile.target import python_target
 
 _FRAME = re.compile(r"^(?P<name>.*) \((?P<file>.*):(?P<line>\d+)\)$")
 _THREAD = re.compile(r"^thread \((?P<tid>[0-9a-fx]+)\)(?::\s*(?P<name>.*))?$")
@@ -157,10 +158,9 @@ def record_pyspy(command: Sequence[str], rate_hz: float = 100.0, *, cwd: str | N
         raise RuntimeError("py-spy is not installed: pip install 'phasm[profile]'")
     if not 1 <= float(rate_hz) <= 10000:
         raise ValueError(f"rate_hz must be within 1..10000 samples per second, got {rate_hz}")
-    from phasm.profile.record import _python_target
 
     session = Session(sampler="py-spy", rate_hz=float(rate_hz), command=list(command))
-    target = _python_target(command)
+    target = python_target(command)
     with tempfile.TemporaryDirectory(prefix="phasm-pyspy-") as tmp:
         go = os.path.join(tmp, "go")
         argv = list(command)

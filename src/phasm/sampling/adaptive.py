@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from phasm.bindings.spec import Scalar, Spec, pack
+from phasm.bindings.spec import Spec, pack
 from phasm.errors import SampleError
 from phasm.gate.tolerance import Tolerance
 from phasm.sampling.design import unit_design
@@ -82,6 +82,7 @@ def tolerance_ratio(tolerance: Tolerance, spec: Spec, Y_true: np.ndarray, Y_pred
 
     Example
     -------
+    >>> from phasm.bindings.spec import Scalar
     >>> spec = Spec.from_declarations("m.f", {"x": Scalar()}, {"y": Scalar()})
     >>> tolerance_ratio(Tolerance(rel=0.01), spec, np.array([[1.0], [2.0]]), np.array([[1.005], [2.04]])).round(3).tolist()
     [0.5, 2.0]
@@ -195,7 +196,7 @@ def adaptive_rounds(job: SampleJob, run: SampleRun, client: Any, *, rounds: int,
     Rounds already recorded in the run file count: a resumed run continues where it stopped.
     ``on_round(report, model, gate)`` is called after each training (e.g. to save or test each model).
     """
-    from phasm.sampling.run import execute
+    from phasm.sampling.execute import execute
 
     if rounds < 1 or batch < 1:
         raise SampleError(f"adaptive: expected rounds >= 1 and a batch >= 1, got rounds={rounds} batch={batch}")

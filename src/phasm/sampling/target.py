@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from phasm.bindings.infer import bind_by_signature
 from phasm.bindings.spec import Spec, SpecError
 from phasm.errors import SampleError
 from phasm.sampling.space import Space
@@ -126,7 +127,8 @@ class SampleTarget:
         if stored is not None:
             if spec is not None:
                 stored.check_compatible(spec, f"the declarations of {name}")
-            spec = spec or stored
+            else:  # a spec read from a file carries no bindings: bind it to the arguments by name
+                spec = bind_by_signature(stored, list(params), function=name, batched=batched, what=f"store {store}")
         if spec is not None:
             for v in spec.inputs:
                 root = v.optic.root_argument if v.optic is not None else None

@@ -1,10 +1,11 @@
-"""``auto`` mode: the model answers the rows its trust gate accepts, the original the rest
-(a mixin of :class:`~phasm.surrogate.Surrogate`).
+"""``auto`` mode: the model answers the rows its trust gate accepts, the original the rest.
 
 Per call (or batch), trusted rows come from the model; rejected rows go to the
-original function — as one batched call for a batched function — and are
+original function (as one batched call for a batched function) and are
 captured for the next training round.  NaN/inf inputs or answers are never
-trusted; a gate or model that raises trusts nothing.
+trusted, whatever the gate says; a gate or model that raises trusts nothing.
+Without a model yet, ``auto`` captures, so the data for one accrues.  An
+empty batch gets empty answers, as in ``model`` mode.
 """
 
 from __future__ import annotations
@@ -14,120 +15,132 @@ from typing import Any
 
 import numpy as np
 
-from phasm.bindings.build import finish_frame
+from phasm.bindings.layout import InputLayout
 from phasm.bindings.optics import CallFrame
-from phasm.bindings.spec import pack, unpack
-from phasm.gate.base import FiniteGate, Gate, finite_rows
-from phasm.surrogate.stochastic import SeededSampler
+from phasm.gate.base import Gate, all_finite, finite_rows
+from phasm.surrogate.calls import Parts, observe, record, run_original
+from phasm.surrogate.stochastic import SeededSampler, with_call_generator
+
+__all__ = ["call_auto", "gated_predict"]
 
 
-class AutoMode:
-    """The ``auto`` call path (mixed into ``Surrogate``)."""
-
-    def _call_auto(self, args: tuple, kwargs: dict) -> Any:
-        model, gate = self._live  # one read: a concurrent hot swap cannot split the pair
-        if model is None or self.spec is None:
-            # No model yet: behave like capture, so the data for one accrues.
-            self._n_fallbacks += self._batch_size(self._frame(args, kwargs)) if (self.batched and self.spec) else 1
-            return self._call_capture(args, kwargs)
-        if self.random_argument is not None:  # a stochastic function's own generator draws the samples
-            model = self._with_call_generator(model, args, kwargs)
-        frame, X, n, positional = self._model_inputs(args, kwargs)
-        t0 = time.perf_counter()
-        Y, trusted = self._gated_predict(model, gate, X, n)
-        self._t_model += time.perf_counter() - t0
-        if not self.batched and trusted is True:  # one call, trusted: the latency-critical path
-            self._n_model_rows += 1
-            self._n_rows += 1
-            self._n_model += 1
-            if self.shadow_fraction > 0:
-                self._maybe_shadow(self._frame(args, kwargs) if positional else frame, X, Y, n)
-            return self._put_outputs(frame, Y)
-        trusted = np.asarray(trusted, bool).reshape(n)
-        n_trusted = int(trusted.sum())
-        self._n_model_rows += n_trusted
-        self._n_rows += n
-        shadow = None
-        if self.batched and self.shadow_fraction > 0 and n_trusted:
-            # Shadow-check single rows, not whole batches: a batch answered whole is an easy one.
-            shadow = trusted & (self._rng.random(n) < self.shadow_fraction)
-            shadow = shadow if shadow.any() else None
-        if n_trusted == n:
-            self._n_model += 1
-            if shadow is not None:
-                return self._auto_batched_fallback(frame, X, Y, trusted, shadow)
-            return self._put_outputs(frame, Y)
-        self._n_fallbacks += n - n_trusted
-        if n_trusted == 0 and isinstance(model, SeededSampler):
-            model.rewind()  # the function draws from the generator as the caller passed it
-        if self.retrain_after_rows:
-            self._maybe_retrain()
-        if not self.batched:
-            # One call: the original answers it whole, and the row is captured.
-            if positional:
-                frame = self._frame(args, kwargs)
-            ins = self._read_inputs(frame)
-            frame.result = self._call_original(args, kwargs)
-            self._record(self.spec, frame, ins)
-            return frame.result
-        return self._auto_batched_fallback(frame, X, Y, trusted, shadow)
-
-    def _gated_predict(self, model: Any, gate: Gate, X: np.ndarray, n: int) -> tuple[np.ndarray, Any]:
-        """Model answers and the rows the gate trusts: a bool for one finite row, else a mask.
-
-        Non-finite inputs or answers are never trusted, whatever the gate says; a gate or model
-        that raises trusts nothing.
-        """
-        try:
-            if type(gate) is FiniteGate:  # the finite check below is the whole of this gate
-                Y = model.predict(X)
-                trusted: Any = True
-            elif hasattr(gate, "predict_accept"):  # ensemble members evaluated once for answer and score
-                Y, trusted = gate.predict_accept(X, model)
-            else:
-                Y = model.predict(X)
-                trusted = gate.accept(X, Y, model)
-        except Exception:
-            return np.full((n, self.spec.n_out_features), np.nan, np.float32), np.zeros(n, bool)  # type: ignore[union-attr]
-        if n == 1:
-            ok = ((trusted is True or bool(np.asarray(trusted).all()))
-                  and bool(np.isfinite(X).all()) and bool(np.isfinite(Y).all()))
-            return Y, (True if ok else np.zeros(1, bool))
-        mask = np.ones(n, bool) if trusted is True else np.asarray(trusted, bool).reshape(n)
-        return Y, mask & finite_rows(X) & finite_rows(Y)
-
-    def _auto_batched_fallback(self, frame: CallFrame, X: np.ndarray, Y: np.ndarray, trusted: np.ndarray,
-                               shadow: np.ndarray | None = None) -> Any:
-        """Rejected rows (and rows picked for a shadow check) go to the original as one batched call;
-        results merge row by row, and shadow rows' model answers are scored against the original's."""
-        rejected = np.flatnonzero(~trusted if shadow is None else (~trusted | shadow))
-        sub = CallFrame(dict(frame.args))
-        n = len(trusted)
-        for name, value in frame.args.items():
-            if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n:
-                sub.args[name] = value[rejected]  # a copy: inout writes land here first
-        ins = self._read_inputs(sub)
-        sub.result = self._call_frame(sub)
-        outs = self._read_outputs(sub)
+def call_auto(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``auto``: model answers behind the gate; rejected rows fall back to the original and are captured."""
+    c = p.counters
+    c.calls += 1
+    model, gate = p.slot.pair  # one read: a concurrent hot swap cannot split the pair
+    codec = p.codec
+    plan = codec.plan
+    if model is None or plan is None:
+        c.fallbacks += codec.batch_size(codec.frame(args, kwargs)) if (p.batched and plan is not None) else 1
+        frame, ins = observe(p, args, kwargs)
+        record(p, frame, ins)
+        return frame.result
+    if p.random_argument is not None:  # a stochastic function's own generator draws the samples
+        model = with_call_generator(model, codec.signature, p.random_argument, args, kwargs)
+    frame, X, n, positional = codec.model_inputs(args, kwargs)
+    if n == 0:  # an empty batch: empty answers, as model mode gives them
+        c.model_calls += 1
+        return codec.put_outputs(frame, np.empty((0, plan.spec.n_out_features), np.float32))
+    t0 = time.perf_counter()
+    Y, trusted = gated_predict(plan.layout, model, gate, X, n, plan.spec.n_out_features)
+    c.time_model += time.perf_counter() - t0
+    if trusted is True:  # one call, trusted: the latency-critical path
+        c.model_rows += 1
+        c.rows += 1
+        c.model_calls += 1
+        if p.shadow_fraction > 0:
+            maybe_shadow(p, codec.frame(args, kwargs) if positional else frame, Y, n)
+        return codec.put_outputs(frame, Y)
+    mask = np.asarray(trusted, bool).reshape(n)
+    n_trusted = int(mask.sum())
+    c.model_rows += n_trusted
+    c.rows += n
+    shadow = None
+    if p.batched and p.shadow_fraction > 0 and n_trusted:
+        # Shadow-check single rows, not whole batches: a batch answered whole is an easy one.
+        picked = mask & (p.rng.random(n) < p.shadow_fraction)
+        shadow = picked if picked.any() else None
+    if n_trusted == n:
+        c.model_calls += 1
         if shadow is not None:
-            exact = pack(self._out_vars, dict(zip((v.name for v in self._out_vars), outs)), len(rejected), np.float64)
-            checked = shadow[rejected]
-            self._record_shadow(Y[rejected][checked], exact[checked])
-        Y = Y.copy()
-        Y[rejected] = pack(self._out_vars, dict(zip((v.name for v in self._out_vars), outs)), len(rejected), Y.dtype)
-        writer = self._writer_for(self.spec)  # type: ignore[arg-type]
-        if writer is not None:
-            writer.append_batch(ins, outs)
-            self._n_captured += len(rejected)
-        if Y.dtype != np.float64 and any(v.dtype == np.float64 for v in self._out_vars):
-            # Keep the original's exact float64 answers for rejected rows.
-            return self._merge_exact(frame, Y, rejected, outs)
-        return self._put_outputs(frame, Y)
+            return batched_fallback(p, frame, Y, mask, shadow)
+        return codec.put_outputs(frame, Y)
+    c.fallbacks += n - n_trusted
+    if n_trusted == 0 and isinstance(model, SeededSampler):
+        model.rewind()  # the function draws from the generator as the caller passed it
+    if p.retrain_after_rows:
+        p.retrain_if_due()
+    if not p.batched:  # one call: the original answers it whole, and the row is captured
+        if positional:
+            frame = codec.frame(args, kwargs)
+        ins = codec.read_inputs(frame)
+        frame.result = run_original(p, args, kwargs)
+        record(p, frame, ins, count_rows=False)
+        return frame.result
+    return batched_fallback(p, frame, Y, mask, shadow)
 
-    def _merge_exact(self, frame: CallFrame, Y: np.ndarray, rejected: np.ndarray, outs: list[np.ndarray]) -> Any:
-        values = unpack(self._out_vars, Y)
-        for v, exact in zip(self._out_vars, outs):
-            merged = values[v.name].astype(v.dtype)  # type: ignore[index]
-            merged[rejected] = exact
-            v.optic.put(frame, merged, n_items=self._n_items)  # type: ignore[union-attr]
-        return finish_frame(frame)
+
+def gated_predict(layout: InputLayout[Any], model: Any, gate: Gate, X: Any, n: int,
+                  n_out: int) -> tuple[np.ndarray, np.ndarray | bool]:
+    """The model's answers and the rows to trust: ``True`` for one finite trusted call, else a mask.
+
+    Non-finite inputs or answers are never trusted, whatever the gate says; a gate or model that
+    raises trusts nothing.
+    """
+    try:
+        Y, trusted = gate.predict_accept(X, model)
+    except Exception:
+        return np.full((n, n_out), np.nan, np.float32), np.zeros(n, bool)
+    if n == 1:
+        ok = ((trusted is True or bool(np.asarray(trusted).all()))
+              and (gate.refuses_nonfinite_inputs or layout.all_finite(X)) and all_finite(Y))
+        return Y, (True if ok else np.zeros(1, bool))
+    mask = np.ones(n, bool) if trusted is True else np.asarray(trusted, bool).reshape(n)
+    return Y, mask & layout.finite_rows(X) & finite_rows(Y)
+
+
+def maybe_shadow(p: Parts, frame: CallFrame, Y: np.ndarray, n: int) -> None:
+    """For a ``shadow_fraction`` of model-answered calls, run the original too and score the model."""
+    if p.rng.random() >= p.shadow_fraction:
+        return
+    codec = p.codec
+    spec = codec.spec
+    assert spec is not None
+    if any(v.direction == "inout" for v in spec.inputs):
+        return  # the original would overwrite the caller's array; shadow mode handles inout
+    check = CallFrame(dict(frame.args))
+    args, kwargs = codec.call_args(check)
+    check.result = run_original(p, args, kwargs)
+    outs = codec.read_outputs(check)
+    p.counters.record_shadow(spec, p.tolerance, Y, codec.pack_outputs(outs, n, np.float64))
+
+
+def batched_fallback(p: Parts, frame: CallFrame, Y: np.ndarray, trusted: np.ndarray,
+                     shadow: np.ndarray | None = None) -> Any:
+    """Rejected rows (and rows picked for a shadow check) go to the original as one batched call;
+    results merge row by row, and shadow rows' model answers are scored against the original's."""
+    codec = p.codec
+    spec = codec.spec
+    assert spec is not None
+    rejected = np.flatnonzero(~trusted if shadow is None else (~trusted | shadow))
+    sub = CallFrame(dict(frame.args))
+    n = len(trusted)
+    for name, value in frame.args.items():
+        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n:
+            sub.args[name] = value[rejected]  # a copy: inout writes land here first
+    ins = codec.read_inputs(sub)
+    args, kwargs = codec.call_args(sub)
+    sub.result = run_original(p, args, kwargs)
+    outs = codec.read_outputs(sub)
+    if shadow is not None:
+        exact = codec.pack_outputs(outs, len(rejected), np.float64)
+        checked = shadow[rejected]
+        p.counters.record_shadow(spec, p.tolerance, Y[rejected][checked], exact[checked])
+    Y = Y.copy()
+    Y[rejected] = codec.pack_outputs(outs, len(rejected), Y.dtype)
+    p.counters.captured_rows += p.sink.append_batch(spec, ins, outs)
+    if Y.dtype != np.float64 and any(v.dtype == np.float64 for v in spec.outputs):
+        # Keep the original's exact float64 answers for rejected rows.
+        return codec.merge_exact(frame, Y, rejected, outs)
+    return codec.put_outputs(frame, Y)

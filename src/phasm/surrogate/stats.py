@@ -2,7 +2,7 @@
 
 Example
 -------
->>> SurrogateStats(calls=10, model_calls=9, fallbacks=1).fallback_rate
+>>> SurrogateStats(calls=10, model_calls=9, model_rows=9, fallbacks=1).fallback_rate
 0.1
 """
 
@@ -14,7 +14,12 @@ from typing import Any
 
 @dataclass
 class SurrogateStats:
-    """A snapshot of a surrogate's counters (rows, for batched functions)."""
+    """A snapshot of a surrogate's counters (rows, for batched functions).
+
+    ``original`` mode counts calls only (it does nothing else, timing included).  ``gate``
+    describes the trust gate ``auto`` mode uses; ``certified_bound`` is the miss-rate bound
+    its calibration certified, ``None`` when no accuracy bound is certified (no tolerance).
+    """
 
     calls: int = 0
     rows: int = 0
@@ -28,6 +33,8 @@ class SurrogateStats:
     shadow_rows: int = 0
     shadow_misses: int = 0
     shadow_error: dict[str, dict[str, float]] = field(default_factory=dict)
+    gate: str = ""
+    certified_bound: float | None = None
 
     @property
     def fallback_rate(self) -> float:
@@ -52,4 +59,7 @@ class SurrogateStats:
                  f"time original {self.time_original_s:.4f} s", f"time model {self.time_model_s:.4f} s"]
         if self.shadow_rows:
             parts.append(f"shadow rows {self.shadow_rows}, misses {self.shadow_misses}")
+        if self.model_rows or self.fallbacks:  # the model was asked: say what its answers are worth
+            parts.append(f"certified miss-rate bound {self.certified_bound:.2%}" if self.certified_bound is not None
+                         else "no accuracy bound certified (no tolerance)")
         return ", ".join(parts)

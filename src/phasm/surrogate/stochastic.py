@@ -34,6 +34,9 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["RANDOM_ARGUMENT_NAMES", "SeededSampler", "call_generator", "check_stochastic_settings", "generator_from",
+           "random_argument", "with_call_generator"]
+
 RANDOM_ARGUMENT_NAMES = ("rng", "random_state", "generator", "seed")
 
 
@@ -87,44 +90,41 @@ class SeededSampler:
         return getattr(self.art, name)
 
 
-class StochasticCalls:
-    """Seeding and per-call generators of a stochastic surrogate (mixed into ``Surrogate``)."""
+def check_stochastic_settings(name: str, stochastic: bool, tolerance: Any, shadow_fraction: float) -> None:
+    """Refuse settings that do not fit the function's kind, in one line naming the setting."""
+    from phasm.gate.distribution import DistributionTolerance
 
-    def seed(self, seed: int | np.random.SeedSequence | None) -> None:
-        """Restart the stream the model's samples are drawn from (``None``: fresh entropy).
+    if stochastic and tolerance is not None and not isinstance(tolerance, DistributionTolerance):
+        raise TypeError(f"{name}: tolerance of a stochastic function must be a phasm.DistributionTolerance "
+                        f"(its answers are judged on distributions), got {type(tolerance).__name__}")
+    if not stochastic and isinstance(tolerance, DistributionTolerance):
+        raise TypeError(f"{name}: a DistributionTolerance is for stochastic functions; "
+                        f"declare phasm.surrogate(stochastic=True)")
+    if stochastic and shadow_fraction:
+        raise ValueError(f"{name}: shadow_fraction must be 0 for a stochastic function (a draw has no per-call "
+                         f"error to measure), got {shadow_fraction}")
 
-        The same seed and the same calls give the same answers, also after :meth:`load`.
 
-        >>> import phasm
-        >>> f = phasm.surrogate(lambda x: x, name="f", stochastic=True)
-        >>> f.seed(7)
-        """
-        if not self.stochastic:
-            raise ValueError(f"{self.name}: seed() is for stochastic surrogates; declare phasm.surrogate(stochastic=True)")
-        self._sample_seed = seed
-        model = self._live[0]
-        if model is not None:
-            model.backend.reseed(seed)
-
-    def _seed_model(self, art: Any) -> None:
-        """A newly attached generative model draws from the surrogate's stream."""
-        reseed = getattr(art.backend, "reseed", None)
-        if getattr(art.backend, "stochastic", False) and reseed is not None:
-            reseed(self._sample_seed)
-
-    def _with_call_generator(self, model: Any, args: tuple, kwargs: dict) -> Any:
-        """``model``, or a :class:`SeededSampler` on the generator passed in the function's random argument."""
-        name = self.random_argument
-        if name is None or model is None:
-            return model
-        if name in kwargs:
-            value = kwargs[name]
+def call_generator(signature: inspect.Signature, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> np.random.Generator | None:
+    """The generator a call passes in the random argument ``name`` (``None``: none, use the surrogate's stream)."""
+    if name in kwargs:
+        value = kwargs[name]
+    else:
+        params = list(signature.parameters)
+        i = params.index(name)
+        if i < len(args):
+            value = args[i]
         else:
-            i = self._param_names.index(name)
-            if i < len(args):
-                value = args[i]
-            else:
-                default = self._signature.parameters[name].default
-                value = None if default is inspect.Parameter.empty else default
-        rng = generator_from(value, name)
-        return model if rng is None else SeededSampler(model, rng)
+            default = signature.parameters[name].default
+            value = None if default is inspect.Parameter.empty else default
+    return generator_from(value, name)
+
+
+def with_call_generator(model: Any, signature: inspect.Signature, name: str | None, args: tuple[Any, ...],
+                        kwargs: dict[str, Any]) -> Any:
+    """``model``, or a :class:`SeededSampler` on the generator the call passes in its random argument."""
+    if name is None or model is None:
+        return model
+    rng = call_generator(signature, name, args, kwargs)
+    return model if rng is None else SeededSampler(model, rng)

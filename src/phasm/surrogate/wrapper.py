@@ -1,47 +1,72 @@
-"""The surrogate wrapper: binds a callable, dispatches each call on the mode.
+"""The surrogate wrapper: a function whose calls a trained model may answer.
+
+A :class:`Surrogate` is made of parts, each with one job, held as named attributes:
+
+* ``codec`` (:class:`~phasm.surrogate.codec.CallCodec`): call arguments <-> model rows,
+  through the spec's optics;
+* ``specs`` (:class:`~phasm.surrogate.specs.SpecSource`): where the spec comes from
+  (the declarations, the first call), and how a stored one is checked;
+* ``slot`` (:class:`~phasm.surrogate.slot.ModelSlot`): the (model, gate) pair, swapped as
+  one reference, with training, retraining, saving and loading;
+* ``sink`` (:class:`~phasm.surrogate.sink.CaptureSink`): the capture store writer
+  (created under a lock) and ``summarize`` statistics;
+* ``counters`` (:class:`~phasm.surrogate.counters.Counters`): what ``fn.stats`` reports;
+
+and a table ``{Mode: handler}`` (:data:`~phasm.surrogate.handlers.HANDLERS`): a call is
+``handler(self, args, kwargs)`` for the active mode's handler, resolved when the mode is set.
 
 Example
 -------
 >>> import phasm
->>> @phasm.surrogate(store="captures/price.h5")       # doctest: +SKIP
-... def price(S: float, K: float, r: float, v: float, T: float) -> float: ...
->>> price.mode = "capture"                             # doctest: +SKIP
+>>> @phasm.surrogate(store="captures/price.h5", mode="capture")
+... def price(S: float, K: float) -> float:
+...     return max(S - K, 0.0)
+>>> price(2.0, 1.5), price.stats.captured_rows
+(0.5, 1)
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import os
-import threading
-import time
 import types
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from phasm.bindings.infer import infer_spec, needs_inference, resolve_inferred
-from phasm.bindings.optics import Arg, CallFrame, Return
-from phasm.bindings.ragged import has_ragged
-from phasm.bindings.spec import Spec, SpecError, Variable
-from phasm.gate.base import FiniteGate, Gate
+from phasm.bindings.spec import Spec, Variable
+from phasm.errors import SpecError, StoreError
+from phasm.gate.base import Gate
+from phasm.gate.certify import CalibrationReport
 from phasm.gate.distribution import DistributionTolerance
 from phasm.gate.tolerance import Tolerance
-from phasm.store.reader import RunningStats
-from phasm.store.writer import CaptureWriter
-from phasm.surrogate.auto import AutoMode
-from phasm.surrogate.lifecycle import ModelLifecycle, ModelNotLoaded
+from phasm.surrogate.calls import Handler, Parts
+from phasm.surrogate.codec import CallCodec
+from phasm.surrogate.counters import Counters
+from phasm.surrogate.handlers import HANDLERS
 from phasm.surrogate.mode import Mode, mode_from_env, parse_mode
-from phasm.surrogate.observe import CallObservation
-from phasm.surrogate.rows import FAST_SCALAR_TYPES, RowBinding
-from phasm.surrogate.stochastic import StochasticCalls, random_argument
+from phasm.surrogate.sink import CaptureSink
+from phasm.surrogate.slot import ModelSlot
+from phasm.surrogate.specs import SpecSource
+from phasm.surrogate.stats import SurrogateStats
+from phasm.surrogate.stochastic import check_stochastic_settings, random_argument
 
-_UNRESOLVED = object()
+if TYPE_CHECKING:
+    from phasm.store.reader import CaptureStore
+    from phasm.train.artefact import ModelArtefact
+    from phasm.train.package import TrainResult
+
+__all__ = ["Surrogate", "surrogate"]
 
 
-class Surrogate(RowBinding, AutoMode, ModelLifecycle, CallObservation, StochasticCalls):
-    """A function that may be answered by a trained model. See :func:`surrogate`."""
+def _resolve_mode_then_call(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The handler before the mode is known: read it from the environment, then dispatch."""
+    return HANDLERS[p.mode](p, args, kwargs)
+
+
+class Surrogate:
+    """A function that may be answered by a trained model. See :func:`surrogate` and the module docstring."""
 
     def __init__(
         self,
@@ -61,304 +86,329 @@ class Surrogate(RowBinding, AutoMode, ModelLifecycle, CallObservation, Stochasti
         shadow_fraction: float = 0.0,
         stochastic: bool = False,
     ) -> None:
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
-        self._fn = fn
+        functools.update_wrapper(self, fn)
+        self.__wrapped__: Callable[..., Any] = fn
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.batched = bool(batched)
-        self.store_path = Path(store) if store is not None else None
         self.stochastic = bool(stochastic)
-        self.backend = backend or ("flow" if self.stochastic else "torch")
-        if self.stochastic and tolerance is not None and not isinstance(tolerance, DistributionTolerance):
-            raise TypeError(f"{self.name}: tolerance of a stochastic function must be a phasm.DistributionTolerance "
-                            f"(its answers are judged on distributions), got {type(tolerance).__name__}")
-        if not self.stochastic and isinstance(tolerance, DistributionTolerance):
-            raise TypeError(f"{self.name}: a DistributionTolerance is for stochastic functions; "
-                            f"declare phasm.surrogate(stochastic=True)")
-        if self.stochastic and shadow_fraction:
-            raise ValueError(f"{self.name}: shadow_fraction must be 0 for a stochastic function (a draw has no "
-                             f"per-call error to measure), got {shadow_fraction}")
+        check_stochastic_settings(self.name, self.stochastic, tolerance, shadow_fraction)
         self.tolerance = tolerance
-        self.flush_rows = flush_rows
         self.shadow_fraction = float(shadow_fraction)
-        self._signature = inspect.signature(fn)
-        params = list(self._signature.parameters.values())
-        self._simple_params = all(
-            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params
-        )
-        self._param_names = tuple(p.name for p in params)
-        self.random_argument = random_argument(self._signature) if self.stochastic else None
-        self._sample_seed: Any = None  # seed() sets it; None: fresh entropy
-        self._declared = inputs is not None or outputs is not None
-        self.spec: Spec | None = None
-        self._deferred: Spec | None = None  # declarations with shapes/dtypes left to the first call
-        if self._declared:
-            self._set_spec(Spec.from_declarations(self.name, inputs, outputs, batched=self.batched))
-            if needs_inference(self.spec):  # type: ignore[arg-type]
-                self._deferred, self.spec = self.spec, None
-        self._explicit_mode: Mode | None = parse_mode(mode, source="surrogate(mode=)") if mode is not None else None
-        self._active_mode: Any = self._explicit_mode if self._explicit_mode is not None else _UNRESOLVED
-        self._writer: CaptureWriter | None = None
-        # (model, gate) swapped as ONE reference, so a call never pairs a new model with an old gate.
-        self._live: tuple[Any, Gate] = (None, gate or FiniteGate())
-        self._retrain_lock = threading.Lock()
-        self._retrain_thread: threading.Thread | None = None
+        #: retrain in the background, in ``auto`` mode, after this many new captured rows
         self.retrain_after_rows: int | None = None
+        #: retrain in a spawned process by default (see :meth:`retrain`)
         self.retrain_in_process = False
-        self.calibration: Any = None
+        self.rng = np.random.default_rng(0)  # shadow sampling
+        self.codec = CallCodec(fn, self.name, batched=self.batched)
+        #: a stochastic function's random argument (never a model input; see :mod:`phasm.surrogate.stochastic`)
+        self.random_argument = random_argument(self.codec.signature) if self.stochastic else None
+        skip = (self.random_argument,) if self.random_argument is not None else ()
+        self.specs = SpecSource(self.name, self.codec.params, batched=self.batched, inputs=inputs, outputs=outputs,
+                                skip=skip)
+        if self.specs.declared is not None:
+            self.codec.bind(self.specs.declared)
+        self.slot = ModelSlot(self.name, backend=backend or ("flow" if self.stochastic else "torch"), gate=gate,
+                              stochastic=self.stochastic)
+        self.sink = CaptureSink(self.name, store, flush_rows=flush_rows)
+        self.counters = Counters()
         self._captured_at_train = 0
-        self._n_retrains = 0
-        self.retrain_error: BaseException | None = None
-        self._user_gate = gate is not None
-        self._summary: dict[str, RunningStats] = {}
-        self._rng = np.random.default_rng(0)
-        self._reset_counters()
+        self._explicit_mode: Mode | None = None
+        self._mode: Mode | None = None
+        self._handler: Handler = _resolve_mode_then_call
+        if mode is not None:
+            self.mode = mode
         if model is not None:
             self.load(model)
 
-    # -- model and gate (one atomic pair) ------------------------------------
-
-    @property
-    def model(self) -> Any:
-        """The attached model artefact (``None`` until trained or loaded)."""
-        return self._live[0]
-
-    @model.setter
-    def model(self, art: Any) -> None:
-        self._live = (art, self._live[1])
-
-    @property
-    def gate(self) -> Gate:
-        """The trust gate used in ``auto`` mode."""
-        return self._live[1]
-
-    @gate.setter
-    def gate(self, gate: Gate) -> None:
-        self._live = (self._live[0], gate)
-
-    # -- mode -------------------------------------------------------------
-
-    @property
-    def mode(self) -> Mode:
-        """The active call mode. Set it to a :class:`Mode` or its name; ``None`` re-reads the environment."""
-        if self._active_mode is _UNRESOLVED:
-            self._active_mode = mode_from_env(self.name)
-        return self._active_mode
-
-    @mode.setter
-    def mode(self, value: Mode | str | None) -> None:
-        if value is None:
-            self._explicit_mode = None
-            self._active_mode = _UNRESOLVED
-        else:
-            self._explicit_mode = parse_mode(value, source=f"{self.name}.mode")
-            self._active_mode = self._explicit_mode
-
-    # -- calling ----------------------------------------------------------
-
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        mode = self._active_mode
-        if mode is Mode.ORIGINAL:
-            self._n_calls += 1
-            return self._fn(*args, **kwargs)
-        if mode is Mode.MODEL:  # the latency-critical paths: no dispatch hop
-            self._n_calls += 1
-            return self._call_model(args, kwargs)
-        if mode is Mode.AUTO:
-            self._n_calls += 1
-            return self._call_auto(args, kwargs)
-        return self._dispatch(args, kwargs)
+        return self._handler(self, args, kwargs)
 
     def __get__(self, instance: Any, owner: Any = None) -> Any:
         # Decorating a method: bind like a function does.
         return self if instance is None else types.MethodType(self, instance)
 
-    def _dispatch(self, args: tuple, kwargs: dict) -> Any:
-        mode = self.mode
-        self._n_calls += 1
-        if mode is Mode.ORIGINAL:
-            return self._fn(*args, **kwargs)
-        if mode is Mode.CAPTURE:
-            return self._call_capture(args, kwargs)
-        if mode is Mode.MODEL:
-            return self._call_model(args, kwargs)
-        if mode is Mode.AUTO:
-            return self._call_auto(args, kwargs)
-        if mode is Mode.SHADOW:
-            return self._call_shadow(args, kwargs)
-        return self._call_summarize(args, kwargs)
-
-    def _frame(self, args: tuple, kwargs: dict) -> CallFrame:
-        if not kwargs and self._simple_params and len(args) == len(self._param_names):
-            return CallFrame(dict(zip(self._param_names, args)))
-        try:
-            bound = self._signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{self.name}: {exc}") from None
-        bound.apply_defaults()
-        return CallFrame(dict(bound.arguments))
-
-    def _call_original(self, args: tuple, kwargs: dict) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return self._fn(*args, **kwargs)
-        finally:
-            self._t_original += time.perf_counter() - t0
-            self._n_original += 1
-
-    def _call_frame(self, frame: CallFrame) -> Any:
-        """Call the original function with (possibly modified) frame arguments."""
-        args, kwargs = [], {}
-        for p in self._signature.parameters.values():
-            if p.name not in frame.args:
-                continue
-            value = frame.args[p.name]
-            if p.kind is p.VAR_POSITIONAL:
-                args.extend(value)
-            elif p.kind is p.VAR_KEYWORD:
-                kwargs.update(value)
-            elif p.kind is p.KEYWORD_ONLY:
-                kwargs[p.name] = value
-            else:
-                args.append(value)
-        return self._call_original(tuple(args), kwargs)
-
-    # -- spec -------------------------------------------------------------
-
-    def _set_spec(self, spec: Spec) -> None:
-        for v in spec.variables:
-            root = v.optic.root_argument if v.optic is not None else None
-            if root is not None and root not in self._param_names:
-                raise SpecError(
-                    f"{self.name}: variable {v.name!r} reads argument {root!r}, but the function's parameters are "
-                    f"{list(self._param_names)}"
-                )
-        self.spec = spec
-        self._in_vars = spec.inputs
-        self._out_vars = spec.outputs
-        self._n_items = sum(1 for v in self._out_vars if isinstance(v.optic, Return) and isinstance(v.optic.key, int))
-        self._inout_args = [v.optic.root_argument for v in spec.variables if v.direction == "inout"]
-        self._in_cols = []
-        col = 0
-        for v in self._in_vars:
-            self._in_cols.append((col, v.size))
-            col += v.size
-        self._ragged = has_ragged(self._in_vars)  # variable-length inputs: models take RaggedInputs
-        self._n_in = spec.n_in_features
-        # Per-variable plans for the one-call (batch 1) path, resolved once: the hot loop does no lookups.
-        self._in_plan = [(v.optic.get, FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ()), v, c, size)  # type: ignore[union-attr]
-                         for v, (c, size) in zip(self._in_vars, self._in_cols)]
-        out_plan, col = [], 0
-        for v in self._out_vars:
-            out_plan.append((v.optic.put, v, col, v.size, v.dtype.kind))  # type: ignore[union-attr]
-            col += v.size
-        self._out_plan = out_plan
-        self._row_path = not self.batched and not self._ragged and all(not v.ragged for v in self._out_vars)
-        # Plain positional calls of a function whose inputs are its arguments and whose outputs are its
-        # return value need no argument dict at all: inputs are read straight from the args tuple.
-        positional = (self._row_path and self._simple_params
-                      and all(type(v.optic) is Arg and v.direction == "in" for v in self._in_vars)
-                      and all(type(v.optic) is Return for v in self._out_vars))
-        self._positional_plan = ([(self._param_names.index(v.optic.name), fast, v, c, size)  # type: ignore[union-attr]
-                                  for (_, fast, v, c, size) in self._in_plan] if positional else None)
-
-    def _ensure_spec(self, frame: CallFrame, mutated: set[str]) -> Spec:
-        if self.spec is None:
-            if self._deferred is not None:
-                self._set_spec(resolve_inferred(self._deferred, frame=frame))
-            else:
-                skip = () if self.random_argument is None else (self.random_argument,)
-                self._set_spec(infer_spec(self.name, frame, mutated=mutated, batched=self.batched, skip=skip))
-        return self.spec  # type: ignore[return-value]
-
-    def _resolved_from(self, stored: Spec) -> Spec:
-        """The spec to adopt from a store or model: declared optics with stored shapes, or the stored spec."""
-        if self._deferred is None:
-            return stored
-        spec = resolve_inferred(self._deferred, template=stored)
-        stored.check_compatible(spec, f"the declarations of {self.name}")
-        return spec
-
-    def _snapshot_arrays(self, frame: CallFrame) -> dict[str, np.ndarray]:
-        """Copies of array arguments, to find in-place writes when inferring the spec."""
-        return {k: v.copy() for k, v in frame.args.items() if isinstance(v, np.ndarray)}
-
-    @staticmethod
-    def _mutated(frame: CallFrame, before: dict[str, np.ndarray]) -> set[str]:
-        return {k for k, old in before.items() if not np.array_equal(old, frame.args[k], equal_nan=old.dtype.kind == "f")}
-
-    # -- capture ----------------------------------------------------------
-
-    def _writer_for(self, spec: Spec) -> CaptureWriter | None:
-        if self.store_path is None:
-            return None
-        if self._writer is None:
-            self._writer = CaptureWriter(self.store_path, spec, flush_rows=self.flush_rows)
-        return self._writer
-
-    def _call_capture(self, args: tuple, kwargs: dict) -> Any:
-        frame = self._frame(args, kwargs)
-        if self.spec is None:
-            before = self._snapshot_arrays(frame)
-            result = self._call_original(args, kwargs)
-            frame.result = result
-            spec = self._ensure_spec(frame, self._mutated(frame, before))
-            ins = [before.get(v.optic.root_argument, None) if v.direction == "inout" else v.optic.get(frame)  # type: ignore[union-attr]
-                   for v in self._in_vars]
-            ins = [v.check_value(x, batch=self._batch_size(frame) if self.batched else None) for v, x in zip(self._in_vars, ins)]
-        else:
-            spec = self.spec
-            ins = self._read_inputs(frame)
-            result = self._call_original(args, kwargs)
-            frame.result = result
-        self._record(spec, frame, ins)
-        return result
-
-    def _record(self, spec: Spec, frame: CallFrame, ins: list[Any]) -> None:
-        outs = self._read_outputs(frame)
-        writer = self._writer_for(spec)
-        n = self._batch_size(frame) if self.batched else 1
-        self._n_rows += n
-        if writer is None:
-            return
-        if self.batched:
-            writer.append_batch(ins, outs)
-        else:
-            writer.append_row(ins, outs)
-        self._n_captured += n
-
-    # -- model ------------------------------------------------------------
-
-    def _require_model(self) -> Any:
-        if self.model is None:
-            raise ModelNotLoaded(
-                f"{self.name}: mode 'model' needs a trained model; call .train() or .load(path) first"
-            )
-        return self.model
-
-    def _predict(self, X: np.ndarray) -> np.ndarray:
-        t0 = time.perf_counter()
-        try:
-            return self._require_model().predict(X)
-        finally:
-            self._t_model += time.perf_counter() - t0
-
-    def _call_model(self, args: tuple, kwargs: dict) -> Any:
-        model = self._live[0]
-        if model is None or self.spec is None:
-            model = self._require_model()
-        if self.random_argument is not None:
-            model = self._with_call_generator(model, args, kwargs)
-        frame, X, n, _ = self._model_inputs(args, kwargs)
-        t0 = time.perf_counter()
-        Y = model.predict(X)
-        self._t_model += time.perf_counter() - t0
-        self._n_model += 1
-        self._n_model_rows += n
-        self._n_rows += n
-        return self._put_outputs(frame, Y)
-
     def __repr__(self) -> str:
         return f"<phasm.Surrogate {self.name} mode={self.mode.value} model={'yes' if self.model else 'no'}>"
+
+    # -- mode -------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> Mode:
+        """The active call mode. Set it to a :class:`Mode` or its name; ``None`` re-reads the environment."""
+        mode = self._mode
+        if mode is None:
+            mode = mode_from_env(self.name)
+            self._mode, self._handler = mode, HANDLERS[mode]
+        return mode
+
+    @mode.setter
+    def mode(self, value: Mode | str | None) -> None:
+        if value is None:
+            self._explicit_mode = None
+            self._mode, self._handler = None, _resolve_mode_then_call
+        else:
+            mode = parse_mode(value, source=f"{self.name}.mode")
+            self._explicit_mode = mode
+            self._mode, self._handler = mode, HANDLERS[mode]
+
+    @property
+    def explicit_mode(self) -> Mode | None:
+        """The mode set in code (``mode=`` or ``fn.mode = ...``); ``None`` when it comes from the environment."""
+        return self._explicit_mode
+
+    # -- the parts, as attributes -------------------------------------------------------
+
+    @property
+    def spec(self) -> Spec | None:
+        """The function's spec (``None`` until declared, inferred from the first call, or bound from a stored one)."""
+        return self.codec.spec
+
+    @property
+    def model(self) -> ModelArtefact | None:
+        """The attached model artefact (``None`` until trained or loaded)."""
+        return self.slot.model
+
+    @model.setter
+    def model(self, art: ModelArtefact | None) -> None:
+        self.slot.set_model(art)
+
+    @property
+    def gate(self) -> Gate:
+        """The trust gate used in ``auto`` mode."""
+        return self.slot.gate
+
+    @gate.setter
+    def gate(self, gate: Gate) -> None:
+        self.slot.set_gate(gate)
+
+    @property
+    def calibration(self) -> CalibrationReport | None:
+        """The gate's calibration report: the certified bound, the expected fallback rate (``None``: none certified)."""
+        return self.slot.calibration
+
+    @property
+    def backend(self) -> str:
+        """The default backend of :meth:`train`."""
+        return self.slot.backend
+
+    @backend.setter
+    def backend(self, name: str) -> None:
+        self.slot.backend = name
+
+    @property
+    def store_path(self) -> Path | None:
+        """The capture store (``None``: no store); a new path takes effect when the store is next opened."""
+        return self.sink.path
+
+    @store_path.setter
+    def store_path(self, path: str | os.PathLike[str] | None) -> None:
+        self.sink.path = Path(path) if path is not None else None
+
+    @property
+    def flush_rows(self) -> int:
+        """Captured rows buffered before a write (see :class:`~phasm.store.CaptureWriter`)."""
+        return self.sink.flush_rows
+
+    @flush_rows.setter
+    def flush_rows(self, n: int) -> None:
+        self.sink.flush_rows = int(n)
+
+    @property
+    def retrain_error(self) -> BaseException | None:
+        """The error of the last background retrain (``None`` when it succeeded)."""
+        return self.slot.retrain_error
+
+    @property
+    def retrains(self) -> int:
+        """How many retrains have completed and been swapped in."""
+        return self.slot.retrains
+
+    # -- spec ---------------------------------------------------------------------------
+
+    def bind_spec(self, stored: Spec, what: str = "a stored spec") -> Spec:
+        """This function's spec for one read from a store or model folder: checked against the
+        declarations (names, shapes, dtypes, directions) and bound by the code, never by the file.
+
+        Adopted when the function has no spec yet; an error naming the differing variable otherwise.
+        """
+        spec = self.codec.spec
+        if spec is None:
+            spec = self.specs.from_file(stored, what)
+            self.codec.bind(spec)
+        else:
+            spec.check_compatible(stored, what)
+        return spec
+
+    # -- store --------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write buffered captured rows to the store now."""
+        self.sink.flush()
+
+    def close(self) -> None:
+        """Flush and close the capture store (a later capture reopens it); save summaries, if any."""
+        self.sink.close()
+
+    def capture_store(self) -> CaptureStore:
+        """The capture store as a :class:`~phasm.store.CaptureStore` (buffered rows flushed first)."""
+        return self.sink.store()
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per-variable statistics gathered in ``summarize`` mode (``"in:x"``, ``"out:y"`` keys)."""
+        return self.sink.summary()
+
+    def save_summary(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write :meth:`summary` as JSON (default: next to the store, ``<store>.summary.json``)."""
+        return self.sink.save_summary(path)
+
+    # -- model --------------------------------------------------------------------------
+
+    def train(self, backend: str | None = None, *, store: str | os.PathLike[str] | None = None,
+              val_fraction: float = 0.2, seed: int = 0, verbose: bool = False,
+              calibration_fraction: float = 0.25, confidence: float = 0.95, **params: Any) -> TrainResult:
+        """Train a model on the captured rows and attach it; returns a :class:`~phasm.train.TrainResult`.
+
+        ``backend`` defaults to the surrogate's backend (``"torch"``); extra keyword arguments go
+        to the backend (e.g. ``epochs=200``).  With a ``tolerance``, ``calibration_fraction`` of the
+        rows are held out to certify a :class:`~phasm.gate.ConformalGate` at ``confidence``
+        (see :func:`phasm.gate.train_calibrated`); its report is ``fn.calibration``.  Without one,
+        the gate trusts only inputs inside the captured range (a :class:`~phasm.gate.RangeGate`):
+        no accuracy bound is certified.
+        """
+        from phasm.store.reader import CaptureStore
+        from phasm.train.physics import physics_source
+
+        source: CaptureStore | None
+        if store is not None:
+            source = CaptureStore(store)
+        elif params.get("physics") is not None:
+            source = physics_source(self)  # None: nothing captured, train from the physics alone
+        else:
+            source = self.sink.store()
+        if source is None:
+            spec = self.codec.spec
+        else:
+            spec = self.bind_spec(source.spec, f"store {source.path}") if source.spec is not None else self.codec.spec
+        if spec is None:
+            raise StoreError(f"{self.name}: store {getattr(source, 'path', None)} holds no spec")
+        kw = dict(val_fraction=val_fraction, seed=seed, verbose=verbose, calibration_fraction=calibration_fraction,
+                  confidence=confidence, **params)
+        return self.slot.train(source, spec, self.tolerance, backend, kw)
+
+    def retrain(self, backend: str | None = None, *, background: bool = True, process: bool | None = None,
+                **params: Any) -> Any:
+        """Train a new model (and gate) on everything captured so far and hot-swap it in.
+
+        With ``background=True`` (default) training runs in a daemon thread and
+        this returns it at once (``.join()`` to wait); calls keep using the old
+        model until the new model and its gate are fully built, then switch with
+        one reference assignment.  A retrain already running is returned
+        instead of starting another.  Errors are kept in ``fn.retrain_error``.
+        With ``process=True`` (default: ``fn.retrain_in_process``) training runs in a
+        spawned process, so it does not share the GIL with the callers; the
+        thread only waits, loads the saved model and swaps it in.
+        Without arguments it repeats the last :meth:`train` (backend and parameters).
+        Set ``fn.retrain_after_rows = N`` to retrain automatically, in
+        ``auto`` mode, after ``N`` new captured rows.
+
+        Example
+        -------
+        >>> fn.retrain().join()      # doctest: +SKIP
+        """
+        from phasm.store.reader import CaptureStore
+
+        path = self.sink.path
+        if path is None:
+            raise StoreError(f"{self.name}: no store configured; pass store= to phasm.surrogate")
+        if background:
+            self.sink.flush()  # the writer belongs to the calling threads; the worker only reads
+            self._captured_at_train = self.counters.captured_rows
+        source = self.sink.store if not background else (lambda: CaptureStore(path))
+        spec = self.codec.spec
+        if spec is None:
+            stored = CaptureStore(path).spec
+            if stored is None:
+                raise StoreError(f"{self.name}: store {path} holds no spec")
+            spec = self.bind_spec(stored, f"store {path}")
+        in_process = self.retrain_in_process if process is None else bool(process)
+        return self.slot.retrain(source, spec, self.tolerance, backend, params, background=background,
+                                 process=in_process, store_path=path)
+
+    def retrain_if_due(self) -> None:
+        """Start a background retrain when ``retrain_after_rows`` rows were captured since the last one."""
+        n = self.retrain_after_rows
+        if n and self.sink.path is not None and self.counters.captured_rows - self._captured_at_train >= n:
+            self.retrain(background=True)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save the attached model (and its gate) as a model folder."""
+        return self.slot.save(path)
+
+    def load(self, path: str | os.PathLike[str]) -> Surrogate:
+        """Load a model folder; refuses one whose spec differs from this function's, naming the variable.
+
+        The folder's spec brings names, shapes and dtypes; the bindings come from this code.
+        """
+        from phasm.train.artefact import ModelArtefact
+
+        expect = self.codec.spec
+        if expect is None:
+            stored = Spec.from_json(ModelArtefact.read_metadata(path)["spec"])
+            expect = self.specs.from_file(stored, f"model {path}")
+        self.slot.load(path, expect)
+        if self.codec.spec is None:
+            self.codec.bind(expect)
+        return self
+
+    def load_exported(self, path: str | os.PathLike[str], **norm: Any) -> Surrogate:
+        """Attach a ``torch.export`` program (``.pt2``) trained elsewhere; widths are checked against the spec.
+
+        The program maps ``(batch, n_in_features)`` to ``(batch, n_out_features)`` in user units unless
+        ``x_mean/x_scale/y_mean/y_scale`` say otherwise (see :func:`phasm.train.exported.load_exported`).
+        """
+        spec = self.codec.spec
+        if spec is None:
+            raise SpecError(f"{self.name}: declare inputs/outputs (or call it once) before load_exported, "
+                            "so the model's widths can be checked")
+        self.slot.load_exported(path, spec, norm)
+        return self
+
+    def seed(self, seed: int | np.random.SeedSequence | None) -> None:
+        """Restart the stream a stochastic function's model draws its samples from (``None``: fresh entropy).
+
+        The same seed and the same calls give the same answers, also from a model saved and loaded.
+
+        >>> import phasm
+        >>> walk = phasm.surrogate(lambda steps: steps, name="m.walk", stochastic=True)
+        >>> walk.seed(7)
+        """
+        if not self.stochastic:
+            raise ValueError(f"{self.name}: seed() is for stochastic functions; declare phasm.surrogate(stochastic=True)")
+        self.slot.reseed(seed)
+
+    # -- counters ------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> SurrogateStats:
+        """Counters since creation (or :meth:`reset_stats`), with the gate and what it certifies."""
+        cal = self.slot.calibration
+        return self.counters.snapshot(gate=self.slot.gate.describe(),
+                                      certified_bound=cal.miss_rate_bound if cal is not None and cal.certified else None)
+
+    def reset_stats(self) -> None:
+        self.counters.reset()
+
+    # -- report --------------------------------------------------------------------------
+
+    def report(self, path: str | os.PathLike[str]) -> Path:
+        """Write a self-contained HTML report of this surrogate (spec, data, training, accuracy, gate, counters).
+
+        See :func:`phasm.report.report_surrogate`; needs matplotlib (``pip install 'phasm[report]'``).
+        """
+        from phasm.report.live import report_surrogate  # the report layer sits above: imported at call time only
+
+        path_written: Path = report_surrogate(self, path)
+        return path_written
 
 
 def surrogate(
@@ -385,19 +435,23 @@ def surrogate(
     Parameters
     ----------
     name: defaults to ``module.qualname``; also names ``PHASM_CALL_MODE_<NAME>``.
-    inputs, outputs: explicit declarations (``phasm.Scalar()``, ``phasm.Array(shape)``);
+    inputs, outputs: explicit declarations (``phasm.Scalar()``, ``phasm.Array(shape)``, optics);
         without them the spec is inferred from the first call.
     store: HDF5 capture store path.
     batched: the function is vectorised: every input and output has a leading batch axis.
-    model: a model artefact folder to load now.
+    model: a model folder to load now (its spec is checked against this function's; its
+        bindings never replace the code's).
     backend: the default backend for :meth:`Surrogate.train` (``"torch"``; ``"flow"`` when stochastic).
-    tolerance: the error tolerance (see :class:`phasm.Tolerance`); for a stochastic function, the
-        bounds on distributions (:class:`phasm.DistributionTolerance`).
-    gate: a trust gate; default: the one stored with the model, else finite-only.
+    tolerance: the error tolerance (see :class:`phasm.Tolerance`); training then certifies a gate.
+        For a stochastic function, bounds on distributions (:class:`phasm.DistributionTolerance`):
+        training then decides a :class:`~phasm.gate.distribution.DistributionGate`.
+    gate: a trust gate; default: the one stored with the model (without a tolerance, the
+        captured input range; with one, a certified gate), else finite-only.
     shadow_fraction: share of model-answered calls in ``auto`` mode also run on the original
-        to measure the miss rate in production.
-    stochastic: the function draws random numbers: train a generative model whose answers are
-        samples (see :mod:`phasm.surrogate.stochastic`); a random argument is not a model input.
+        to measure the miss rate in production (0 for a stochastic function).
+    stochastic: the function draws random numbers: training fits a generative model (``flow``,
+        ``vae``) whose answers are samples, one per call or row; ``fn.seed(...)`` or the function's
+        own random argument makes them reproducible (see :mod:`phasm.surrogate.stochastic`).
 
     Example
     -------
@@ -408,9 +462,9 @@ def surrogate(
     >>> f(3.0)
     6.0
     """
-    kwargs = dict(name=name, inputs=inputs, outputs=outputs, store=store, batched=batched, mode=mode,
-                  model=model, backend=backend, tolerance=tolerance, gate=gate, flush_rows=flush_rows,
-                  shadow_fraction=shadow_fraction, stochastic=stochastic)
-    if fn is None:
-        return lambda f: Surrogate(f, **kwargs)  # type: ignore[arg-type]
-    return Surrogate(fn, **kwargs)  # type: ignore[arg-type]
+    def make(f: Callable[..., Any]) -> Surrogate:
+        return Surrogate(f, name=name, inputs=inputs, outputs=outputs, store=store, batched=batched, mode=mode,
+                         model=model, backend=backend, tolerance=tolerance, gate=gate, flush_rows=flush_rows,
+                         shadow_fraction=shadow_fraction, stochastic=stochastic)
+
+    return make if fn is None else make(fn)

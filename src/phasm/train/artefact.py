@@ -28,16 +28,16 @@ import numpy as np
 
 from phasm.backends.base import Backend
 from phasm.backends.registry import get_backend
+from phasm.bindings.layout import InputLayout, input_layout
 from phasm.bindings.spec import Spec
 from phasm.errors import ArtefactError, BackendError, BackendUnavailable, SpecError
-from phasm.train.data import Standardizer
+from phasm.train.data import Standardiser
 from phasm.train.model_folder import (FORMAT, FORMAT_VERSION, METADATA_FILE, VerifiedFolder, manifest_digest,
                                       read_folder, sha256_file, write_folder)
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "ArtefactError", "ModelArtefact", "manifest_digest",
            "sha256_file", "spec_from_metadata"]
 
-_UNSET = object()
 KNOWN_FIELDS = frozenset({"format", "format_version", "phasm_version", "created", "spec", "spec_hash", "backend",
                           "normalisation", "files", "metrics", "training", "manifest"})
 
@@ -45,16 +45,19 @@ KNOWN_FIELDS = frozenset({"format", "format_version", "phasm_version", "created"
 class ModelArtefact:
     """A trained model for one spec: normalisation + backend estimator + metadata.
 
-    ``predict`` takes raw (user-unit) input rows ``(n, n_in_features)`` and
-    returns raw output rows ``(n, n_out_features)``.
+    ``predict`` takes raw (user-unit) model inputs, as the spec's input layout
+    packs them (``layout``: a float32 matrix ``(n, n_in_features)``, or
+    :class:`~phasm.bindings.ragged.RaggedInputs` for variable-length inputs), and
+    returns raw output rows ``(n, n_out_features)``.  ``has_members`` / ``has_std``:
+    the backend's declared capabilities, for gates.
     """
 
     def __init__(
         self,
         spec: Spec,
         backend: Backend,
-        x_norm: Standardizer,
-        y_norm: Standardizer,
+        x_norm: Standardiser,
+        y_norm: Standardiser,
         *,
         metrics: dict[str, Any] | None = None,
         training: dict[str, Any] | None = None,
@@ -71,37 +74,56 @@ class ModelArtefact:
         self.created = created or time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.path: Path | None = None
         self.digest: str | None = None  # manifest digest of the folder it was saved to or loaded from
-        self._folded: Any = _UNSET  # backend's raw->raw function with the standardisation folded in, if any
+        self.layout: InputLayout[Any] = input_layout(spec)
+        self.has_members = backend.has_members
+        self.has_std = backend.has_std
+        self._inference: Any = None  # the engine answering predict (phasm.train.inference), chosen on first use
 
     # -- inference ----------------------------------------------------------
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Raw inputs ``(n, n_in)`` -> raw outputs ``(n, n_out)`` (float32).
+    def predict(self, X: Any) -> np.ndarray:
+        """Raw inputs (``n`` rows of the input layout) -> raw outputs ``(n, n_out)`` (float32)."""
+        plan = self._inference
+        if plan is None:
+            plan = self._choose_inference()
+        out: np.ndarray = plan.predict(X)
+        return out
 
-        A spec with variable-length inputs takes :class:`~phasm.bindings.ragged.RaggedInputs`.
+    def _choose_inference(self, engine: str | None = None, measure_again: bool = False) -> Any:
+        from phasm.train.inference import choose_inference
+
+        plan = self._inference = choose_inference(self, engine, measure_again=measure_again)
+        return plan
+
+    @property
+    def inference(self) -> Any:
+        """The engine answering :meth:`predict` and why (:class:`~phasm.train.inference.InferenceChoice`)."""
+        plan = self._inference if self._inference is not None else self._choose_inference()
+        return plan.choice
+
+    def use_engine(self, engine: str = "auto") -> Any:
+        """Choose the inference engine again: ``"auto"`` (measure now), ``"torch"`` (the backend's own), ``"onnx"``.
+
+        Returns the :class:`~phasm.train.inference.InferenceChoice`.
         """
-        if not isinstance(X, np.ndarray) and hasattr(X, "sets"):
-            from phasm.train.ragged import predict_ragged
+        return self._choose_inference(engine, measure_again=True).choice
 
-            return predict_ragged(self, X)
-        folded = self._folded
-        if folded is _UNSET:
-            folded = self._folded = self.backend.fold_normalisation(
-                self.x_norm.mean, self.x_norm.scale, self.y_norm.mean, self.y_norm.scale)
-        if folded is not None:
-            out: np.ndarray = folded(X)
-            return out
-        Z = self.backend.predict(self.x_norm.transform(X))
-        return self.y_norm.inverse(Z)
-
-    def predict_members(self, X: np.ndarray) -> np.ndarray | None:
+    def predict_members(self, X: Any) -> np.ndarray | None:
         """Per-member raw predictions ``(members, n, n_out)`` for ensemble backends, else ``None``."""
-        if not isinstance(X, np.ndarray) and hasattr(X, "sets"):
-            from phasm.train.ragged import predict_ragged
-
-            return predict_ragged(self, X, members=True)
-        Z = self.backend.predict_members(self.x_norm.transform(X))
+        if not self.has_members:
+            return None
+        plan = self._inference if self._inference is not None else self._choose_inference()
+        if plan.members is not None:
+            out: np.ndarray = plan.members(X)
+            return out
+        Z = self.backend.predict_members(self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale))
         return None if Z is None else self.y_norm.inverse(Z)
+
+    def predict_std(self, X: Any) -> np.ndarray:
+        """The backend's native predictive standard deviation ``(n, n_out)`` in raw units (``has_std`` backends)."""
+        Z = self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale)
+        std: np.ndarray = np.asarray(self.backend.predict_std(Z), np.float32) * self.y_norm.scale
+        return std
 
     # -- persistence ----------------------------------------------------------
 
@@ -160,8 +182,8 @@ class ModelArtefact:
             except SpecError as exc:
                 raise ArtefactError(str(exc)) from None
         try:
-            x_norm = Standardizer.from_json(meta["normalisation"]["x"], spec.n_in_features, "input")
-            y_norm = Standardizer.from_json(meta["normalisation"]["y"], spec.n_out_features, "output")
+            x_norm = Standardiser.from_json(meta["normalisation"]["x"], spec.n_in_features, "input")
+            y_norm = Standardiser.from_json(meta["normalisation"]["y"], spec.n_out_features, "output")
         except (KeyError, ValueError, TypeError, OverflowError) as exc:
             raise ArtefactError(f"{path}: bad normalisation record: {type(exc).__name__}: "
                                 f"{' '.join(str(exc).split())}") from exc
@@ -183,6 +205,9 @@ class ModelArtefact:
         if any(v.ragged for v in self.spec.inputs):
             return  # set models: their backend checks its own architecture against the weights
         X = np.repeat(self.x_norm.mean[None, :].astype(np.float64), 2, axis=0)
+        from phasm.train.inference import engine_setting
+
+        engine_setting()  # a bad $PHASM_ENGINE is said as such, not as a model that does not run
         try:
             out = self.predict(X)
         except (BackendError, ValueError, TypeError, IndexError, RuntimeError, FloatingPointError) as exc:

@@ -20,20 +20,22 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from phasm.store.reader import CaptureStore, RunningStats
+from phasm.bindings.layout import FlatLayout
+from phasm.store.reader import CaptureStore
+from phasm.store.running_stats import RunningStats
 
 BLOCK_ROWS = 65536
 
 
 @dataclass
-class Standardizer:
+class Standardiser:
     """Per-feature ``(x - mean) / scale``; constant features get scale 1."""
 
     mean: np.ndarray
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, blocks: Any) -> "Standardizer":
+    def fit(cls, blocks: Any) -> "Standardiser":
         """Fit from an iterable of ``(n, k)`` blocks (streaming)."""
         acc = RunningStats()
         for b in blocks:
@@ -54,7 +56,7 @@ class Standardizer:
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any], size: int, what: str) -> "Standardizer":
+    def from_json(cls, d: dict[str, Any], size: int, what: str) -> "Standardiser":
         mean = np.asarray(d["mean"], np.float32)
         scale = np.asarray(d["scale"], np.float32)
         if mean.shape != (size,) or scale.shape != (size,):
@@ -62,6 +64,8 @@ class Standardizer:
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
             raise ValueError(f"{what} normalisation holds non-finite or non-positive values")
         return cls(mean, scale)
+
+
 
 
 def split_mask(n: int, val_fraction: float, seed: int) -> np.ndarray:
@@ -86,8 +90,8 @@ class ArrayData:
         *,
         val_fraction: float = 0.2,
         seed: int = 0,
-        x_norm: Standardizer | None = None,
-        y_norm: Standardizer | None = None,
+        x_norm: Standardiser | None = None,
+        y_norm: Standardiser | None = None,
     ) -> None:
         X = np.asarray(X, np.float32)
         Y = np.asarray(Y, np.float32)
@@ -97,11 +101,12 @@ class ArrayData:
         X, Y = X[finite], Y[finite]
         self.dropped_nonfinite = int((~finite).sum())
         mask = split_mask(len(X), val_fraction, seed)
-        self.x_norm = x_norm or Standardizer.fit([X[~mask]])
-        self.y_norm = y_norm or Standardizer.fit([Y[~mask]])
+        self.x_norm = x_norm or Standardiser.fit([X[~mask]])
+        self.y_norm = y_norm or Standardiser.fit([Y[~mask]])
         self._Xt, self._Yt = self.x_norm.transform(X[~mask]), self.y_norm.transform(Y[~mask])
         self._Xv, self._Yv = self.x_norm.transform(X[mask]), self.y_norm.transform(Y[mask])
         self.n_in, self.n_out = X.shape[1], Y.shape[1]
+        self.layout = FlatLayout(width=self.n_in)
         self.n_train, self.n_val = len(self._Xt), len(self._Xv)
 
     def train_batches(self, batch_size: int, *, seed: int, shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -128,34 +133,42 @@ class StoreData:
     random order and shuffled within each block.
     """
 
-    def __init__(self, store: CaptureStore, *, val_fraction: float = 0.2, seed: int = 0, max_val_rows: int = 200_000) -> None:
+    def __init__(self, store: CaptureStore, *, val_fraction: float = 0.2, seed: int = 0, max_val_rows: int = 200_000,
+                 rows: np.ndarray | None = None, block_rows: int = BLOCK_ROWS) -> None:
         self.store = store
+        self.block_rows = int(block_rows)
         self.n_rows = len(store)
         if self.n_rows < 2:
             raise ValueError(f"store {store.path} has {self.n_rows} rows; need at least 2 to train")
         self.mask = split_mask(self.n_rows, val_fraction, seed)
+        self.rows = rows  # rows to use at all (None: every row), e.g. all but the calibration rows
         spec = store.spec
         assert spec is not None
         self.n_in, self.n_out = spec.n_in_features, spec.n_out_features
-        self.x_norm = Standardizer.fit(self._raw_blocks(train=True, which=0))
-        self.y_norm = Standardizer.fit(self._raw_blocks(train=True, which=1))
+        self.layout = FlatLayout(spec.inputs)
+        self.x_norm = Standardiser.fit(self._raw_blocks(train=True, which=0))
+        self.y_norm = Standardiser.fit(self._raw_blocks(train=True, which=1))
         val_x, val_y = [], []
         for X, Y in self._raw_pairs(train=False):
             val_x.append(X)
             val_y.append(Y)
+            if sum(map(len, val_x)) >= max_val_rows:  # never hold more validation rows than the cap
+                break
         Xv = np.concatenate(val_x)[:max_val_rows] if val_x else np.empty((0, self.n_in), np.float32)
         Yv = np.concatenate(val_y)[:max_val_rows] if val_y else np.empty((0, self.n_out), np.float32)
         self._Xv, self._Yv = self.x_norm.transform(Xv), self.y_norm.transform(Yv)
         self.n_val = len(self._Xv)
-        self.n_train = int((~self.mask).sum())
+        self.n_train = int((~self.mask if rows is None else ~self.mask & rows).sum())
         self.dropped_nonfinite = 0
 
     def _raw_pairs(self, train: bool, order: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        starts = np.arange(0, self.n_rows, BLOCK_ROWS)
+        starts = np.arange(0, self.n_rows, self.block_rows)
         for s in starts if order is None else starts[order]:
-            X, Y = self.store.matrices(int(s), int(s) + BLOCK_ROWS)
+            X, Y = self.store.matrices(int(s), int(s) + self.block_rows)
             keep = ~self.mask[s : s + len(X)] if train else self.mask[s : s + len(X)]
             keep = keep & np.isfinite(X).all(1) & np.isfinite(Y).all(1)
+            if self.rows is not None:
+                keep &= self.rows[s : s + len(X)]
             yield X[keep], Y[keep]
 
     def _raw_blocks(self, train: bool, which: int) -> Iterator[np.ndarray]:
@@ -165,7 +178,7 @@ class StoreData:
 
     def train_batches(self, batch_size: int, *, seed: int, shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         rng = np.random.default_rng(seed)
-        n_blocks = (self.n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
+        n_blocks = (self.n_rows + self.block_rows - 1) // self.block_rows
         order = rng.permutation(n_blocks) if shuffle else None
         for X, Y in self._raw_pairs(train=True, order=order):
             X, Y = self.x_norm.transform(X), self.y_norm.transform(Y)
@@ -185,12 +198,25 @@ class StoreData:
         return self.x_norm.inverse(self._Xv), self.y_norm.inverse(self._Yv)
 
 
-def training_data(store: CaptureStore, *, val_fraction: float = 0.2, seed: int = 0, max_memory_bytes: int = 2 << 30) -> ArrayData | StoreData:
-    """In-memory data when the store fits in ``max_memory_bytes``, else streamed."""
+def training_data(store: CaptureStore, *, val_fraction: float = 0.2, seed: int = 0, max_memory_bytes: int = 2 << 30,
+                  rows: np.ndarray | None = None) -> ArrayData | StoreData:
+    """In-memory data when the store fits in ``max_memory_bytes``, else streamed.
+
+    ``rows``: boolean per store row, the rows to train on (``None``: all).
+    """
     spec = store.spec
     assert spec is not None
+    if rows is not None and np.shape(rows) != (len(store),):
+        raise ValueError(f"rows must be a boolean mask of the store's {len(store)} rows, got shape {np.shape(rows)}")
     need = len(store) * (spec.n_in_features + spec.n_out_features) * 4 * 3
     if need <= max_memory_bytes:
         X, Y = store.matrices()
+        if rows is not None:
+            X, Y = X[rows], Y[rows]
         return ArrayData(X, Y, val_fraction=val_fraction, seed=seed)
-    return StoreData(store, val_fraction=val_fraction, seed=seed)
+    # Held in memory: the validation rows (at most a fifth of the budget) and one block (a tenth).
+    row_bytes = 4 * (spec.n_in_features + spec.n_out_features)
+    max_val = max(1000, max_memory_bytes // (5 * row_bytes))
+    block = int(min(BLOCK_ROWS, max(1024, max_memory_bytes // (10 * row_bytes))))
+    return StoreData(store, val_fraction=val_fraction, seed=seed, rows=rows, max_val_rows=min(200_000, max_val),
+                     block_rows=block)

@@ -2,59 +2,31 @@
 
 Example
 -------
->>> from phasm.store import CaptureStore
->>> art, result = fit_model(CaptureStore("captures/price.h5"), backend="ridge")  # doctest: +SKIP
->>> result.metrics["price"]["rel_p99"]                                           # doctest: +SKIP
+>>> import numpy as np, phasm
+>>> spec = phasm.Spec.from_declarations("m.f", {"x": phasm.Scalar()}, {"y": phasm.Scalar()})
+>>> X = np.linspace(1, 2, 100)[:, None]
+>>> art, result = fit_model((X, X ** 2), spec, backend="ridge", degree=2)   # or a CaptureStore
+>>> bool(result.metrics["y"]["rel_p99"] < 1e-6)
+True
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from phasm.backends.base import Backend, FitHistory
+from phasm.backends.base import Backend
 from phasm.backends.registry import make_backend
 from phasm.bindings.spec import Spec
 from phasm.store.reader import CaptureStore
 from phasm.train.artefact import ModelArtefact
 from phasm.train.data import ArrayData, StoreData, training_data
-from phasm.train.metrics import output_metrics
+from phasm.train.package import TrainResult, fit_and_package
 from phasm.train.physics import prepare_physics, wants_physics
+from phasm.train.ragged import fit_ragged_model
 
-
-@dataclass
-class TrainResult:
-    """What training produced: loss curves, validation metrics per output, timing."""
-
-    backend: str
-    n_train: int
-    n_val: int
-    seconds: float
-    history: FitHistory
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def train_loss(self) -> list[float]:
-        return self.history.train_loss
-
-    @property
-    def val_loss(self) -> list[float]:
-        return self.history.val_loss
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        return d
-
-    def summary(self) -> str:
-        lines = [f"backend {self.backend}: {self.n_train} train / {self.n_val} validation rows, "
-                 f"{self.history.epochs} epochs in {self.seconds:.2f} s on {self.history.device}"]
-        for name, m in self.metrics.items():
-            lines.append(f"  {name}: rmse {m['rmse']:.4g}, max abs {m['max_abs']:.4g}, "
-                         f"relative error p50 {m['rel_p50']:.3%} p90 {m['rel_p90']:.3%} p99 {m['rel_p99']:.3%}")
-        return "\n".join(lines)
+__all__ = ["TrainResult", "fit_and_package", "fit_model"]
 
 
 def fit_model(
@@ -65,30 +37,34 @@ def fit_model(
     val_fraction: float = 0.2,
     seed: int = 0,
     verbose: bool = False,
+    rows: np.ndarray | None = None,
+    max_memory_bytes: int = 2 << 30,
     **params: Any,
 ) -> tuple[ModelArtefact, TrainResult]:
     """Train ``backend`` on ``source`` and return the artefact and the result.
 
     ``source`` is a capture store, or raw matrices ``(X, Y)`` with ``spec``
-    given.  Extra keyword arguments go to the backend's constructor, except
+    given.  From a store: ``rows`` (boolean, one per store row) limits training
+    to the rows marked (e.g. all but the calibration rows), and the rows are
+    loaded when they fit in ``max_memory_bytes``, streamed otherwise.  Extra
+    keyword arguments go to the backend's constructor, except
     ``physics=``, ``physics_weight=``, ``collocation=``, ``domain=`` and
     ``output_range=``: physics-informed training (:func:`phasm.train.physics.prepare_physics`;
     then ``source`` may be ``None``, training from the physics alone).
     """
+    data: ArrayData | StoreData
     if wants_physics(params) or source is None:
         spec, est, data, record = prepare_physics(source, spec, backend=backend, val_fraction=val_fraction, seed=seed, **params)
         return fit_and_package(spec, est, data, seed=seed, val_fraction=val_fraction, verbose=verbose, training=record)
-    declared = spec if spec is not None else getattr(source, "spec", None)
+    declared = spec if spec is not None else (source.spec if isinstance(source, CaptureStore) else None)
     if declared is not None and any(v.ragged for v in declared.inputs):
         # Variable-length inputs: set models on padded + masked batches (phasm.train.ragged).
-        from phasm.train.ragged import fit_ragged_model
-
         return fit_ragged_model(source, spec, backend=backend, val_fraction=val_fraction, seed=seed, verbose=verbose, **params)
     if isinstance(source, CaptureStore):
         spec = spec or source.spec
         assert spec is not None
         source.spec.check_compatible(spec, f"store {source.path}")  # type: ignore[union-attr]
-        data: ArrayData | StoreData = training_data(source, val_fraction=val_fraction, seed=seed)
+        data = training_data(source, val_fraction=val_fraction, seed=seed, rows=rows, max_memory_bytes=max_memory_bytes)
     else:
         if spec is None:
             raise ValueError("fit_model: a spec is required when training from arrays")
@@ -103,36 +79,3 @@ def fit_model(
         raise ValueError(f"no finite training rows for {spec.function}")
     est = make_backend(backend, **params) if isinstance(backend, str) else backend
     return fit_and_package(spec, est, data, seed=seed, val_fraction=val_fraction, verbose=verbose)
-
-
-def fit_and_package(spec: Spec, est: Backend, data: Any, *, seed: int, val_fraction: float, verbose: bool,
-                    training: dict[str, Any] | None = None) -> tuple[ModelArtefact, TrainResult]:
-    """Fit ``est`` on prepared ``data`` and wrap it as an artefact with validation metrics and training record.
-
-    ``training``: extra entries for the artefact's training record.
-    """
-    t0 = time.perf_counter()
-    history = est.fit(data, verbose=verbose)
-    seconds = time.perf_counter() - t0
-    art = ModelArtefact(spec, est, data.x_norm, data.y_norm)
-    metrics: dict[str, Any] = {}
-    if data.n_val:
-        Xv, Yv = data.raw_validation()
-        metrics = output_metrics(spec, Yv, art.predict(Xv))
-    result = TrainResult(est.name, data.n_train, data.n_val, seconds, history, metrics)
-    art.metrics = metrics
-    art.training = {
-        "seed": seed,
-        "val_fraction": val_fraction,
-        "n_train": data.n_train,
-        "n_val": data.n_val,
-        "dropped_nonfinite": data.dropped_nonfinite,
-        "seconds": seconds,
-        "epochs": history.epochs,
-        "best_epoch": history.best_epoch,
-        "device": history.device,
-        "train_loss": history.train_loss,
-        "val_loss": history.val_loss,
-        **(training or {}),
-    }
-    return art, result

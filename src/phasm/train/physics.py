@@ -28,7 +28,7 @@ True
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from phasm.backends.physics import PhysicsProblem
 from phasm.backends.registry import get_backend, make_backend
 from phasm.bindings.spec import Spec, SpecError, Variable
 from phasm.store.reader import CaptureStore
-from phasm.train.data import ArrayData, Standardizer
+from phasm.train.data import ArrayData, Standardiser
 
 # Keyword arguments of fn.train / fit_model that belong to physics-informed training.
 PHYSICS_KEYS = ("physics", "physics_weight", "collocation", "domain", "output_range")
@@ -158,7 +158,7 @@ def _bounds(v: Variable, value: Any, what: str) -> tuple[np.ndarray, np.ndarray]
     return lo, hi
 
 
-def _check_names(given: Mapping[str, Any], variables: list[Variable], what: str) -> None:
+def _check_names(given: Mapping[str, Any], variables: Sequence[Variable], what: str) -> None:
     if not isinstance(given, Mapping):
         raise SpecError(f"{what} must be a dict {{name: (low, high)}}, got {type(given).__name__}")
     names = [v.name for v in variables]
@@ -167,12 +167,24 @@ def _check_names(given: Mapping[str, Any], variables: list[Variable], what: str)
         raise SpecError(f"{what}: unknown variable(s) {unknown}; expected some of {names}")
 
 
-def _input_domain(spec: Spec, domain: Mapping[str, Any], X: np.ndarray) -> tuple[np.ndarray, np.ndarray, Standardizer]:
+def domain_bounds(spec: Spec, domain: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature ``(low, high)`` of the inputs from a ``domain=`` mapping that names every input.
+
+    >>> import phasm
+    >>> spec = phasm.Spec.from_declarations("m.f", {"t": phasm.Scalar()}, {"y": phasm.Scalar()})
+    >>> [b.tolist() for b in domain_bounds(spec, {"t": (0.0, 2.0)})]
+    [[0.0], [2.0]]
+    """
+    lower, upper, _ = _input_domain(spec, domain, np.empty((0, spec.n_in_features), np.float32))
+    return lower, upper
+
+
+def _input_domain(spec: Spec, domain: Mapping[str, Any], X: np.ndarray) -> tuple[np.ndarray, np.ndarray, Standardiser]:
     _check_names(domain, spec.inputs, "domain")
     lower, upper, mean, scale, col = [], [], [], [], 0
     for v in spec.inputs:
         cols = X[:, col : col + v.size]
-        if v.name in domain:
+        if v.name is not None and v.name in domain:
             lo, hi = _bounds(v, domain[v.name], "domain")
             m, s = (lo + hi) / 2, (hi - lo) * UNIFORM_STD
         elif len(cols):
@@ -186,16 +198,16 @@ def _input_domain(spec: Spec, domain: Mapping[str, Any], X: np.ndarray) -> tuple
         mean.append(m)
         scale.append(np.where(s > 1e-12 * np.maximum(1.0, np.abs(m)), s, 1.0))
         col += v.size
-    norm = Standardizer(np.concatenate(mean).astype(np.float32), np.concatenate(scale).astype(np.float32))
+    norm = Standardiser(np.concatenate(mean).astype(np.float32), np.concatenate(scale).astype(np.float32))
     return np.concatenate(lower), np.concatenate(upper), norm
 
 
-def _output_norm(spec: Spec, output_range: Mapping[str, Any], Y: np.ndarray) -> Standardizer:
+def _output_norm(spec: Spec, output_range: Mapping[str, Any], Y: np.ndarray) -> Standardiser:
     _check_names(output_range, spec.outputs, "output_range")
     mean, scale, col = [], [], 0
     for v in spec.outputs:
         cols = Y[:, col : col + v.size]
-        if v.name in output_range:
+        if v.name is not None and v.name in output_range:
             lo, hi = _bounds(v, output_range[v.name], "output_range")
             m, s = (lo + hi) / 2, (hi - lo) * UNIFORM_STD
         elif len(cols) >= 2:
@@ -205,4 +217,4 @@ def _output_norm(spec: Spec, output_range: Mapping[str, Any], Y: np.ndarray) -> 
         mean.append(m)
         scale.append(np.where(s > 1e-12 * np.maximum(1.0, np.abs(m)), s, 1.0))
         col += v.size
-    return Standardizer(np.concatenate(mean).astype(np.float32), np.concatenate(scale).astype(np.float32))
+    return Standardiser(np.concatenate(mean).astype(np.float32), np.concatenate(scale).astype(np.float32))

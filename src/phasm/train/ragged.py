@@ -7,8 +7,10 @@ not fit a list of hits per call.  :class:`RaggedData` keeps the inputs as
 serves mini-batches bucketed by length (rows of similar length together, so
 little padding) as *encoded* matrices: per row the fixed features, then for
 each set ``L`` padded elements (flattened) and an ``L``-wide mask, ``L``
-being the longest set in the batch.  Set backends (``torch-sets``) decode
-that layout (:func:`phasm.bindings.ragged.decode_widths`), so the generic torch training loop
+being the longest set in the batch.  The input layout
+(:class:`~phasm.bindings.layout.RaggedLayout`) does the packing, standardising,
+encoding and finiteness checks; set backends (``torch-sets``) read the set
+structure from it (``data.layout``), so the generic torch training loop
 (:func:`phasm.backends.torch_train.train_module`) trains them unchanged.
 
 Normalisation columns: the fixed input variables in spec order, then each
@@ -35,18 +37,19 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from phasm.bindings.ragged import (
-    RaggedArray,
-    RaggedInputs,
-    encode,
-    has_ragged,
-    length_buckets,
-    pack_ragged_batch,
-    row_max_lengths,
-)
+from phasm.backends.base import Backend
+from phasm.backends.registry import make_backend
+from phasm.bindings.layout import RaggedLayout, input_layout
+from phasm.bindings.ragged import RaggedArray, RaggedInputs, encode, length_buckets, row_max_lengths
 from phasm.bindings.spec import Spec, pack
-from phasm.store.reader import RunningStats
-from phasm.train.data import Standardizer, split_mask
+from phasm.store.reader import CaptureStore
+from phasm.store.running_stats import RunningStats
+from phasm.train.artefact import ModelArtefact
+from phasm.train.data import Standardiser, split_mask
+from phasm.train.package import TrainResult, fit_and_package
+
+__all__ = ["EncodedRows", "RaggedData", "RaggedStoreData", "encode", "fit_ragged_model", "ragged_matrices",
+           "ragged_training_data"]
 
 MAX_VAL_ROWS = 50_000
 
@@ -75,50 +78,40 @@ class EncodedRows:
         return out if dtype is None else out.astype(dtype)
 
 
-def _finite_rows(X: RaggedInputs, Y: np.ndarray) -> np.ndarray:
-    ok = np.isfinite(X.fixed).all(1) & np.isfinite(Y).all(1)
-    for r in X.sets.values():
-        bad = ~np.isfinite(r.values.reshape(len(r.values), -1)).all(1)
-        if bad.any():
-            rows = np.repeat(np.arange(len(r)), r.lengths)[bad]
-            ok[rows] = False
-    return ok
-
-
 class RaggedData:
     """In-memory training data with variable-length inputs (the backend ``TrainingData`` protocol).
 
     ``train_batches`` yields encoded matrices (see the module docstring) of
     rows bucketed by length; ``validation`` one encoded matrix of the
-    held-out rows.  ``n_fixed`` and ``set_dims`` tell a set backend how to
-    decode them.
+    held-out rows.  ``layout`` (default: the layout of ``X``) tells a set
+    backend how to decode them.
     """
 
     def __init__(self, X: RaggedInputs, Y: np.ndarray, *, val_fraction: float = 0.2, seed: int = 0,
-                 x_norm: Standardizer | None = None, y_norm: Standardizer | None = None) -> None:
+                 x_norm: Standardiser | None = None, y_norm: Standardiser | None = None,
+                 layout: RaggedLayout | None = None) -> None:
         Y = np.asarray(Y, np.float32)
         if Y.ndim != 2 or len(Y) != len(X):
             raise ValueError(f"RaggedData: Y must be (n, k) with n = {len(X)} input rows, got {Y.shape}")
-        finite = _finite_rows(X, Y)
+        self.layout = layout if layout is not None else RaggedLayout.of(X)
+        finite = self.layout.finite_rows(X) & np.isfinite(Y).all(axis=1)
         self.dropped_nonfinite = int((~finite).sum())
         mask = split_mask(len(Y), val_fraction, seed)  # split first: the same rows as streaming from a store
         tr, va = np.flatnonzero(~mask & finite), np.flatnonzero(mask & finite)[:MAX_VAL_ROWS]
         Xt = X.take(tr)
-        self.n_fixed = X.fixed.shape[1]
-        self.set_names = list(X.sets)
-        self.set_dims = [int(r.values.shape[1]) for r in X.sets.values()]
+        self.n_fixed, self.set_names, self.set_dims = self.layout.n_fixed, self.layout.set_names, self.layout.set_dims
         if x_norm is None:
-            parts = [Standardizer.fit([Xt.fixed])] if self.n_fixed else []
+            parts = [Standardiser.fit([Xt.fixed])] if self.n_fixed else []
             for r in Xt.sets.values():
-                parts.append(Standardizer.fit([r.values]) if len(r.values) else
-                             Standardizer(np.zeros(r.values.shape[1], np.float32), np.ones(r.values.shape[1], np.float32)))
-            x_norm = Standardizer(np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts]))
+                parts.append(Standardiser.fit([r.values]) if len(r.values) else
+                             Standardiser(np.zeros(r.values.shape[1], np.float32), np.ones(r.values.shape[1], np.float32)))
+            x_norm = Standardiser(np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts]))
         self.x_norm = x_norm
-        self.y_norm = y_norm or Standardizer.fit([Y[tr]])
-        self._Xt = standardise(Xt, self.x_norm)
+        self.y_norm = y_norm or Standardiser.fit([Y[tr]])
+        self._Xt = self.layout.standardise(Xt, self.x_norm.mean, self.x_norm.scale)
         self._Yt = self.y_norm.transform(Y[tr])
         self._Xv_raw, self._Yv_raw = X.take(va), Y[va]
-        self._Xv = standardise(self._Xv_raw, self.x_norm)
+        self._Xv = self.layout.standardise(self._Xv_raw, self.x_norm.mean, self.x_norm.scale)
         self._Yv = self.y_norm.transform(Y[va])
         self._lengths = row_max_lengths(self._Xt)
         self.n_in = self.n_fixed + sum(self.set_dims)
@@ -142,40 +135,21 @@ class RaggedData:
         return self._Xv_raw, self._Yv_raw
 
 
-def standardise(X: RaggedInputs, norm: Standardizer) -> RaggedInputs:
-    """Apply a ragged model's input normalisation (fixed columns first, then each set's element features)."""
-    nf = X.fixed.shape[1]
-    fixed = ((np.asarray(X.fixed, np.float32) - norm.mean[:nf]) / norm.scale[:nf]).astype(np.float32)
-    sets, col = {}, nf
-    for name, r in X.sets.items():
-        k = r.values.shape[1]
-        vals = ((np.asarray(r.values, np.float32) - norm.mean[col : col + k]) / norm.scale[col : col + k]).astype(np.float32)
-        sets[name] = RaggedArray.trusted(vals, r.offsets)
-        col += k
-    return RaggedInputs(fixed, sets)
-
-
-def predict_ragged(art: Any, X: RaggedInputs, members: bool = False) -> Any:
-    """Raw ragged inputs -> raw outputs through an artefact (used by ``ModelArtefact.predict``)."""
-    Z = standardise(X, art.x_norm)
-    if members:
-        out = art.backend.predict_members(Z)
-        return None if out is None else art.y_norm.inverse(out)
-    return art.y_norm.inverse(art.backend.predict(Z))
-
-
 def ragged_matrices(spec: Spec, ins: dict[str, Any], outs: dict[str, Any]) -> tuple[RaggedInputs, np.ndarray]:
     """Store rows (``CaptureStore.read()``) as raw model inputs and output matrix."""
     n = len(next(iter(outs.values())))
-    return pack_ragged_batch(spec.inputs, ins, n), pack(spec.outputs, outs, n, np.float32)
+    layout = input_layout(spec)
+    if not isinstance(layout, RaggedLayout):
+        raise ValueError(f"{spec.function}: no variable-length inputs; use phasm.train.fit_model")
+    return layout.pack_batch(ins, n), pack(spec.outputs, outs, n, np.float32)
 
 
-def _standardizer(acc: RunningStats, width: int) -> Standardizer:
+def _standardiser(acc: RunningStats, width: int) -> Standardiser:
     if acc.n == 0:
-        return Standardizer(np.zeros(width, np.float32), np.ones(width, np.float32))
+        return Standardiser(np.zeros(width, np.float32), np.ones(width, np.float32))
     mean, std = np.asarray(acc.mean, np.float64), np.asarray(acc.std, np.float64)
     scale = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
-    return Standardizer(mean.astype(np.float32), scale.astype(np.float32))
+    return Standardiser(mean.astype(np.float32), scale.astype(np.float32))
 
 
 class RaggedStoreData:
@@ -189,6 +163,7 @@ class RaggedStoreData:
     def __init__(self, store: Any, spec: Spec, *, val_fraction: float = 0.2, seed: int = 0,
                  block_rows: int = 16384, max_val_rows: int = MAX_VAL_ROWS) -> None:
         self.store, self.spec, self.block_rows = store, spec, int(block_rows)
+        self.layout = RaggedLayout.for_variables(spec.inputs)
         self.n_rows = len(store)
         self.mask = split_mask(self.n_rows, val_fraction, seed)
         fixed_acc, y_acc, set_accs = RunningStats(), RunningStats(), None
@@ -199,8 +174,7 @@ class RaggedStoreData:
             self.dropped_nonfinite += int(len(Y) - train.sum() - held_out.sum())
             if set_accs is None:
                 set_accs = [RunningStats() for _ in X.sets]
-                self.n_fixed, self.set_names = X.fixed.shape[1], list(X.sets)
-                self.set_dims = [int(r.values.shape[1]) for r in X.sets.values()]
+                self.n_fixed, self.set_names, self.set_dims = self.layout.n_fixed, self.layout.set_names, self.layout.set_dims
                 self.n_out = Y.shape[1]
             Xt = X.take(np.flatnonzero(train))
             if self.n_fixed:
@@ -216,10 +190,10 @@ class RaggedStoreData:
                 val_y.append(Y[held])
         if set_accs is None:
             raise ValueError(f"store {store.path} has no rows to train on")
-        parts = ([_standardizer(fixed_acc, self.n_fixed)] if self.n_fixed else []) + [
-            _standardizer(acc, k) for acc, k in zip(set_accs, self.set_dims)]
-        self.x_norm = Standardizer(np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts]))
-        self.y_norm = _standardizer(y_acc, self.n_out)
+        parts = ([_standardiser(fixed_acc, self.n_fixed)] if self.n_fixed else []) + [
+            _standardiser(acc, k) for acc, k in zip(set_accs, self.set_dims)]
+        self.x_norm = Standardiser(np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts]))
+        self.y_norm = _standardiser(y_acc, self.n_out)
         if val_x:
             Xv = RaggedInputs(np.concatenate([v.fixed for v in val_x]),
                               {k: RaggedArray.concat([v.sets[k] for v in val_x]) for k in self.set_names})
@@ -230,7 +204,7 @@ class RaggedStoreData:
                                         {k: RaggedArray(np.empty((0, d), np.float32), np.zeros(1, np.int64))
                                          for k, d in zip(self.set_names, self.set_dims)})
             self._Yv_raw = np.empty((0, self.n_out), np.float32)
-        self._Xv = standardise(self._Xv_raw, self.x_norm)
+        self._Xv = self.layout.standardise(self._Xv_raw, self.x_norm.mean, self.x_norm.scale)
         self._Yv = self.y_norm.transform(self._Yv_raw)
         self.n_in = self.n_fixed + sum(self.set_dims)
         self.n_val = len(self._Yv)
@@ -240,7 +214,7 @@ class RaggedStoreData:
         starts = np.arange(0, self.n_rows, self.block_rows)
         for s in starts if order is None else starts[order]:
             X, Y = ragged_matrices(self.spec, *self.store.read(int(s), int(s) + self.block_rows))
-            finite = _finite_rows(X, Y)
+            finite = self.layout.finite_rows(X) & np.isfinite(Y).all(axis=1)
             in_val = self.mask[s : s + len(Y)]
             yield X, Y, finite & ~in_val, finite & in_val
 
@@ -250,7 +224,7 @@ class RaggedStoreData:
         order = rng.permutation(n_blocks) if rng is not None else None
         for X, Y, train, _ in self._blocks(order):
             rows = np.flatnonzero(train)
-            Xt = standardise(X.take(rows), self.x_norm)
+            Xt = self.layout.standardise(X.take(rows), self.x_norm.mean, self.x_norm.scale)
             Yt = self.y_norm.transform(Y[rows])
             for idx in length_buckets(row_max_lengths(Xt), batch_size, rng):
                 yield encode(Xt.take(idx)), Yt[idx]
@@ -277,43 +251,40 @@ def ragged_training_data(store: Any, spec: Spec, *, val_fraction: float = 0.2, s
     row_bytes = (X.fixed.nbytes + sum(r.values.nbytes + r.offsets.nbytes for r in X.sets.values()) + Y.nbytes) / probe
     if row_bytes * n * 3 <= max_memory_bytes:
         X, Y = ragged_matrices(spec, *store.read())
-        return RaggedData(X, Y, val_fraction=val_fraction, seed=seed)
+        return RaggedData(X, Y, val_fraction=val_fraction, seed=seed, layout=RaggedLayout.for_variables(spec.inputs))
     return RaggedStoreData(store, spec, val_fraction=val_fraction, seed=seed)
 
 
-def fit_ragged_model(source: Any, spec: Spec | None = None, *, backend: Any = "torch-sets", val_fraction: float = 0.2,
-                     seed: int = 0, verbose: bool = False, **params: Any) -> tuple[Any, Any]:
+def fit_ragged_model(source: CaptureStore | tuple[Any, np.ndarray], spec: Spec | None = None, *,
+                     backend: str | Backend = "torch-sets", val_fraction: float = 0.2, seed: int = 0,
+                     verbose: bool = False, **params: Any) -> tuple[ModelArtefact, TrainResult]:
     """Train a set model on a store (or ``(RaggedInputs, Y)``) whose spec has ragged inputs.
 
     ``backend="torch"`` means its set variant ``"torch-sets"``; a backend must
     declare ``accepts_ragged = True``.  Returns ``(ModelArtefact, TrainResult)``.
     """
-    from phasm.backends.registry import make_backend
-    from phasm.store.reader import CaptureStore
-    from phasm.train.fit import fit_and_package
-
     if isinstance(source, CaptureStore):
         spec = spec or source.spec
         assert spec is not None
         source.spec.check_compatible(spec, f"store {source.path}")  # type: ignore[union-attr]
     elif spec is None:
         raise ValueError("fit_ragged_model: a spec is required when training from arrays")
-    if not has_ragged(spec.inputs):
+    layout = input_layout(spec)
+    if not isinstance(layout, RaggedLayout):
         raise ValueError(f"{spec.function}: no variable-length inputs; use phasm.train.fit_model")
     if isinstance(backend, str):
-        name = "torch-sets" if backend == "torch" else backend
-        est = make_backend(name, **params)
+        est = make_backend("torch-sets" if backend == "torch" else backend, **params)
     else:
         est = backend
-    if not getattr(est, "accepts_ragged", False):
+    if not est.accepts_ragged:
         raise ValueError(
             f"backend {est.name!r} takes flat matrices only, but {spec.function} has variable-length inputs "
-            f"{[v.name for v in spec.inputs if v.ragged]}; use backend='torch-sets'"
+            f"{layout.set_names}; use backend='torch-sets'"
         )
     if isinstance(source, CaptureStore):
         data: RaggedData | RaggedStoreData = ragged_training_data(source, spec, val_fraction=val_fraction, seed=seed)
     else:
-        data = RaggedData(*source, val_fraction=val_fraction, seed=seed)
+        data = RaggedData(*source, val_fraction=val_fraction, seed=seed, layout=layout)
     if data.n_train < 1:
         raise ValueError(f"no finite training rows for {spec.function}")
     return fit_and_package(spec, est, data, seed=seed, val_fraction=val_fraction, verbose=verbose,

@@ -37,7 +37,7 @@ from phasm.backends.registry import get_backend, make_backend
 from phasm.bindings.spec import Spec
 from phasm.store.reader import CaptureStore
 from phasm.train.artefact import ModelArtefact
-from phasm.train.data import ArrayData, Standardizer
+from phasm.train.data import ArrayData, Standardiser
 from phasm.train.distributions import DistributionReport, compare_distributions
 
 __all__ = ["GeneratorResult", "fit_generator", "layered_shape", "raw_rows", "sample_model", "validate_generator"]
@@ -146,7 +146,7 @@ def fit_generator(source: CaptureStore | tuple[np.ndarray, np.ndarray], spec: Sp
     if not getattr(est, "stochastic", False):
         raise BackendError(f"backend {est.name!r} is a regression backend; a stochastic function needs a generative "
                            f"one: 'flow' (default) or 'vae'")
-    identity = Standardizer(np.zeros(spec.n_out_features, np.float32), np.ones(spec.n_out_features, np.float32))
+    identity = Standardiser(np.zeros(spec.n_out_features, np.float32), np.ones(spec.n_out_features, np.float32))
     data = ArrayData(X, Y, val_fraction=val_fraction, seed=seed, y_norm=identity)
     if data.n_train < 2:
         raise ValueError(f"{spec.function}: {data.n_train} finite training rows are too few to train a generator")
