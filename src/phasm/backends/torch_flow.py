@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from phasm.backends.base import BackendError, FitHistory, TrainingData
-from phasm.backends.generative import GenerativeBackend, LayerCoding
+from phasm.backends.generative import GenerativeBackend, LayerCoding, PlainCoding
 from phasm.backends.torch_flows import ConditionalFlow
 from phasm.backends.torch_generative import as_tensor, load_tensors, save_tensors, torch_threads, train_generator
 
@@ -146,8 +146,10 @@ class FlowBackend(GenerativeBackend):
 
     def _fit_plain(self, Xt: np.ndarray, Yt: np.ndarray, Xv: np.ndarray, Yv: np.ndarray, verbose: bool) -> FitHistory:
         flow, dev = self.nets_["plain"], torch.device("cpu")
-        x, y = as_tensor(Xt, dev), as_tensor(self.coding_.encode(Yt, Xt), dev)  # type: ignore[call-arg]
-        xv, yv = as_tensor(Xv, dev), as_tensor(self.coding_.encode(Yv, Xv), dev) if len(Yv) else None  # type: ignore[call-arg]
+        coding = self.coding_
+        assert isinstance(coding, PlainCoding)
+        x, y = as_tensor(Xt, dev), as_tensor(coding.encode(Yt, Xt), dev)
+        xv, yv = as_tensor(Xv, dev), as_tensor(coding.encode(Yv, Xv), dev)
 
         def loss(idx: np.ndarray, train: bool) -> torch.Tensor:
             i = torch.from_numpy(idx)
@@ -187,6 +189,7 @@ class FlowBackend(GenerativeBackend):
             return self._layer_nll(x[i], coded["E"][i], coded["S"][i], coded["F"][i]).mean()
 
         def val() -> float:
+            assert Ev is not None and Sv is not None and Fv is not None  # called only with validation rows
             return float(self._layer_nll(xv, as_tensor(Ev, dev), as_tensor(Sv, dev), as_tensor(Fv, dev)).mean())
 
         return self._train(loss, len(Xt), len(Xv), val, encode, verbose)

@@ -114,19 +114,21 @@ class Coupling(torch.nn.Module):
         if transform not in ("spline", "affine"):
             raise ValueError(f"Coupling: transform must be 'spline' or 'affine', got {transform!r}")
         kept, moved = _split(dim, layer)
+        self.kept: torch.Tensor
+        self.moved: torch.Tensor
         self.register_buffer("kept", torch.tensor(kept, dtype=torch.long), persistent=False)
         self.register_buffer("moved", torch.tensor(moved, dtype=torch.long), persistent=False)
         self.bins, self.bound, self.n_moved, self.transform = bins, bound, len(moved), transform
         self.per_feature = 3 * bins - 1 if transform == "spline" else 2
+        last = torch.nn.Linear(hidden, len(moved) * self.per_feature)
         self.net = torch.nn.Sequential(
             torch.nn.Linear(len(kept) + context, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, len(moved) * self.per_feature))
-        torch.nn.init.zeros_(self.net[-1].weight)  # starts as the identity map
-        torch.nn.init.zeros_(self.net[-1].bias)
+            torch.nn.Linear(hidden, hidden), torch.nn.SiLU(), last)
+        torch.nn.init.zeros_(last.weight)  # starts as the identity map
+        torch.nn.init.zeros_(last.bias)
         if transform == "spline":
             with torch.no_grad():  # interior derivatives start at 1
-                self.net[-1].bias.view(len(moved), self.per_feature)[:, 2 * bins:] = _UNIT_DERIVATIVE
+                last.bias.view(len(moved), self.per_feature)[:, 2 * bins:] = _UNIT_DERIVATIVE
 
     def forward(self, y: torch.Tensor, context: torch.Tensor, inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         inp = torch.cat([y.index_select(1, self.kept), context], dim=1) if len(self.kept) else context

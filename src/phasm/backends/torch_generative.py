@@ -19,7 +19,7 @@ import copy
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -125,7 +125,7 @@ def train_generator(modules: list[torch.nn.Module], batch_loss: BatchLoss, *, n_
     return hist
 
 
-def save_tensors(path: Path, modules: dict[str, torch.nn.Module], arrays: dict[str, np.ndarray]) -> None:
+def save_tensors(path: Path, modules: Mapping[str, torch.nn.Module], arrays: dict[str, np.ndarray]) -> None:
     """One safetensors file: every module's state under ``<name>.``, plus numpy arrays as they are."""
     from safetensors.torch import save_file
 
@@ -134,7 +134,7 @@ def save_tensors(path: Path, modules: dict[str, torch.nn.Module], arrays: dict[s
     save_file(tensors, str(path))
 
 
-def load_tensors(path: Path, modules: dict[str, torch.nn.Module], array_keys: tuple[str, ...] = ("coding.",),
+def load_tensors(path: Path, modules: Mapping[str, torch.nn.Module], array_keys: tuple[str, ...] = ("coding.",),
                  what: str = "generator") -> dict[str, np.ndarray]:
     """Fill ``modules`` from a safetensors file (strict); return the other arrays it holds."""
     from safetensors import SafetensorError

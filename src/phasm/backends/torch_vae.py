@@ -141,6 +141,7 @@ class VAEBackend(GenerativeBackend):
             return self._loss(coded["c"][i], x[i], None).mean()
 
         def val() -> float:
+            assert cv is not None  # called only with validation rows
             return float(self._loss(cv, xv, val_noise).mean())
 
         with torch_threads(p["threads"]):

@@ -19,7 +19,7 @@ from phasm.bindings.layout import InputLayout
 from phasm.bindings.optics import CallFrame
 from phasm.gate.base import Gate, all_finite, finite_rows
 from phasm.surrogate.calls import Parts, observe, record, run_original
-from phasm.surrogate.stochastic import SeededSampler, with_call_generator
+from phasm.surrogate.stochastic import SeededSampler, regression_tolerance, with_call_generator
 
 __all__ = ["call_auto", "gated_predict"]
 
@@ -113,7 +113,7 @@ def maybe_shadow(p: Parts, frame: CallFrame, Y: np.ndarray, n: int) -> None:
     args, kwargs = codec.call_args(check)
     check.result = run_original(p, args, kwargs)
     outs = codec.read_outputs(check)
-    p.counters.record_shadow(spec, p.tolerance, Y, codec.pack_outputs(outs, n, np.float64))
+    p.counters.record_shadow(spec, regression_tolerance(p.tolerance), Y, codec.pack_outputs(outs, n, np.float64))
 
 
 def batched_fallback(p: Parts, frame: CallFrame, Y: np.ndarray, trusted: np.ndarray,
@@ -136,7 +136,7 @@ def batched_fallback(p: Parts, frame: CallFrame, Y: np.ndarray, trusted: np.ndar
     if shadow is not None:
         exact = codec.pack_outputs(outs, len(rejected), np.float64)
         checked = shadow[rejected]
-        p.counters.record_shadow(spec, p.tolerance, Y[rejected][checked], exact[checked])
+        p.counters.record_shadow(spec, regression_tolerance(p.tolerance), Y[rejected][checked], exact[checked])
     Y = Y.copy()
     Y[rejected] = codec.pack_outputs(outs, len(rejected), Y.dtype)
     p.counters.captured_rows += p.sink.append_batch(spec, ins, outs)

@@ -20,7 +20,7 @@ import numpy as np
 from phasm.surrogate.auto import call_auto
 from phasm.surrogate.calls import Handler, Parts, observe, record, run_original
 from phasm.surrogate.mode import Mode
-from phasm.surrogate.stochastic import with_call_generator
+from phasm.surrogate.stochastic import regression_tolerance, with_call_generator
 
 __all__ = ["HANDLERS", "call_capture", "call_model", "call_original", "call_shadow", "call_summarize"]
 
@@ -81,7 +81,7 @@ def call_shadow(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     outs = codec.read_outputs(frame)
     spec = codec.spec
     assert spec is not None
-    c.record_shadow(spec, p.tolerance, Y, codec.pack_outputs(outs, n, np.float64))
+    c.record_shadow(spec, regression_tolerance(p.tolerance), Y, codec.pack_outputs(outs, n, np.float64))
     c.rows += n
     c.captured_rows += (p.sink.append_batch if p.batched else p.sink.append_row)(spec, ins, outs)
     return frame.result

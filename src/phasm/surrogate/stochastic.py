@@ -34,8 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from phasm.gate.tolerance import Tolerance
+
 __all__ = ["RANDOM_ARGUMENT_NAMES", "SeededSampler", "call_generator", "check_stochastic_settings", "generator_from",
-           "random_argument", "with_call_generator"]
+           "random_argument", "regression_tolerance", "with_call_generator"]
 
 RANDOM_ARGUMENT_NAMES = ("rng", "random_state", "generator", "seed")
 
@@ -103,6 +105,12 @@ def check_stochastic_settings(name: str, stochastic: bool, tolerance: Any, shado
     if stochastic and shadow_fraction:
         raise ValueError(f"{name}: shadow_fraction must be 0 for a stochastic function (a draw has no per-call "
                          f"error to measure), got {shadow_fraction}")
+
+
+def regression_tolerance(tolerance: Any) -> Tolerance | None:
+    """``tolerance`` if it bounds per-call errors (a :class:`~phasm.gate.tolerance.Tolerance`), else ``None``
+    (a stochastic function's bounds are on distributions: shadow checks never run for one)."""
+    return tolerance if isinstance(tolerance, Tolerance) else None
 
 
 def call_generator(signature: inspect.Signature, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]

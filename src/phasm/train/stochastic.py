@@ -114,7 +114,7 @@ def validate_generator(art: ModelArtefact, X: np.ndarray, Y: np.ndarray, *, seed
     """Compare held-out raw rows ``(X, Y)`` with one sample of ``art`` per row; the report goes into ``art``."""
     shape = layered_shape(art.spec, Y)
     generated = sample_model(art, X, np.random.default_rng([seed, 0x6E4]))
-    names = [v.name if v.size == 1 else f"{v.name}[{i}]" for v in art.spec.outputs for i in range(v.size)]
+    names = [str(v.name) if v.size == 1 else f"{v.name}[{i}]" for v in art.spec.outputs for i in range(v.size)]
     report = compare_distributions(X, Y, generated, output_shape=shape, condition=condition,
                                    radial_centres=radial_centres, bins=bins, folds=folds, seed=seed, names=names)
     art.sections["distribution"] = report.to_json()
@@ -147,7 +147,7 @@ def fit_generator(source: CaptureStore | tuple[np.ndarray, np.ndarray], spec: Sp
         raise BackendError(f"backend {est.name!r} is a regression backend; a stochastic function needs a generative "
                            f"one: 'flow' (default) or 'vae'")
     identity = Standardiser(np.zeros(spec.n_out_features, np.float32), np.ones(spec.n_out_features, np.float32))
-    data = ArrayData(X, Y, val_fraction=val_fraction, seed=seed, y_norm=identity)
+    data: Any = ArrayData(X, Y, val_fraction=val_fraction, seed=seed, y_norm=identity)  # a TrainingData, as fit_model's
     if data.n_train < 2:
         raise ValueError(f"{spec.function}: {data.n_train} finite training rows are too few to train a generator")
     t0 = time.perf_counter()
