@@ -186,6 +186,7 @@ def test_vae_backend_through_the_surrogate(trained_walk):
     vae = make_walk(None, backend="vae", mode="model")
     result = vae.train(store=walk.store_path, epochs=5, batch_size=200, threads=1)
     assert vae.model.backend.name == "vae" and result.backend == "vae" and result.report is not None
+    assert vae.gate.kind == "range"  # no tolerance: the captured-range gate, as for a deterministic function
     vae.seed(0)
     a = [vae(20.0, 0.1) for _ in range(50)]
     assert len(set(a)) == 50 and np.isfinite(a).all()

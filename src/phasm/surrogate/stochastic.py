@@ -1,5 +1,5 @@
 """Stochastic functions: a generative model answers with a fresh sample per call
-(a mixin of :class:`~phasm.surrogate.Surrogate`).
+(the pieces the wrapper, the model slot and the call handlers use).
 
 ``@phasm.surrogate(stochastic=True)`` declares that the function draws random numbers, so the same
 inputs give different outputs.  Captures are stored as usual (one draw per row); :meth:`train`
@@ -8,8 +8,9 @@ fits a conditional generator of the outputs given the inputs (backend ``flow`` b
 (:mod:`phasm.gate.distribution`).  In ``model`` and ``auto`` mode each call (each row of a batched
 call) gets a new sample:
 
-- from the surrogate's stream, restarted by :meth:`StochasticCalls.seed` (fresh entropy until
-  then, as an unseeded simulation would be), or
+- from the surrogate's stream, restarted by ``fn.seed(...)``
+  (:meth:`~phasm.surrogate.wrapper.Surrogate.seed`; fresh entropy until then, as an unseeded
+  simulation would be), or
 - from the function's own random argument, when it has one: a parameter named ``rng``,
   ``random_state``, ``generator`` or ``seed``, or annotated as a ``numpy.random.Generator``.  A
   ``Generator`` passed there is drawn from (the same state gives the same answer), an ``int`` seeds
