@@ -63,3 +63,7 @@ class TargetError(PhasmError, ValueError):
 
 class SampleError(PhasmError, ValueError):
     """A design of experiments (its input space, method or run record) cannot be built or resumed as asked."""
+
+
+class BatchingError(PhasmError, RuntimeError):
+    """Transparent batching cannot do as asked: a bad ``max_batch``, or a deferred value used while its own batch is computed."""

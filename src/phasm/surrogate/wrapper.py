@@ -11,9 +11,13 @@ A :class:`Surrogate` is made of parts, each with one job, held as named attribut
 * ``sink`` (:class:`~phasm.surrogate.sink.CaptureSink`): the capture store writer
   (created under a lock) and ``summarize`` statistics;
 * ``counters`` (:class:`~phasm.surrogate.counters.Counters`): what ``fn.stats`` reports;
+* ``batcher`` (:class:`~phasm.surrogate.batching.Batcher`): the queue of deferred calls
+  inside ``phasm.batching()`` / ``fn.batching()``;
 
 and a table ``{Mode: handler}`` (:data:`~phasm.surrogate.handlers.HANDLERS`): a call is
-``handler(self, args, kwargs)`` for the active mode's handler, resolved when the mode is set.
+``handler(self, args, kwargs)`` for the active mode's handler, resolved when the mode is set
+(inside a batching block, a deferrable mode's handler is wrapped by
+:func:`~phasm.surrogate.batching.call_deferred`).
 
 Example
 -------
@@ -31,7 +35,7 @@ import functools
 import os
 import types
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, cast
 
 import numpy as np
 
@@ -43,7 +47,10 @@ from phasm.gate.tolerance import Tolerance
 from phasm.surrogate.calls import Handler, Parts
 from phasm.surrogate.codec import CallCodec
 from phasm.surrogate.counters import Counters
-from phasm.surrogate.handlers import HANDLERS
+from phasm.surrogate.batching import DEFAULT_MAX_BATCH, Batcher
+from phasm.surrogate.batching import register as register_for_batching
+from phasm.surrogate.deferred import resolve
+from phasm.surrogate.handlers import DEFERRABLE, HANDLERS
 from phasm.surrogate.mode import Mode, mode_from_env, parse_mode
 from phasm.surrogate.sink import CaptureSink
 from phasm.surrogate.slot import ModelSlot
@@ -60,7 +67,9 @@ __all__ = ["Surrogate", "surrogate"]
 
 def _resolve_mode_then_call(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The handler before the mode is known: read it from the environment, then dispatch."""
-    return HANDLERS[p.mode](p, args, kwargs)
+    surrogate = cast(Surrogate, p)
+    surrogate.mode  # resolves the mode, and with it the handler  # noqa: B018
+    return surrogate._handler(p, args, kwargs)
 
 
 class Surrogate:
@@ -101,6 +110,7 @@ class Surrogate:
         self.slot = ModelSlot(self.name, backend=backend, gate=gate)
         self.sink = CaptureSink(self.name, store, flush_rows=flush_rows)
         self.counters = Counters()
+        self.batcher = Batcher(self.name)
         self._captured_at_train = 0
         self._explicit_mode: Mode | None = None
         self._mode: Mode | None = None
@@ -109,6 +119,7 @@ class Surrogate:
             self.mode = mode
         if model is not None:
             self.load(model)
+        register_for_batching(self)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._handler(self, args, kwargs)
@@ -128,18 +139,28 @@ class Surrogate:
         mode = self._mode
         if mode is None:
             mode = mode_from_env(self.name)
-            self._mode, self._handler = mode, HANDLERS[mode]
+            self._mode = mode
+            self.refresh_handler()
         return mode
 
     @mode.setter
     def mode(self, value: Mode | str | None) -> None:
-        if value is None:
-            self._explicit_mode = None
-            self._mode, self._handler = None, _resolve_mode_then_call
-        else:
-            mode = parse_mode(value, source=f"{self.name}.mode")
-            self._explicit_mode = mode
-            self._mode, self._handler = mode, HANDLERS[mode]
+        mode = None if value is None else parse_mode(value, source=f"{self.name}.mode")
+        self.batcher.flush_pending()  # deferred calls are answered in the mode they were made in
+        self._explicit_mode = self._mode = mode
+        self.refresh_handler()
+
+    def refresh_handler(self) -> None:
+        """Resolve the handler calls go through: the mode's, wrapped for deferral while batching."""
+        mode = self._mode
+        if mode is None:
+            self._handler = _resolve_mode_then_call
+            return
+        handler = HANDLERS[mode]
+        flush = DEFERRABLE.get(mode)
+        if flush is not None and self.batcher.active:
+            handler = self.batcher.handler(flush, handler)
+        self._handler = handler
 
     @property
     def explicit_mode(self) -> Mode | None:
@@ -362,6 +383,48 @@ class Surrogate:
                             "so the model's widths can be checked")
         self.slot.load_exported(path, spec, norm)
         return self
+
+    # -- batching ------------------------------------------------------------------------
+
+    def batching(self, max_batch: int = DEFAULT_MAX_BATCH) -> Any:
+        """A ``with`` block in which this surrogate's ``model``/``auto`` calls (from any thread) return
+        deferred values, answered together ``max_batch`` rows at a time (see :func:`phasm.batching`).
+
+        Example
+        -------
+        >>> with fn.batching(max_batch=1024):    # doctest: +SKIP
+        ...     ys = [fn(x) for x in xs]          # deferred values; computed when 1024 are queued or one is used
+        """
+        return self.batcher.block(self, max_batch)
+
+    def batch(self, calls: Iterable[Any]) -> list[Any]:
+        """Call the function once per item of ``calls`` (an argument tuple, or a dict of keyword arguments)
+        and return the results in order, plain values.
+
+        In ``model`` and ``auto`` mode the calls are answered together: one model evaluation (refused
+        rows in ``auto``: the original, one call at a time, or per call for a batched function, captured).
+        Other modes run the calls one by one.
+
+        Example
+        -------
+        >>> price.batch([(1.0, 0.9), (1.2, 0.9)])      # doctest: +SKIP
+        [0.1..., 0.3...]
+        """
+        items = list(calls)
+        with self.batching(max_batch=max(len(items), 1)):
+            pending = [self(**c) if isinstance(c, Mapping) else self(*c) for c in items]
+        return [resolve(r) for r in pending]
+
+    def map(self, *iterables: Iterable[Any]) -> list[Any]:
+        """Like the built-in ``map``: ``fn(a, b)`` for ``a, b`` taken together from ``iterables``, answered
+        together as :meth:`batch` answers them; results in order.
+
+        Example
+        -------
+        >>> price.map([1.0, 1.2], [0.9, 0.9])           # doctest: +SKIP
+        [0.1..., 0.3...]
+        """
+        return self.batch(zip(*iterables))
 
     # -- counters ------------------------------------------------------------------------
 

@@ -83,17 +83,24 @@ class ModelArtefact:
 
     # -- inference ----------------------------------------------------------
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Raw inputs (``n`` rows of the input layout) -> raw outputs ``(n, n_out)`` (float32)."""
+    def predict(self, X: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Raw inputs (``n`` rows of the input layout) -> raw outputs ``(n, n_out)`` (float32).
+
+        ``out``: a C-contiguous float32 ``(n, n_out)`` array to write the answers into (and return); a
+        ``zero_copy`` backend with the standardisation folded in writes there with no intermediate.
+        """
         folded = self._folded
         if folded is _UNSET:
             folded = self._folded = self.backend.fold_normalisation(
                 self.x_norm.mean, self.x_norm.scale, self.y_norm.mean, self.y_norm.scale)
         if folded is not None:
-            out: np.ndarray = folded(X)
-            return out
+            Y: np.ndarray = folded(X) if out is None else folded(X, out)
+            return Y
         Z = self.backend.predict(self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale))
-        return self.y_norm.inverse(Z)
+        if out is None:
+            return self.y_norm.inverse(Z)
+        out[...] = self.y_norm.inverse(Z)
+        return out
 
     def predict_members(self, X: Any) -> np.ndarray | None:
         """Per-member raw predictions ``(members, n, n_out)`` for ensemble backends, else ``None``."""

@@ -1,0 +1,337 @@
+"""Transparent batching of per-call sites: calls queue up and are answered together.
+
+Inside ``with phasm.batching(max_batch=4096):`` (every surrogate, every thread) or
+``with fn.batching():`` (one surrogate), a call in a mode that has a *deferrable*
+step (``model``, ``auto``: the table :data:`~phasm.surrogate.handlers.DEFERRABLE`)
+checks and packs its inputs at once (bad input is still an error at the call)
+and returns a :class:`~phasm.surrogate.deferred.Deferred`; calls in other modes
+run at once and return plain values.  The queued calls of one surrogate, from any
+thread, are answered together, in one model evaluation (and, in ``auto``, the
+refused rows by the original, one call at a time, captured):
+
+* when the queue holds ``max_batch`` rows (the call that fills it computes it);
+* when any of its deferred values is first used (the thread that uses it computes it;
+  another thread that uses one meanwhile waits for that result);
+* when the block ends, and before the surrogate's mode changes.
+
+Outputs written through optics (``inout`` arrays, attributes, setters) are written
+at that moment, not at the call; the inputs a model row is made of are read at the
+call.  The answers are the model's answers for those rows computed as one batch:
+the same numbers ``fn.map`` / ``fn.batch`` and a batched call give for them.
+
+Each surrogate holds a :class:`Batcher` (``fn.batcher``): its queue, under a lock.
+A block switches the call handlers of the surrogates it covers to
+:func:`call_deferred`, which wraps the mode's handler; leaving the last block
+switches them back, so calls outside any block pay nothing for this.
+
+Example
+-------
+>>> import phasm
+>>> from phasm.surrogate.deferred import Deferred
+>>> @phasm.surrogate(mode="original")
+... def f(x: float) -> float:
+...     return 2 * x
+>>> with phasm.batching():
+...     y = f(1.5)       # original mode: not deferred
+>>> y, type(y).__name__
+(3.0, 'float')
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Protocol
+
+import numpy as np
+
+from phasm.bindings.optics import CallFrame
+from phasm.errors import BatchingError
+from phasm.surrogate.deferred import Deferred, Failure, bind, deliver, failed_errors
+
+# The surrogate a handler gets (phasm.surrogate.calls.Parts, which holds a Batcher: typed loosely here).
+Parts = Any
+Handler = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
+
+__all__ = ["DEFAULT_MAX_BATCH", "Batch", "Batcher", "Call", "Flush", "batching", "call_deferred", "register"]
+
+DEFAULT_MAX_BATCH = 4096
+
+
+class Call:
+    """One deferred call that is not a plain row of floats: its arguments, its frame and its model rows."""
+
+    __slots__ = ("args", "kwargs", "frame", "X", "n", "positional")
+
+    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any], frame: CallFrame, X: np.ndarray, n: int,
+                 positional: bool) -> None:
+        self.args, self.kwargs, self.frame, self.X, self.n, self.positional = args, kwargs, frame, X, n, positional
+
+
+class Batch:
+    """Deferred calls of one surrogate in one mode, answered together by :meth:`run`.
+
+    ``calls``: per call, its argument tuple (a plain row of floats, :attr:`CallPlan.float_row`) or a
+    :class:`Call`; ``targets``: per call, what its caller holds (a Deferred, or a tuple or dict of them).
+    """
+
+    __slots__ = ("batcher", "parts", "flush", "calls", "targets", "rows", "state", "lock")
+
+    def __init__(self, batcher: Batcher, parts: Parts, flush: Flush) -> None:
+        self.batcher, self.parts, self.flush = batcher, parts, flush
+        self.calls: list[Any] = []
+        self.targets: list[Any] = []
+        self.rows = 0
+        self.state = "open"  # -> "running" -> "done"
+        self.lock = threading.RLock()
+
+    def run(self) -> None:
+        """Answer every call of the batch (once; a second caller waits for the first)."""
+        with self.lock:
+            if self.state == "done":
+                return
+            if self.state == "running":  # used by the code that computes it (an original that reads it)
+                raise BatchingError(f"{self.batcher.name}: a deferred result was used while its own batch was being "
+                                    "computed (e.g. by the original function of a fallback); use it after the call")
+            self.state = "running"
+            self.batcher.detach(self)
+            try:
+                outcomes = self.flush(self.parts, self)
+            except Exception as exc:  # the whole evaluation failed: every call of it did
+                outcomes = [Failure(exc)] * len(self.calls)
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: the calls fail, and it goes on up
+                self._finish([Failure(exc)] * len(self.calls))
+                raise
+            self._finish(outcomes)
+
+    def _finish(self, outcomes: list[Any]) -> None:
+        failed = deliver(self.targets, outcomes)
+        if failed:
+            with self.batcher.lock:
+                self.batcher.errors.extend(failed)
+        self.batcher.flushes += 1
+        self.state = "done"
+
+    def inputs(self) -> tuple[np.ndarray, list[int] | None]:
+        """The model rows of every call, in order, as one float32 matrix; and each call's row count
+        (``None``: one row each, all plain rows of floats, gathered in one pass)."""
+        codec = self.parts.codec
+        calls = self.calls
+        if all(type(e) is tuple for e in calls):
+            return codec.rows_of_args(calls), None
+        rows = [codec.model_inputs(e, {})[1] if type(e) is tuple else e.X for e in calls]
+        sizes = [len(r) for r in rows]
+        plan = codec.plan
+        assert plan is not None
+        X = plan.buffers.get(sum(sizes))
+        np.concatenate(rows, out=X)
+        return X, sizes
+
+    def call(self, i: int) -> tuple[tuple[Any, ...], dict[str, Any], CallFrame, bool, int]:
+        """Call ``i`` as ``(args, kwargs, frame, positional, rows)`` (a plain positional call: an empty frame)."""
+        e = self.calls[i]
+        if type(e) is tuple:
+            return e, {}, CallFrame({}), True, 1
+        return e.args, e.kwargs, e.frame, e.positional, e.n
+
+#: a deferrable mode's step: answer a batch's calls, one outcome (a value or a Failure) per call
+Flush = Callable[[Any, Batch], list[Any]]
+
+
+class _Owner(Protocol):
+    """What a block switches: a surrogate (its handler is resolved again) with its batcher."""
+
+    batcher: Batcher
+
+    def refresh_handler(self) -> None: ...
+
+
+class Batcher:
+    """A surrogate's queue of deferred calls and its open ``fn.batching()`` blocks (see the module docstring)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.lock = threading.Lock()
+        self.pending: Batch | None = None
+        self.blocks: list[int] = []  # max_batch of this surrogate's open blocks, in the order opened
+        self.errors: list[Deferred] = []  # deferred values that failed, for the end of the block
+        self.flushes = 0
+        #: the mode's deferrable step and its ordinary handler, set when the handler is resolved
+        self.flush: Flush | None = None
+        self.immediate: Handler | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether calls of this surrogate are deferred now (a block of its own, or a ``phasm.batching`` block)."""
+        return bool(self.blocks) or bool(SCOPE.blocks)
+
+    @property
+    def max_batch(self) -> int:
+        """Rows a queue holds before it is computed: the innermost open block's ``max_batch``."""
+        blocks = self.blocks or SCOPE.blocks
+        return blocks[-1] if blocks else DEFAULT_MAX_BATCH
+
+    def handler(self, flush: Flush, immediate: Handler) -> Handler:
+        """The handler of a deferrable mode while batching: :func:`call_deferred`."""
+        self.flush, self.immediate = flush, immediate
+        return call_deferred
+
+    def add(self, parts: Parts, entry: Any, rows: int, target: Any) -> Any:
+        """Queue one call (``rows`` model rows) whose caller gets ``target``; compute the queue once it is full."""
+        flush = self.flush
+        assert flush is not None
+        with self.lock:
+            batch = self.pending
+            if batch is None or batch.flush is not flush:
+                batch = self.pending = Batch(self, parts, flush)
+            bind(target, batch)
+            batch.calls.append(entry)
+            batch.targets.append(target)
+            batch.rows += rows
+            full = batch.rows >= self.max_batch
+            if full:
+                self.pending = None
+        if full:
+            batch.run()
+        return target
+
+    def detach(self, batch: Batch) -> None:
+        """Take ``batch`` off the queue: calls from now on start a new one."""
+        with self.lock:
+            if self.pending is batch:
+                self.pending = None
+
+    def flush_pending(self) -> None:
+        """Compute the queued calls now (nothing queued: nothing to do)."""
+        batch = self.pending
+        if batch is not None:
+            batch.run()
+
+    def unclaimed_errors(self) -> list[BaseException]:
+        """Errors of failed deferred calls nobody has seen (their values never used); forgets all."""
+        with self.lock:
+            errors, self.errors = self.errors, []
+        return failed_errors(errors)
+
+    @contextmanager
+    def block(self, owner: _Owner, max_batch: int) -> Iterator[None]:
+        """The body of ``fn.batching()``: defer this surrogate's calls; compute what is left at the end."""
+        max_batch = check_max_batch(max_batch)
+        with self.lock:
+            self.blocks.append(max_batch)
+        owner.refresh_handler()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            try:
+                self.flush_pending()
+            finally:
+                with self.lock:
+                    self.blocks.remove(max_batch)
+                owner.refresh_handler()
+            errors = self.unclaimed_errors()
+            if ok and errors:
+                raise errors[0]
+
+
+def call_deferred(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The handler of a deferrable mode while batching: queue the call, return its deferred value.
+
+    The call runs at once, through the mode's own handler, when there is nothing to defer: no model
+    yet (``auto`` captures, ``model`` says there is none), no spec yet, variable-length inputs, or an
+    empty batch.  Inputs are checked and packed now; a plain positional call of floats keeps its
+    argument tuple, packed with the whole batch.
+    """
+    b = p.batcher
+    codec = p.codec
+    plan = codec.plan
+    if plan is None or p.slot.pair[0] is None or plan.layout.ragged:
+        assert b.immediate is not None
+        return b.immediate(p, args, kwargs)
+    if plan.float_row and not kwargs and len(args) == len(codec.params) and codec.float_args(args):
+        p.counters.calls += 1
+        return b.add(p, args, 1, _target(plan.result_form, b))
+    frame, X, n, positional = codec.model_inputs(args, kwargs)
+    if n == 0:
+        assert b.immediate is not None
+        return b.immediate(p, args, kwargs)
+    p.counters.calls += 1
+    if p.batched:
+        X = X.copy()  # the rows lie in a reused buffer or in the caller's array, which may change before the flush
+    return b.add(p, Call(args, kwargs, frame, X, n, positional), n, _target(plan.result_form, b))
+
+
+def _target(form: tuple[Any, ...] | None, batcher: Batcher) -> Any:
+    """What a deferred call returns: one Deferred, or a tuple or dict of them for tuple or dict results."""
+    if form is not None and form[0] == "tuple":
+        return tuple(Deferred(None) for _ in form[1])
+    if form is not None and form[0] == "dict":
+        return {k: Deferred(None) for k, _, _ in form[1]}
+    return Deferred(None)
+
+
+def check_max_batch(max_batch: Any) -> int:
+    if isinstance(max_batch, bool) or not isinstance(max_batch, (int, np.integer)) or max_batch < 1:
+        raise BatchingError(f"batching: max_batch must be an integer >= 1, got {max_batch!r}")
+    return int(max_batch)
+
+
+# -- phasm.batching(): every surrogate, every thread --------------------------------------------
+
+
+class _Scope:
+    """Open ``phasm.batching()`` blocks and the surrogates they switch."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.blocks: list[int] = []
+        self.owners: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def live(self) -> list[_Owner]:
+        with self.lock:
+            return list(self.owners)
+
+
+SCOPE = _Scope()
+
+
+def register(owner: _Owner) -> None:
+    """Let ``phasm.batching()`` blocks switch ``owner`` (every surrogate registers itself when created)."""
+    with SCOPE.lock:
+        SCOPE.owners.add(owner)
+
+
+@contextmanager
+def batching(max_batch: int = DEFAULT_MAX_BATCH) -> Iterator[None]:
+    """Defer the ``model``/``auto`` calls of every surrogate, from every thread, and answer them in batches.
+
+    See the module docstring for when a queue is computed and what a deferred value is.  A block of
+    a surrogate's own (``fn.batching()``) inside this one sets that surrogate's ``max_batch``.  At the
+    end every queued call is computed and its outputs written; an error of a call whose value was never
+    used is raised then (the first one).
+    """
+    max_batch = check_max_batch(max_batch)
+    with SCOPE.lock:
+        SCOPE.blocks.append(max_batch)
+    for owner in SCOPE.live():
+        owner.refresh_handler()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        owners = SCOPE.live()
+        try:
+            for owner in owners:
+                owner.batcher.flush_pending()
+        finally:
+            with SCOPE.lock:
+                SCOPE.blocks.remove(max_batch)
+            for owner in owners:
+                owner.refresh_handler()
+        errors = [e for owner in owners for e in owner.batcher.unclaimed_errors()]
+        if ok and errors:
+            raise errors[0]
