@@ -48,13 +48,15 @@ import numpy as np
 
 from phasm.bindings.optics import CallFrame
 from phasm.errors import BatchingError
-from phasm.surrogate.deferred import Deferred, Failure, bind, deliver, failed_errors
+from phasm.surrogate.codec import FLOAT_TYPES
+from phasm.surrogate.deferred import Deferred, Failure, deferred_form, deliver, failed_errors
 
 # The surrogate a handler gets (phasm.surrogate.calls.Parts, which holds a Batcher: typed loosely here).
 Parts = Any
 Handler = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
 
-__all__ = ["DEFAULT_MAX_BATCH", "Batch", "Batcher", "Call", "Flush", "batching", "call_deferred", "register"]
+__all__ = ["DEFAULT_MAX_BATCH", "Batch", "Batcher", "Call", "ColumnCalls", "Flush", "answer_now", "batching",
+           "call_deferred", "register"]
 
 DEFAULT_MAX_BATCH = 4096
 
@@ -76,11 +78,12 @@ class Batch:
     :class:`Call`; ``targets``: per call, what its caller holds (a Deferred, or a tuple or dict of them).
     """
 
-    __slots__ = ("batcher", "parts", "flush", "calls", "targets", "rows", "state", "lock")
+    __slots__ = ("batcher", "parts", "flush", "limit", "calls", "targets", "rows", "state", "lock", "columns")
 
-    def __init__(self, batcher: Batcher, parts: Parts, flush: Flush) -> None:
-        self.batcher, self.parts, self.flush = batcher, parts, flush
-        self.calls: list[Any] = []
+    def __init__(self, batcher: Batcher, parts: Parts, flush: Flush, limit: int) -> None:
+        self.batcher, self.parts, self.flush, self.limit = batcher, parts, flush, limit
+        self.calls: Any = []  # a list; for calls given as argument columns, a sequence of their tuples
+        self.columns: tuple[np.ndarray, ...] | None = None
         self.targets: list[Any] = []
         self.rows = 0
         self.state = "open"  # -> "running" -> "done"
@@ -118,6 +121,8 @@ class Batch:
         (``None``: one row each, all plain rows of floats, gathered in one pass)."""
         codec = self.parts.codec
         calls = self.calls
+        if self.columns is not None:
+            return codec.rows_of_columns(self.columns), None
         if all(type(e) is tuple for e in calls):
             return codec.rows_of_args(calls), None
         rows = [codec.model_inputs(e, {})[1] if type(e) is tuple else e.X for e in calls]
@@ -177,19 +182,20 @@ class Batcher:
         self.flush, self.immediate = flush, immediate
         return call_deferred
 
-    def add(self, parts: Parts, entry: Any, rows: int, target: Any) -> Any:
-        """Queue one call (``rows`` model rows) whose caller gets ``target``; compute the queue once it is full."""
+    def add(self, parts: Parts, entry: Any, rows: int, form: tuple[Any, ...] | None) -> Any:
+        """Queue one call (``rows`` model rows); compute the queue once it is full.  Returns what the caller
+        gets: a Deferred, or a tuple or dict of them (``form``: :attr:`CallPlan.result_form`)."""
         flush = self.flush
         assert flush is not None
         with self.lock:
             batch = self.pending
             if batch is None or batch.flush is not flush:
-                batch = self.pending = Batch(self, parts, flush)
-            bind(target, batch)
+                batch = self.pending = Batch(self, parts, flush, self.max_batch)
+            target: Any = Deferred(batch) if form is None or form[0] == "value" else deferred_form(form, batch)
             batch.calls.append(entry)
             batch.targets.append(target)
             batch.rows += rows
-            full = batch.rows >= self.max_batch
+            full = batch.rows >= batch.limit
             if full:
                 self.pending = None
         if full:
@@ -245,15 +251,41 @@ def call_deferred(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
     empty batch.  Inputs are checked and packed now; a plain positional call of floats keeps its
     argument tuple, packed with the whole batch.
     """
+    plan = p.codec.plan
+    if plan is not None and plan.float_row and not kwargs and len(args) == plan.n_in and p.slot.pair[0] is not None:
+        for a in args:  # the hot path of a per-call site: every argument a float (checked as one call checks it)
+            t = type(a)
+            if t is not float and t not in FLOAT_TYPES:
+                break
+        else:
+            p.counters.calls += 1
+            b = p.batcher
+            if not plan.value_row:
+                return b.add(p, args, 1, plan.result_form)
+            with b.lock:  # Batcher.add, inlined: this is most of a deferred call's cost
+                batch = b.pending
+                if batch is None or batch.flush is not b.flush:
+                    batch = b.pending = Batch(b, p, b.flush, b.max_batch)  # type: ignore[arg-type]
+                d = Deferred(batch)
+                batch.calls.append(args)
+                batch.targets.append(d)
+                batch.rows += 1
+                if batch.rows < batch.limit:
+                    return d
+                b.pending = None
+            batch.run()
+            return d
+    return _defer_call(p, args, kwargs)
+
+
+def _defer_call(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """:func:`call_deferred` for any other call: packed as one call is (errors raised now), or run at once."""
     b = p.batcher
     codec = p.codec
     plan = codec.plan
     if plan is None or p.slot.pair[0] is None or plan.layout.ragged:
         assert b.immediate is not None
         return b.immediate(p, args, kwargs)
-    if plan.float_row and not kwargs and len(args) == len(codec.params) and codec.float_args(args):
-        p.counters.calls += 1
-        return b.add(p, args, 1, _target(plan.result_form, b))
     frame, X, n, positional = codec.model_inputs(args, kwargs)
     if n == 0:
         assert b.immediate is not None
@@ -261,16 +293,7 @@ def call_deferred(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
     p.counters.calls += 1
     if p.batched:
         X = X.copy()  # the rows lie in a reused buffer or in the caller's array, which may change before the flush
-    return b.add(p, Call(args, kwargs, frame, X, n, positional), n, _target(plan.result_form, b))
-
-
-def _target(form: tuple[Any, ...] | None, batcher: Batcher) -> Any:
-    """What a deferred call returns: one Deferred, or a tuple or dict of them for tuple or dict results."""
-    if form is not None and form[0] == "tuple":
-        return tuple(Deferred(None) for _ in form[1])
-    if form is not None and form[0] == "dict":
-        return {k: Deferred(None) for k, _, _ in form[1]}
-    return Deferred(None)
+    return b.add(p, Call(args, kwargs, frame, X, n, positional), n, plan.result_form)
 
 
 def check_max_batch(max_batch: Any) -> int:
@@ -335,3 +358,54 @@ def batching(max_batch: int = DEFAULT_MAX_BATCH) -> Iterator[None]:
         errors = [e for owner in owners for e in owner.batcher.unclaimed_errors()]
         if ok and errors:
             raise errors[0]
+
+
+# -- calls in hand: fn.batch / fn.map ------------------------------------------------------------
+
+
+class ColumnCalls:
+    """Plain positional calls given as argument columns: call ``i`` is ``tuple(c[i] for c in columns)``."""
+
+    def __init__(self, columns: tuple[np.ndarray, ...]) -> None:
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def __getitem__(self, i: int) -> tuple[Any, ...]:
+        return tuple(c[i] for c in self.columns)
+
+
+def answer_now(p: Parts, flush: Flush, items: list[Any] | None = None,
+               columns: tuple[np.ndarray, ...] | None = None) -> list[Any]:
+    """Answer calls the caller has in hand in one batch of the mode's step ``flush``: ``items`` (argument
+    tuples, or dicts of keyword arguments), or ``columns`` (one float array per argument of a plain
+    positional call, :attr:`CallPlan.float_row`).  Inputs are checked first (a bad one raises before
+    anything runs); results in order; the first call's error, if any, is raised after all are answered.
+    """
+    batch = Batch(p.batcher, p, flush, 0)
+    codec = p.codec
+    plan = codec.plan
+    assert plan is not None
+    if columns is not None:
+        batch.columns = columns
+        batch.calls = ColumnCalls(columns)
+    else:
+        assert items is not None
+        calls = batch.calls
+        for c in items:
+            args, kwargs = ((), dict(c)) if isinstance(c, dict) else (tuple(c), {})
+            if plan.float_row and not kwargs and len(args) == plan.n_in and all(type(a) in FLOAT_TYPES for a in args):
+                calls.append(args)
+                continue
+            frame, X, n, positional = codec.model_inputs(args, kwargs)
+            calls.append(Call(args, kwargs, frame, X.copy() if p.batched else X, n, positional))
+    n_calls = len(batch.calls)
+    if n_calls == 0:
+        return []
+    p.counters.calls += n_calls
+    outcomes = flush(p, batch)
+    for outcome in outcomes:
+        if type(outcome) is Failure:
+            raise outcome.error
+    return outcomes

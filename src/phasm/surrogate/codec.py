@@ -115,6 +115,8 @@ class CallPlan:
                 self.result_form = ("tuple", [cols[keys.index(i)] for i in range(len(keys))])
             elif keys and all(isinstance(k, str) for k in keys) and len(set(keys)) == len(keys):
                 self.result_form = ("dict", [(k, *cols[i]) for i, k in enumerate(keys)])
+        # A float row in, one scalar out: the deferred call's hot path.
+        self.value_row = self.float_row and self.result_form is not None and self.result_form[0] == "value"
 
 
 class CallCodec:
@@ -458,23 +460,24 @@ class CallCodec:
 
     # -- many calls at once (deferred calls) ------------------------------------------------
 
-    @staticmethod
-    def float_args(args: tuple[Any, ...]) -> bool:
-        """Whether every argument is a float (Python or numpy): such a call's row is gathered in bulk."""
-        for a in args:
-            if type(a) not in FLOAT_TYPES:
-                return False
-        return True
-
     def rows_of_args(self, calls: Sequence[tuple[Any, ...]]) -> np.ndarray:
         """The model rows ``(len(calls), n_in)`` of plain positional calls whose arguments are floats
-        (:attr:`CallPlan.float_row`, :meth:`float_args`): one conversion pass, each number rounded to
+        (:attr:`CallPlan.float_row`, arguments of :data:`FLOAT_TYPES`): one conversion pass, each number rounded to
         float32 as one call's packing rounds it."""
         plan = self._plan()
         n = len(calls)
         flat = np.fromiter(chain.from_iterable(calls), np.float64, n * plan.n_in)
         X = plan.buffers.get(n)
         X[...] = flat.reshape(n, plan.n_in)
+        return X
+
+    def rows_of_columns(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        """The model rows of plain positional calls given as one float array per argument (float32 or
+        float64, 1-D, equal lengths): each column cast once into a reused buffer."""
+        plan = self._plan()
+        X = plan.buffers.get(len(columns[0]))
+        for j, c in enumerate(columns):
+            X[:, j] = c
         return X
 
     def results_of_rows(self, Y: np.ndarray) -> list[Any] | None:

@@ -33,7 +33,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-__all__ = ["Deferred", "Failure", "bind", "deliver", "failed_errors", "guarded", "resolve"]
+__all__ = ["Deferred", "Failure", "deferred_form", "deliver", "failed_errors", "guarded", "resolve"]
 
 
 class _Batch(Protocol):
@@ -49,12 +49,13 @@ PENDING: Any = _Pending()
 
 
 class Failure:
-    """An exception a deferred call ended with (raised where its value is used)."""
+    """An exception a deferred call ended with (raised where its value is used; ``claimed`` once it was)."""
 
-    __slots__ = ("error",)
+    __slots__ = ("error", "claimed")
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+        self.claimed = False
 
 
 def guarded(fn: Callable[..., Any], *args: Any) -> Any:
@@ -85,12 +86,11 @@ def _reflected(op: Callable[[Any, Any], Any]) -> Callable[["Deferred", Any], Any
 class Deferred:
     """The value of a deferred call (see the module docstring)."""
 
-    __slots__ = ("_batch", "_value", "_claimed")
+    __slots__ = ("_batch", "_value")
 
     def __init__(self, batch: _Batch | None) -> None:
         self._batch = batch
         self._value: Any = PENDING
-        self._claimed = False  # its error was raised to someone
 
     @classmethod
     def done_with(cls, value: Any) -> "Deferred":
@@ -112,13 +112,16 @@ class Deferred:
             batch.run()
             value = self._value
         if type(value) is Failure:
-            self._claimed = True
+            value.claimed = True
             raise value.error
         return value
 
     # -- conversions ----------------------------------------------------------------
 
     def __float__(self) -> float:
+        value = self._value
+        if type(value) is float:  # computed already: the common way a loop's results are read back
+            return value
         return float(self.result())
 
     def __int__(self) -> int:
@@ -265,10 +268,14 @@ def _members(target: Any) -> Any:
     return target if type(target) is tuple else target.values()
 
 
-def bind(target: Any, batch: _Batch) -> None:
-    """Make the deferred values of ``target`` (one, or a tuple or dict of them) compute ``batch`` when used."""
-    for d in _members(target):
-        d._batch = batch
+def deferred_form(form: tuple[Any, ...], batch: _Batch) -> Any:
+    """The deferred values of a call returning a tuple (``("tuple", items)``) or a dict (``("dict", entries)``)
+    of scalars: one Deferred per item, so ``a, b = f(x)`` unpacks without computing anything."""
+    if form[0] == "tuple":
+        return tuple(Deferred(batch) for _ in form[1])
+    if form[0] == "dict":
+        return {k: Deferred(batch) for k, _, _ in form[1]}
+    return Deferred(batch)
 
 
 def deliver(targets: list[Any], outcomes: list[Any]) -> list[Deferred]:
@@ -277,6 +284,10 @@ def deliver(targets: list[Any], outcomes: list[Any]) -> list[Deferred]:
     A tuple (dict) of deferred values takes the items (entries) of its call's value.
     """
     failed: list[Deferred] = []
+    if Failure not in set(map(type, outcomes)) and set(map(type, targets)) == {Deferred}:  # one value each, no error
+        for d, value in zip(targets, outcomes):
+            d._value = value
+        return failed
     for target, outcome in zip(targets, outcomes):
         if type(target) is Deferred:
             target._value = outcome
@@ -295,5 +306,12 @@ def deliver(targets: list[Any], outcomes: list[Any]) -> list[Deferred]:
 
 
 def failed_errors(failed: list[Deferred]) -> list[BaseException]:
-    """The errors of failed deferred values whose error nobody has been raised yet."""
-    return [d._value.error for d in failed if not d._claimed and type(d._value) is Failure]
+    """The errors of failed deferred values that nobody has seen raised yet (one per failure)."""
+    seen: set[int] = set()
+    errors = []
+    for d in failed:
+        f = d._value
+        if type(f) is Failure and not f.claimed and id(f) not in seen:
+            seen.add(id(f))
+            errors.append(f.error)
+    return errors

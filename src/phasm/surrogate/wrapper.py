@@ -47,9 +47,8 @@ from phasm.gate.tolerance import Tolerance
 from phasm.surrogate.calls import Handler, Parts
 from phasm.surrogate.codec import CallCodec
 from phasm.surrogate.counters import Counters
-from phasm.surrogate.batching import DEFAULT_MAX_BATCH, Batcher
+from phasm.surrogate.batching import DEFAULT_MAX_BATCH, Batcher, Flush, answer_now
 from phasm.surrogate.batching import register as register_for_batching
-from phasm.surrogate.deferred import resolve
 from phasm.surrogate.handlers import DEFERRABLE, HANDLERS
 from phasm.surrogate.mode import Mode, mode_from_env, parse_mode
 from phasm.surrogate.sink import CaptureSink
@@ -401,9 +400,11 @@ class Surrogate:
         """Call the function once per item of ``calls`` (an argument tuple, or a dict of keyword arguments)
         and return the results in order, plain values.
 
-        In ``model`` and ``auto`` mode the calls are answered together: one model evaluation (refused
-        rows in ``auto``: the original, one call at a time, or per call for a batched function, captured).
-        Other modes run the calls one by one.
+        In ``model`` and ``auto`` mode the calls are answered together: their inputs are checked (a bad
+        one raises before anything runs), then one model evaluation answers them all (in ``auto``, the
+        refused ones are run by the original, one call at a time, or per call for a batched function,
+        and captured); a call's error is raised once all are answered.  Other modes run the calls one
+        by one, as a loop would.
 
         Example
         -------
@@ -411,20 +412,37 @@ class Surrogate:
         [0.1..., 0.3...]
         """
         items = list(calls)
-        with self.batching(max_batch=max(len(items), 1)):
-            pending = [self(**c) if isinstance(c, Mapping) else self(*c) for c in items]
-        return [resolve(r) for r in pending]
+        flush = self._flush_now()
+        if flush is None:
+            return [self(**c) if isinstance(c, Mapping) else self(*c) for c in items]
+        return answer_now(self, flush, [dict(c) if isinstance(c, Mapping) else c for c in items])
 
     def map(self, *iterables: Iterable[Any]) -> list[Any]:
         """Like the built-in ``map``: ``fn(a, b)`` for ``a, b`` taken together from ``iterables``, answered
-        together as :meth:`batch` answers them; results in order.
+        together as :meth:`batch` answers them; results in order.  Float arrays, one per argument of a
+        function of scalars, go to the model as columns, with no per-call Python work.
 
         Example
         -------
-        >>> price.map([1.0, 1.2], [0.9, 0.9])           # doctest: +SKIP
+        >>> price.map(np.array([1.0, 1.2]), np.array([0.9, 0.9]))    # doctest: +SKIP
         [0.1..., 0.3...]
         """
+        flush = self._flush_now()
+        plan = self.codec.plan
+        if (flush is not None and plan is not None and plan.float_row and len(iterables) == plan.n_in
+                and all(type(c) is np.ndarray and c.ndim == 1 and c.dtype in (np.float32, np.float64)
+                        and len(c) == len(iterables[0]) for c in iterables)):  # type: ignore[arg-type]
+            return answer_now(self, flush, columns=tuple(iterables))  # type: ignore[arg-type]
         return self.batch(zip(*iterables))
+
+    def _flush_now(self) -> Flush | None:
+        """The batch step of the current mode when calls in hand can be answered together now, else ``None``."""
+        flush = DEFERRABLE.get(self.mode)
+        plan = self.codec.plan
+        if flush is None or plan is None or self.slot.pair[0] is None or plan.layout.ragged:
+            return None
+        self.batcher.flush_pending()  # calls deferred earlier are answered first, in order
+        return flush
 
     # -- counters ------------------------------------------------------------------------
 
