@@ -38,7 +38,6 @@ from phasm.train.model_folder import (FORMAT, FORMAT_VERSION, METADATA_FILE, Ver
 __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "ArtefactError", "ModelArtefact", "manifest_digest",
            "sha256_file", "spec_from_metadata"]
 
-_UNSET = object()
 KNOWN_FIELDS = frozenset({"format", "format_version", "phasm_version", "created", "spec", "spec_hash", "backend",
                           "normalisation", "files", "metrics", "training", "manifest"})
 
@@ -78,34 +77,55 @@ class ModelArtefact:
         self.layout: InputLayout[Any] = input_layout(spec)
         self.has_members = backend.has_members
         self.has_std = backend.has_std
-        # The backend's raw->raw function with the standardisation folded in, if any (flat inputs only).
-        self._folded: Any = None if self.layout.ragged else _UNSET
+        self._inference: Any = None  # the engine answering predict (phasm.train.inference), chosen on first use
 
     # -- inference ----------------------------------------------------------
 
     def predict(self, X: Any, out: np.ndarray | None = None) -> np.ndarray:
         """Raw inputs (``n`` rows of the input layout) -> raw outputs ``(n, n_out)`` (float32).
 
-        ``out``: a C-contiguous float32 ``(n, n_out)`` array to write the answers into (and return); a
-        ``zero_copy`` backend with the standardisation folded in writes there with no intermediate.
+        ``out``: a C-contiguous float32 ``(n, n_out)`` array to write the answers into (and return); an
+        engine that can (a ``zero_copy`` backend with the standardisation folded in) writes there with no
+        intermediate, others copy their answers into it.
         """
-        folded = self._folded
-        if folded is _UNSET:
-            folded = self._folded = self.backend.fold_normalisation(
-                self.x_norm.mean, self.x_norm.scale, self.y_norm.mean, self.y_norm.scale)
-        if folded is not None:
-            Y: np.ndarray = folded(X) if out is None else folded(X, out)
-            return Y
-        Z = self.backend.predict(self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale))
+        plan = self._inference
+        if plan is None:
+            plan = self._choose_inference()
         if out is None:
-            return self.y_norm.inverse(Z)
-        out[...] = self.y_norm.inverse(Z)
+            Y: np.ndarray = plan.predict(X)
+            return Y
+        if plan.predict_into is not None:
+            return plan.predict_into(X, out)  # type: ignore[no-any-return]
+        out[...] = plan.predict(X)
         return out
+
+    def _choose_inference(self, engine: str | None = None, measure_again: bool = False) -> Any:
+        from phasm.train.inference import choose_inference
+
+        plan = self._inference = choose_inference(self, engine, measure_again=measure_again)
+        return plan
+
+    @property
+    def inference(self) -> Any:
+        """The engine answering :meth:`predict` and why (:class:`~phasm.train.inference.InferenceChoice`)."""
+        plan = self._inference if self._inference is not None else self._choose_inference()
+        return plan.choice
+
+    def use_engine(self, engine: str = "auto") -> Any:
+        """Choose the inference engine again: ``"auto"`` (measure now), ``"torch"`` (the backend's own), ``"onnx"``.
+
+        Returns the :class:`~phasm.train.inference.InferenceChoice`.
+        """
+        return self._choose_inference(engine, measure_again=True).choice
 
     def predict_members(self, X: Any) -> np.ndarray | None:
         """Per-member raw predictions ``(members, n, n_out)`` for ensemble backends, else ``None``."""
         if not self.has_members:
             return None
+        plan = self._inference if self._inference is not None else self._choose_inference()
+        if plan.members is not None:
+            out: np.ndarray = plan.members(X)
+            return out
         Z = self.backend.predict_members(self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale))
         return None if Z is None else self.y_norm.inverse(Z)
 
@@ -195,6 +215,9 @@ class ModelArtefact:
         if any(v.ragged for v in self.spec.inputs):
             return  # set models: their backend checks its own architecture against the weights
         X = np.repeat(self.x_norm.mean[None, :].astype(np.float64), 2, axis=0)
+        from phasm.train.inference import engine_setting
+
+        engine_setting()  # a bad $PHASM_ENGINE is said as such, not as a model that does not run
         try:
             out = self.predict(X)
         except (BackendError, ValueError, TypeError, IndexError, RuntimeError, FloatingPointError) as exc:

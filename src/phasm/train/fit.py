@@ -37,16 +37,22 @@ def fit_model(
     val_fraction: float = 0.2,
     seed: int = 0,
     verbose: bool = False,
+    rows: np.ndarray | None = None,
+    max_memory_bytes: int = 2 << 30,
     **params: Any,
 ) -> tuple[ModelArtefact, TrainResult]:
     """Train ``backend`` on ``source`` and return the artefact and the result.
 
     ``source`` is a capture store, or raw matrices ``(X, Y)`` with ``spec``
-    given.  Extra keyword arguments go to the backend's constructor, except
+    given.  From a store: ``rows`` (boolean, one per store row) limits training
+    to the rows marked (e.g. all but the calibration rows), and the rows are
+    loaded when they fit in ``max_memory_bytes``, streamed otherwise.  Extra
+    keyword arguments go to the backend's constructor, except
     ``physics=``, ``physics_weight=``, ``collocation=``, ``domain=`` and
     ``output_range=``: physics-informed training (:func:`phasm.train.physics.prepare_physics`;
     then ``source`` may be ``None``, training from the physics alone).
     """
+    data: ArrayData | StoreData
     if wants_physics(params) or source is None:
         spec, est, data, record = prepare_physics(source, spec, backend=backend, val_fraction=val_fraction, seed=seed, **params)
         return fit_and_package(spec, est, data, seed=seed, val_fraction=val_fraction, verbose=verbose, training=record)
@@ -58,7 +64,7 @@ def fit_model(
         spec = spec or source.spec
         assert spec is not None
         source.spec.check_compatible(spec, f"store {source.path}")  # type: ignore[union-attr]
-        data: ArrayData | StoreData = training_data(source, val_fraction=val_fraction, seed=seed)
+        data = training_data(source, val_fraction=val_fraction, seed=seed, rows=rows, max_memory_bytes=max_memory_bytes)
     else:
         if spec is None:
             raise ValueError("fit_model: a spec is required when training from arrays")

@@ -37,6 +37,7 @@ class TrainResult:
     seconds: float
     history: FitHistory
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inference: dict[str, Any] | None = None  # the engine chosen to serve the model (phasm.train.inference)
 
     @property
     def train_loss(self) -> list[float]:
@@ -56,6 +57,8 @@ class TrainResult:
         for name, m in self.metrics.items():
             lines.append(f"  {name}: rmse {m['rmse']:.4g}, max abs {m['max_abs']:.4g}, "
                          f"relative error p50 {m['rel_p50']:.3%} p90 {m['rel_p90']:.3%} p99 {m['rel_p99']:.3%}")
+        if self.inference is not None:
+            lines.append(f"  {self.inference['summary']}")
         return "\n".join(lines)
 
 
@@ -74,6 +77,8 @@ def fit_and_package(spec: Spec, est: Backend, data: Any, *, seed: int, val_fract
         Xv, Yv = data.raw_validation()
         metrics = output_metrics(spec, Yv, art.predict(Xv))
     result = TrainResult(est.name, data.n_train, data.n_val, seconds, history, metrics)
+    choice = art.inference  # chosen by the validation predict above, or now
+    result.inference = {**choice.to_json(), "summary": choice.summary()}
     art.metrics = metrics
     art.training = {
         "seed": seed,

@@ -42,7 +42,8 @@ from phasm.backends.registry import make_backend
 from phasm.bindings.layout import RaggedLayout, input_layout
 from phasm.bindings.ragged import RaggedArray, RaggedInputs, encode, length_buckets, row_max_lengths
 from phasm.bindings.spec import Spec, pack
-from phasm.store.reader import CaptureStore, RunningStats
+from phasm.store.reader import CaptureStore
+from phasm.store.running_stats import RunningStats
 from phasm.train.artefact import ModelArtefact
 from phasm.train.data import Standardiser, split_mask
 from phasm.train.package import TrainResult, fit_and_package
