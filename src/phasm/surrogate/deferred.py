@@ -40,14 +40,6 @@ class _Batch(Protocol):
     def run(self) -> None: ...
 
 
-class _Pending:
-    def __repr__(self) -> str:
-        return "<pending>"
-
-
-PENDING: Any = _Pending()
-
-
 class Failure:
     """An exception a deferred call ended with (raised where its value is used; ``claimed`` once it was)."""
 
@@ -86,11 +78,11 @@ def _reflected(op: Callable[[Any, Any], Any]) -> Callable[["Deferred", Any], Any
 class Deferred:
     """The value of a deferred call (see the module docstring)."""
 
+    # ``_value`` stays unset until the batch is computed (one attribute store less per call).
     __slots__ = ("_batch", "_value")
 
     def __init__(self, batch: _Batch | None) -> None:
         self._batch = batch
-        self._value: Any = PENDING
 
     @classmethod
     def done_with(cls, value: Any) -> "Deferred":
@@ -101,12 +93,17 @@ class Deferred:
 
     def done(self) -> bool:
         """Whether the value is computed (no evaluation is started)."""
-        return self._value is not PENDING
+        try:
+            self._value
+        except AttributeError:
+            return False
+        return True
 
     def result(self) -> Any:
         """The plain value, computing the pending batch first if needed; raises the call's error."""
-        value = self._value
-        if value is PENDING:
+        try:
+            value = self._value
+        except AttributeError:
             batch = self._batch
             assert batch is not None
             batch.run()
@@ -119,7 +116,10 @@ class Deferred:
     # -- conversions ----------------------------------------------------------------
 
     def __float__(self) -> float:
-        value = self._value
+        try:
+            value = self._value
+        except AttributeError:
+            return float(self.result())
         if type(value) is float:  # computed already: the common way a loop's results are read back
             return value
         return float(self.result())

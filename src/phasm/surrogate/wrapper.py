@@ -158,7 +158,7 @@ class Surrogate:
         handler = HANDLERS[mode]
         flush = DEFERRABLE.get(mode)
         if flush is not None and self.batcher.active:
-            handler = self.batcher.handler(flush, handler)
+            handler = self.batcher.handler(flush, handler, self)
         self._handler = handler
 
     @property
