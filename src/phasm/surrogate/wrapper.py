@@ -391,8 +391,20 @@ class Surrogate:
 
         Example
         -------
-        >>> with fn.batching(max_batch=1024):    # doctest: +SKIP
-        ...     ys = [fn(x) for x in xs]          # deferred values; computed when 1024 are queued or one is used
+        >>> import numpy as np, phasm
+        >>> from phasm.train import fit_model
+        >>> @phasm.surrogate(inputs={"x": phasm.Scalar(), "y": phasm.Scalar()}, outputs={"z": phasm.Scalar()},
+        ...                  mode="model")
+        ... def area(x, y):
+        ...     return x * y
+        >>> X = np.random.default_rng(0).uniform(0, 2, (200, 2))
+        >>> area.model, _ = fit_model((X, X[:, :1] * X[:, 1:]), area.spec, backend="ridge", degree=2)
+        >>> with area.batching(max_batch=1024):
+        ...     zs = [area(x, 2.0) for x in (0.5, 1.0, 1.5)]   # deferred values: queued, nothing computed
+        ...     zs[0].done()
+        False
+        >>> [round(float(z), 3) for z in zs]                   # computed together when the block ended
+        [1.0, 2.0, 3.0]
         """
         return self.batcher.block(self, max_batch)
 
@@ -408,8 +420,16 @@ class Surrogate:
 
         Example
         -------
-        >>> price.batch([(1.0, 0.9), (1.2, 0.9)])      # doctest: +SKIP
-        [0.1..., 0.3...]
+        >>> import numpy as np, phasm
+        >>> from phasm.train import fit_model
+        >>> @phasm.surrogate(inputs={"x": phasm.Scalar(), "y": phasm.Scalar()}, outputs={"z": phasm.Scalar()},
+        ...                  mode="model")
+        ... def area(x, y):
+        ...     return x * y
+        >>> X = np.random.default_rng(0).uniform(0, 2, (200, 2))
+        >>> area.model, _ = fit_model((X, X[:, :1] * X[:, 1:]), area.spec, backend="ridge", degree=2)
+        >>> [round(z, 3) for z in area.batch([(0.5, 2.0), {"x": 1.5, "y": 2.0}])]
+        [1.0, 3.0]
         """
         items = list(calls)
         flush = self._flush_now()
@@ -424,8 +444,16 @@ class Surrogate:
 
         Example
         -------
-        >>> price.map(np.array([1.0, 1.2]), np.array([0.9, 0.9]))    # doctest: +SKIP
-        [0.1..., 0.3...]
+        >>> import numpy as np, phasm
+        >>> from phasm.train import fit_model
+        >>> @phasm.surrogate(inputs={"x": phasm.Scalar(), "y": phasm.Scalar()}, outputs={"z": phasm.Scalar()},
+        ...                  mode="model")
+        ... def area(x, y):
+        ...     return x * y
+        >>> X = np.random.default_rng(0).uniform(0, 2, (200, 2))
+        >>> area.model, _ = fit_model((X, X[:, :1] * X[:, 1:]), area.spec, backend="ridge", degree=2)
+        >>> [round(z, 3) for z in area.map(np.array([0.5, 1.0, 1.5]), np.array([2.0, 2.0, 2.0]))]
+        [1.0, 2.0, 3.0]
         """
         flush = self._flush_now()
         plan = self.codec.plan
