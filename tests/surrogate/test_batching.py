@@ -174,6 +174,23 @@ def test_a_queue_is_computed_when_full_when_a_value_is_used_at_the_end_of_the_bl
     assert type(f(0.1, 0.2)) is float  # outside the block: plain values again
 
 
+def test_queued_calls_are_answered_by_the_model_and_gate_they_were_made_with(tmp_path):
+    f = scalar_fn(mode="model", store=tmp_path / "s.h5")
+    first = f(0.3, 0.4)
+    with f.batching():
+        d = f(0.3, 0.4)
+        old = f.model
+        f.model = ModelArtefact(f.spec, old.backend, old.x_norm, Standardiser(np.full(1, 5.0, np.float32),
+                                                                              np.full(1, 3.0, np.float32)))
+        assert d.done() and d.result() == first  # answered before the swap, by the model it was made with
+        e = f(0.3, 0.4)
+        f.gate = BelowGate()
+        assert e.done() and e.result() != first
+        g = f(0.3, 0.4)
+        f.close()
+        assert g.done()
+
+
 def test_other_modes_run_at_once_inside_a_block_and_return_plain_values(tmp_path):
     f = scalar_fn(store=tmp_path / "c.h5")
     for mode in ("original", "capture", "shadow", "summarize"):

@@ -180,6 +180,7 @@ class Surrogate:
 
     @model.setter
     def model(self, art: ModelArtefact | None) -> None:
+        self.batcher.flush_pending()  # calls deferred earlier are answered by the model they were made with
         self.slot.set_model(art)
 
     @property
@@ -189,6 +190,7 @@ class Surrogate:
 
     @gate.setter
     def gate(self, gate: Gate) -> None:
+        self.batcher.flush_pending()
         self.slot.set_gate(gate)
 
     @property
@@ -252,11 +254,14 @@ class Surrogate:
     # -- store --------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write buffered captured rows to the store now."""
+        """Write buffered captured rows to the store now (calls deferred in a batching block answered first)."""
+        self.batcher.flush_pending()
         self.sink.flush()
 
     def close(self) -> None:
-        """Flush and close the capture store (a later capture reopens it); save summaries, if any."""
+        """Flush and close the capture store (a later capture reopens it); save summaries, if any.
+        Calls deferred in a batching block are answered first (``auto`` captures their fallbacks)."""
+        self.batcher.flush_pending()
         self.sink.close()
 
     def capture_store(self) -> CaptureStore:
@@ -303,6 +308,7 @@ class Surrogate:
             raise StoreError(f"{self.name}: store {getattr(source, 'path', None)} holds no spec")
         kw = dict(val_fraction=val_fraction, seed=seed, verbose=verbose, calibration_fraction=calibration_fraction,
                   confidence=confidence, **params)
+        self.batcher.flush_pending()
         return self.slot.train(source, spec, self.tolerance, backend, kw)
 
     def retrain(self, backend: str | None = None, *, background: bool = True, process: bool | None = None,
@@ -365,6 +371,7 @@ class Surrogate:
         if expect is None:
             stored = Spec.from_json(ModelArtefact.read_metadata(path)["spec"])
             expect = self.specs.from_file(stored, f"model {path}")
+        self.batcher.flush_pending()
         self.slot.load(path, expect)
         if self.codec.spec is None:
             self.codec.bind(expect)
@@ -380,6 +387,7 @@ class Surrogate:
         if spec is None:
             raise SpecError(f"{self.name}: declare inputs/outputs (or call it once) before load_exported, "
                             "so the model's widths can be checked")
+        self.batcher.flush_pending()
         self.slot.load_exported(path, spec, norm)
         return self
 
