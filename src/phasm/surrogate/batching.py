@@ -290,28 +290,13 @@ def call_deferred(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
     """
     plan = p.codec.plan
     if plan is not None and plan.float_row and not kwargs and len(args) == plan.n_in and p.slot.pair[0] is not None:
-        for a in args:  # the hot path of a per-call site: every argument a float (checked as one call checks it)
+        for a in args:  # a plain row of floats: kept as its argument tuple, gathered with the whole batch
             t = type(a)
             if t is not float and t not in FLOAT_TYPES:
                 break
         else:
             p.counters.calls += 1
-            b = p.batcher
-            if not plan.value_row:
-                return b.add(p, args, 1, plan.result_form)
-            with b.lock:  # Batcher.add, inlined: this is most of a deferred call's cost
-                batch = b.pending
-                if batch is None or batch.flush is not b.flush:
-                    batch = b.pending = Batch(b, p, b.flush, b.max_batch)  # type: ignore[arg-type]
-                d = Deferred(batch)
-                batch.calls.append(args)
-                batch.targets.append(d)
-                batch.rows += 1
-                if batch.rows < batch.limit:
-                    return d
-                b.pending = None
-            batch.run()
-            return d
+            return p.batcher.add(p, args, 1, plan.result_form)
     return _defer_call(p, args, kwargs)
 
 

@@ -513,7 +513,7 @@ class CallCodec:
 def _column(Y: np.ndarray, col: int, kind: str) -> list[Any]:
     """Column ``col`` of ``Y`` as the Python scalars one call returns: floats; integers and booleans rounded
     (half to even) as :meth:`CallCodec.put_outputs` rounds them."""
-    values = Y[:, col].tolist()
+    values: list[Any] = Y[:, col].tolist()
     if kind in "iu":
         return [round(x) for x in values]
     if kind == "b":

@@ -80,6 +80,7 @@ class Deferred:
 
     # ``_value`` stays unset until the batch is computed (one attribute store less per call).
     __slots__ = ("_batch", "_value")
+    _value: Any
 
     def __init__(self, batch: _Batch | None) -> None:
         self._batch = batch
@@ -222,7 +223,7 @@ class Deferred:
     __rshift__, __rrshift__ = _forward(operator.rshift), _reflected(operator.rshift)
     __lt__, __le__ = _forward(operator.lt), _forward(operator.le)
     __gt__, __ge__ = _forward(operator.gt), _forward(operator.ge)
-    __eq__, __ne__ = _forward(operator.eq), _forward(operator.ne)  # type: ignore[assignment]
+    __eq__, __ne__ = _forward(operator.eq), _forward(operator.ne)
 
     def __neg__(self) -> Any:
         return -self.result()
