@@ -84,7 +84,10 @@ def test_deferred_answers_are_bitwise_those_of_unbatched_calls_on_a_batch_invari
     assert f.stats.calls == 4 * len(calls) and f.stats.model_calls == 4 * len(calls)
 
 
-def test_with_the_torch_backend_deferred_map_and_one_batched_evaluation_agree_bitwise_and_single_calls_to_float32(tmp_path):
+def test_with_the_torch_engine_deferred_map_and_one_batched_evaluation_agree_bitwise_and_single_calls_to_float32(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("PHASM_ENGINE", "torch")  # the torch engine itself, not onnxruntime if it is faster here
+
     @phasm.surrogate(inputs={k: phasm.Scalar() for k in "abc"}, outputs={"y": phasm.Scalar()},
                      store=tmp_path / "t.h5", mode="capture")
     def g(a, b, c):
@@ -95,7 +98,8 @@ def test_with_the_torch_backend_deferred_map_and_one_batched_evaluation_agree_bi
         g(*r)
     g.train("torch", hidden=(32, 32), epochs=3)
     g.mode = "model"
-    calls = [tuple(r) for r in rng.uniform(-1, 1, (700, 3)).tolist()]
+    assert g.model.inference.engine == "torch"
+    calls = [tuple(r) for r in rng.uniform(-1, 1, (300, 3)).tolist()]
     with g.batching(max_batch=4096):
         lazy = [g(*c) for c in calls]
     batched = np.array(phasm.resolve(lazy))
@@ -106,6 +110,30 @@ def test_with_the_torch_backend_deferred_map_and_one_batched_evaluation_agree_bi
     # A single call runs the network on one row, where the BLAS may add in another order (docs/batching.md).
     single = np.array([g(*c) for c in calls])
     np.testing.assert_allclose(batched, single, rtol=2e-5, atol=1e-6)
+
+
+def test_with_the_onnx_engine_deferred_answers_are_bitwise_those_of_single_calls(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("PHASM_ENGINE", "onnx")  # phasm's usual CPU engine for these networks
+
+    @phasm.surrogate(inputs={k: phasm.Scalar() for k in "abcde"}, outputs={"y": phasm.Scalar()},
+                     store=tmp_path / "o.h5", mode="capture")
+    def h(a, b, c, d, e):
+        return a - b * np.exp(-c * e) + d * np.sqrt(e)
+
+    rng = np.random.default_rng(2)
+    for r in rng.uniform(0.5, 1.5, (300, 5)).tolist():
+        h(*r)
+    h.train("torch", hidden=(64, 64), epochs=2)
+    assert h.model.inference.engine == "onnx"
+    h.mode = "model"
+    calls = [tuple(r) for r in rng.uniform(0.5, 1.5, (500, 5)).tolist()]
+    single = [h(*c) for c in calls]
+    with phasm.batching(max_batch=200):
+        lazy = [h(*c) for c in calls]
+    assert np.array_equal(bits(phasm.resolve(lazy)), bits(single))
+    assert np.array_equal(bits(h.map(*(np.array(c) for c in zip(*calls)))), bits(single))
 
 
 # -- what a deferred value is ---------------------------------------------------------------------
