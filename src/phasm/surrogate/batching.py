@@ -3,8 +3,8 @@
 Inside ``with phasm.batching(max_batch=4096):`` (every surrogate, every thread) or
 ``with fn.batching():`` (one surrogate), a call in a mode that has a *deferrable*
 step (``model``, ``auto``: the table :data:`~phasm.surrogate.handlers.DEFERRABLE`)
-checks and packs its inputs at once (bad input is still an error at the call)
-and returns a :class:`~phasm.surrogate.deferred.Deferred`; calls in other modes
+checks its inputs at once (bad input is still an error at the call; a plain call
+of floats keeps its argument tuple, packed with the whole batch) and returns a :class:`~phasm.surrogate.deferred.Deferred`; calls in other modes
 run at once and return plain values.  The queued calls of one surrogate, from any
 thread, are answered together, in one model evaluation (and, in ``auto``, the
 refused rows by the original, one call at a time, captured):
@@ -12,7 +12,7 @@ refused rows by the original, one call at a time, captured):
 * when the queue holds ``max_batch`` rows (the call that fills it computes it);
 * when any of its deferred values is first used (the thread that uses it computes it;
   another thread that uses one meanwhile waits for that result);
-* when the block ends, and before the surrogate's mode changes.
+* when the block ends, and before the surrogate's mode, model, gate or store change.
 
 Outputs written through optics (``inout`` arrays, attributes, setters) are written
 at that moment, not at the call; the inputs a model row is made of are read at the
@@ -21,7 +21,8 @@ the same numbers ``fn.map`` / ``fn.batch`` and a batched call give for them.
 
 Each surrogate holds a :class:`Batcher` (``fn.batcher``): its queue, under a lock.
 A block switches the call handlers of the surrogates it covers to
-:func:`call_deferred`, which wraps the mode's handler; leaving the last block
+:func:`call_deferred` (or :func:`value_row_handler`, its fast path for functions of
+floats returning one scalar), which wrap the mode's handler; leaving the last block
 switches them back, so calls outside any block pay nothing for this.
 
 Example
