@@ -21,6 +21,7 @@ from phasm.gate.base import Gate, all_finite, finite_rows
 from phasm.surrogate.batching import Batch
 from phasm.surrogate.calls import Parts, observe, record, run_original
 from phasm.surrogate.deferred import guarded
+from phasm.surrogate.rows import results_of_rows
 
 __all__ = ["answer_call", "call_auto", "fallback_call", "flush_auto", "gated_predict"]
 
@@ -116,7 +117,7 @@ def flush_auto(p: Parts, batch: Batch) -> list[Any]:
     Y = codec.own_rows(Y, X)
     mask = np.ones(N, bool) if trusted is True else np.asarray(trusted, bool).reshape(N)
     if sizes is None and not p.shadow_fraction:
-        results = codec.results_of_rows(Y)
+        results = results_of_rows(plan, Y)
         if results is not None:  # plain calls of floats: answers built at once, refused calls run one by one
             refused = np.flatnonzero(~mask).tolist()
             c.model_rows += N - len(refused)

@@ -51,6 +51,7 @@ from phasm.bindings.optics import CallFrame
 from phasm.errors import BatchingError
 from phasm.surrogate.codec import FLOAT_TYPES
 from phasm.surrogate.deferred import Deferred, Failure, deferred_form, deliver, failed_errors
+from phasm.surrogate.rows import rows_of_args, rows_of_columns
 
 # The surrogate a handler gets (phasm.surrogate.calls.Parts, which holds a Batcher: typed loosely here).
 Parts = Any
@@ -121,15 +122,15 @@ class Batch:
         """The model rows of every call, in order, as one float32 matrix; and each call's row count
         (``None``: one row each, all plain rows of floats, gathered in one pass)."""
         codec = self.parts.codec
-        calls = self.calls
-        if self.columns is not None:
-            return codec.rows_of_columns(self.columns), None
-        if all(type(e) is tuple for e in calls):
-            return codec.rows_of_args(calls), None
-        rows = [codec.model_inputs(e, {})[1] if type(e) is tuple else e.X for e in calls]
-        sizes = [len(r) for r in rows]
         plan = codec.plan
         assert plan is not None
+        calls = self.calls
+        if self.columns is not None:
+            return rows_of_columns(plan, self.columns), None
+        if all(type(e) is tuple for e in calls):
+            return rows_of_args(plan, calls), None
+        rows = [codec.model_inputs(e, {})[1] if type(e) is tuple else e.X for e in calls]
+        sizes = [len(r) for r in rows]
         X = plan.buffers.get(sum(sizes))
         np.concatenate(rows, out=X)
         return X, sizes

@@ -25,7 +25,6 @@ Example
 from __future__ import annotations
 
 import inspect
-from itertools import chain
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -458,41 +457,6 @@ class CallCodec:
             return Y.copy()
         return Y
 
-    # -- many calls at once (deferred calls) ------------------------------------------------
-
-    def rows_of_args(self, calls: Sequence[tuple[Any, ...]]) -> np.ndarray:
-        """The model rows ``(len(calls), n_in)`` of plain positional calls whose arguments are floats
-        (:attr:`CallPlan.float_row`, arguments of :data:`FLOAT_TYPES`): one conversion pass, each number rounded to
-        float32 as one call's packing rounds it."""
-        plan = self._plan()
-        n = len(calls)
-        flat = np.fromiter(chain.from_iterable(calls), np.float64, n * plan.n_in)
-        X = plan.buffers.get(n)
-        X[...] = flat.reshape(n, plan.n_in)
-        return X
-
-    def rows_of_columns(self, columns: Sequence[np.ndarray]) -> np.ndarray:
-        """The model rows of plain positional calls given as one float array per argument (float32 or
-        float64, 1-D, equal lengths): each column cast once into a reused buffer."""
-        plan = self._plan()
-        X = plan.buffers.get(len(columns[0]))
-        for j, c in enumerate(columns):
-            X[:, j] = c
-        return X
-
-    def results_of_rows(self, Y: np.ndarray) -> list[Any] | None:
-        """The return values of plain positional calls answered by rows ``Y``, built all at once, the same
-        values :meth:`put_outputs` builds one call at a time; ``None`` when the outputs need the per-call path."""
-        form = self._plan().result_form
-        if form is None:
-            return None
-        if form[0] == "value":
-            return _column(Y, form[1], form[2])
-        if form[0] == "tuple":
-            return list(zip(*(_column(Y, col, kind) for col, kind in form[1])))
-        keys = [k for k, _, _ in form[1]]
-        return [dict(zip(keys, row)) for row in zip(*(_column(Y, col, kind) for _, col, kind in form[1]))]
-
     def pack_outputs(self, outs: Sequence[Any], n: int, dtype: Any = np.float32) -> np.ndarray:
         """Output values (spec order, as :meth:`read_outputs` gives them) as model rows ``(n, n_out)``."""
         plan = self._plan()
@@ -508,17 +472,6 @@ class CallCodec:
             merged[rows] = exact
             v.optic.put(frame, merged, n_items=plan.n_items)
         return finish_frame(frame)
-
-
-def _column(Y: np.ndarray, col: int, kind: str) -> list[Any]:
-    """Column ``col`` of ``Y`` as the Python scalars one call returns: floats; integers and booleans rounded
-    (half to even) as :meth:`CallCodec.put_outputs` rounds them."""
-    values: list[Any] = Y[:, col].tolist()
-    if kind in "iu":
-        return [round(x) for x in values]
-    if kind == "b":
-        return [bool(round(x)) for x in values]
-    return values
 
 
 def _short(value: Any) -> str:

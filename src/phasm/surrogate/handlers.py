@@ -24,6 +24,7 @@ from phasm.surrogate.auto import call_auto, flush_auto
 from phasm.surrogate.batching import Batch, Flush
 from phasm.surrogate.calls import Handler, Parts, observe, record, run_original
 from phasm.surrogate.deferred import guarded
+from phasm.surrogate.rows import results_of_rows
 from phasm.surrogate.mode import Mode
 
 __all__ = ["DEFERRABLE", "HANDLERS", "call_capture", "call_model", "call_original", "call_shadow", "call_summarize",
@@ -80,8 +81,9 @@ def flush_model(p: Parts, batch: Batch) -> list[Any]:
     c.model_calls += len(batch.calls)
     c.model_rows += len(Y)
     c.rows += len(Y)
-    if sizes is None:
-        results = codec.results_of_rows(Y)
+    plan = codec.plan
+    if sizes is None and plan is not None:
+        results = results_of_rows(plan, Y)
         if results is not None:
             return results
     outcomes = []
