@@ -84,10 +84,14 @@ class SeededSampler:
         """Put the generator back as it was passed, for a call the function answers whole."""
         self.rng.bit_generator.state = self._state
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         from phasm.train.stochastic import sample_model
 
-        return sample_model(self.art, X, self.rng)
+        Y = sample_model(self.art, X, self.rng)
+        if out is None:
+            return Y
+        out[...] = Y
+        return out
 
     def __getattr__(self, name: str) -> Any:  # the gate may read the artefact's spec, backend, ...
         return getattr(self.art, name)
