@@ -48,6 +48,8 @@ def call_auto(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     t0 = time.perf_counter()
     Y, trusted = gated_predict(plan.layout, model, gate, X, n, plan.spec.n_out_features)
     c.time_model += time.perf_counter() - t0
+    if isinstance(model, SeededSampler) and trusted is not True and not np.asarray(trusted).any():
+        model.rewind()  # refused whole: the function draws from the generator as the caller passed it
     return answer_call(p, frame, args, kwargs, positional, Y if positional or not p.batched else codec.own_rows(Y, X),
                        trusted, n)
 
@@ -80,8 +82,6 @@ def answer_call(p: Parts, frame: CallFrame, args: tuple[Any, ...], kwargs: dict[
             return batched_fallback(p, frame, Y, mask, shadow)
         return codec.put_outputs(frame, Y)
     c.fallbacks += n - n_trusted
-    if n_trusted == 0 and isinstance(model, SeededSampler):
-        model.rewind()  # the function draws from the generator as the caller passed it
     if p.retrain_after_rows:
         p.retrain_if_due()
     if not p.batched:  # one call: the original answers it whole, and the row is captured
