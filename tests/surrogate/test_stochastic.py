@@ -190,3 +190,15 @@ def test_vae_backend_through_the_surrogate(trained_walk):
     vae.seed(0)
     a = [vae(20.0, 0.1) for _ in range(50)]
     assert len(set(a)) == 50 and np.isfinite(a).all()
+
+
+def test_report_draws_the_generated_against_the_captured_distribution(trained_walk, tmp_path):
+    pytest.importorskip("matplotlib")
+    from phasm.report import build_report
+
+    walk, _ = trained_walk
+    walk.save(tmp_path / "model")
+    html = build_report([tmp_path / "model"], tmp_path / "r.html").read_text()
+    assert "Stochastic surrogate: distributions" in html and "within the bound" in html
+    assert 'alt="Distribution of result: generated against simulated"' in html
+    assert "malformed" not in html

@@ -173,6 +173,7 @@ def train_stochastic(source: Any, spec: Any, tolerance: DistributionTolerance, *
     report = validate_generator(art, X[held], Y[held], seed=seed, folds=folds, condition=condition,
                                 radial_centres=radial_centres)
     result.report = report
+    art.sections["distribution"]["auc_bound"] = tolerance.auc  # what phasm report checks it against
     gate = DistributionGate(tolerance).fit(report, X[~held], X[held])
     art.sections["gate"] = gate.to_json()
     art.training["held_out_rows"] = int(held.sum())

@@ -149,7 +149,7 @@ class DistributionReport:
     auc: float
     auc_stderr: float
     n_rows: int
-    observables: dict[str, dict[str, float]] = field(default_factory=dict)
+    observables: dict[str, dict[str, Any]] = field(default_factory=dict)
     layers: dict[str, Any] = field(default_factory=dict)
     response: dict[str, Any] = field(default_factory=dict)
 
@@ -172,8 +172,16 @@ class DistributionReport:
         return self.response.get("resolution_max_rel_dev")
 
     def to_json(self) -> dict[str, Any]:
+        """The record, with the keys ``phasm report`` draws (``n_simulated``, ``n_generated``, ``metrics``,
+        and per observable the histogram ``edges``/``simulated``/``generated``)."""
         d = asdict(self)
-        d.update(max_ks=self.max_ks, max_mean_rel_dev=self.max_mean_rel_dev)
+        d.update(max_ks=self.max_ks, max_mean_rel_dev=self.max_mean_rel_dev, n_simulated=self.n_rows,
+                 n_generated=self.n_rows)
+        metrics = {"max_ks": self.max_ks, "max_mean_rel_dev": self.max_mean_rel_dev,
+                   "layer_energy_max_rel_dev": self.layer_energy_max_rel_dev,
+                   "resolution_rel_dev": self.resolution_rel_dev,
+                   "response_rel_dev": self.response.get("response_max_rel_dev")}
+        d["metrics"] = {k: v for k, v in metrics.items() if v is not None}
         return d
 
     @classmethod
@@ -216,12 +224,20 @@ def robust_width(a: np.ndarray) -> float:
     return float(q75 - q25) / 1.349
 
 
-def _describe(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+HISTOGRAM_BINS = 30
+
+
+def _describe(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     ma, mb, sa, sb = float(a.mean()), float(b.mean()), float(a.std()), float(b.std())
     d = ks_statistic(a, b)
+    lo, hi = np.percentile(np.r_[a, b], [0.5, 99.5])
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, HISTOGRAM_BINS + 1)
     return {"ks": d, "ks_p": ks_pvalue(d, len(a), len(b)), "mean_real": ma, "mean_gen": mb, "std_real": sa,
             "std_gen": sb, "mean_rel_dev": abs(mb - ma) / abs(ma) if ma else abs(mb - ma),
-            "std_rel_dev": abs(sb - sa) / sa if sa else abs(sb - sa)}
+            "std_rel_dev": abs(sb - sa) / sa if sa else abs(sb - sa),
+            # the central 99% of both samples, for plots (phasm report)
+            "edges": edges.tolist(), "simulated": np.histogram(a, edges)[0].tolist(),
+            "generated": np.histogram(b, edges)[0].tolist()}
 
 
 def _response(cond: np.ndarray, tot_real: np.ndarray, tot_gen: np.ndarray, bins: int) -> dict[str, Any]:
