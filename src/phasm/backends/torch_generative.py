@@ -3,13 +3,14 @@
 Example
 -------
 >>> import torch
+>>> _ = torch.manual_seed(0)
 >>> net = torch.nn.Linear(1, 1)
 >>> x = torch.linspace(-1, 1, 64)[:, None]
 >>> def loss(idx, train):
 ...     return ((net(x[idx]) - 3 * x[idx]) ** 2).mean()
->>> hist = train_generator([net], loss, n_train=64, n_val=0, epochs=50, batch_size=16, lr=0.05, seed=0)
->>> hist.epochs, round(float(net.weight), 1)
-(50, 3.0)
+>>> hist = train_generator([net], loss, n_train=64, n_val=0, epochs=100, batch_size=16, lr=0.1, seed=0)
+>>> hist.epochs, round(float(net.weight.detach()), 1)
+(100, 3.0)
 """
 
 from __future__ import annotations
