@@ -21,6 +21,8 @@ def info(path: Path = typer.Argument(..., help="A capture store (.h5) or a model
 
         print_model_info(path)
         return
+    if path.is_dir():  # a store is a file (its shards sit beside it): a folder here is a model folder or nothing
+        fail(f"{path}: a folder without phasm.json; expected a model folder or a capture store (.h5)")
     import warnings
 
     try:
