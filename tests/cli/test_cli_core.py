@@ -38,6 +38,7 @@ def test_info_train_info_round_trip():
     res = runner.invoke(app, ["info", "models/lin"])
     assert res.exit_code == 0, res.output
     assert "backend ridge" in res.output and "validation error" in res.output
+    assert "gate: captured input range, widened by" in res.output  # the default gate, in words (not JSON)
     f = phasm.surrogate(lambda x, y: 3.0 * x - y, name="demo.lin", model="models/lin", mode="model")
     assert abs(f(0.5, 0.25) - 1.25) < 1e-4
 
@@ -76,3 +77,4 @@ def test_info_of_a_model_trained_elsewhere_prints_no_none(tmp_path):
     assert "None" not in res.output
     assert "trained elsewhere (torch.export program)" in res.output and "net.pt2" in res.output
     assert "not recorded" in res.output and "backend torch" in res.output
+    assert "gate: none stored (the finite gate" in res.output

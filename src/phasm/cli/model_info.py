@@ -81,5 +81,18 @@ def print_model_info(path: Path) -> None:
         console.print(f"validation error: {NOT_RECORDED} (no captures were held out for this model)")
     gate = meta.get("gate")
     if isinstance(gate, dict):
-        console.print(f"gate: {escape(json.dumps({k: v for k, v in gate.items() if not isinstance(v, (list, dict))}))}"
-                      + (" (details: `phasm gate`)" if "report" in gate else ""), soft_wrap=True)
+        console.print(f"gate: {escape(_gate_text(gate))}" + (" (details: `phasm gate`)" if "report" in gate else ""),
+                      soft_wrap=True)
+    else:
+        console.print("gate: none stored (the finite gate: every finite answer is trusted, unless the code gives gate=)")
+
+
+def _gate_text(record: dict[str, Any]) -> str:
+    """The stored gate in words (its ``describe()``), or its scalar fields when it cannot be read here."""
+    from phasm.errors import PhasmError
+    from phasm.gate import gate_from_json
+
+    try:
+        return str(gate_from_json(record).describe())
+    except (PhasmError, ValueError, KeyError, TypeError):
+        return json.dumps({k: v for k, v in record.items() if not isinstance(v, (list, dict))})
