@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtefactError", "BackendError", "BackendUnavailable", "ExportError", "GateError", "GateNotFitted",
-    "ModelNotLoaded", "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreDamaged",
+    "ModelNotLoaded", "NotDescribable", "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreDamaged",
     "StoreError", "TargetError",
 ]
 
@@ -54,6 +54,10 @@ class BackendError(PhasmError, RuntimeError):
 
 class BackendUnavailable(BackendError):
     """The backend exists but its library is not installed."""
+
+
+class NotDescribable(BackendError):
+    """A trained network is not one whose weights phasm can rebuild elsewhere (ONNX, native code)."""
 
 
 class GateError(PhasmError, ValueError):

@@ -34,25 +34,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from phasm.errors import BackendError
+from phasm.backends.torch_describe import ACTIVATION_NAMES, DenseNet, activation_name, describe_mlp
+from phasm.errors import BackendError, NotDescribable
 
 OPSET = 17
 IR_VERSION = 8  # what onnxruntime >= 1.14 reads; opset 17 needs IR >= 8
 INPUT, OUTPUT, MEMBERS = "x", "y", "members"
 FOLD_MAX_OFFSET = 16.0  # |mean / scale| above this: standardise with nodes, not in the weights (float32 digits)
-
-
-@dataclass
-class DenseNet:
-    """An MLP as plain arrays: ``layers`` of ``("linear", W (out, in), b)`` or ``("act", name)``.
-
-    ``select``: input columns the network reads (``None``: all); ``skip``: ``(W, b)`` of a linear
-    path from the (selected) input straight to the output, added to the MLP's output.
-    """
-
-    layers: list[tuple[Any, ...]]
-    select: np.ndarray | None = None
-    skip: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -66,37 +54,12 @@ class SetNetDesc:
     activation: str
 
 
-ACTIVATION_NAMES = ("relu", "silu", "gelu", "tanh", "elu", "softplus")
-
-
 def describe_torch_mlp(module: Any) -> DenseNet | None:
     """The :class:`DenseNet` of a module built by ``build_mlp`` (optionally behind ``SelectColumns``); else ``None``."""
-    import torch
-
-    from phasm.backends.torch_nets import SelectColumns, SkipMLP
-
-    select = None
-    if isinstance(module, torch.nn.Sequential) and len(module) == 2 and isinstance(module[0], SelectColumns):
-        select = module[0].index.detach().cpu().numpy().astype(np.int64)
-        module = module[1]
-    skip = None
-    if isinstance(module, SkipMLP):
-        skip = (_array(module.linear.weight), _array(module.linear.bias))
-        module = module.mlp
-    if not isinstance(module, torch.nn.Sequential):
+    try:
+        return describe_mlp(module)
+    except NotDescribable:
         return None
-    layers: list[tuple[Any, ...]] = []
-    for layer in module:
-        if type(layer) is torch.nn.Linear and layer.bias is not None:
-            layers.append(("linear", _array(layer.weight), _array(layer.bias)))
-            continue
-        name = _activation_name(layer)
-        if name is None:
-            return None
-        layers.append(("act", name))
-    if not layers or layers[0][0] != "linear" or layers[-1][0] != "linear":
-        return None
-    return DenseNet(layers, select, skip)
 
 
 def describe_setnet(module: Any, activation: str) -> SetNetDesc | None:
@@ -104,7 +67,7 @@ def describe_setnet(module: Any, activation: str) -> SetNetDesc | None:
     phis = []
     for phi in module.phis:
         net = describe_torch_mlp(phi[0])
-        if net is None or net.select is not None or net.skip is not None or _activation_name(phi[1]) != activation:
+        if net is None or net.select is not None or net.skip is not None or _activation_or_none(phi[1]) != activation:
             return None
         phis.append(net)
     rho = describe_torch_mlp(module.rho)
@@ -113,23 +76,11 @@ def describe_setnet(module: Any, activation: str) -> SetNetDesc | None:
     return SetNetDesc(int(module.n_fixed), [int(k) for k in module.set_dims], phis, rho, activation)
 
 
-def _array(t: Any) -> np.ndarray:
-    return np.ascontiguousarray(t.detach().cpu().numpy(), np.float32)
-
-
-def _activation_name(layer: Any) -> str | None:
-    import torch
-
-    kinds = {torch.nn.ReLU: "relu", torch.nn.SiLU: "silu", torch.nn.Tanh: "tanh"}
-    if type(layer) in kinds:
-        return kinds[type(layer)]
-    if type(layer) is torch.nn.GELU and layer.approximate == "none":
-        return "gelu"
-    if type(layer) is torch.nn.ELU and float(layer.alpha) == 1.0:
-        return "elu"
-    if type(layer) is torch.nn.Softplus and float(layer.beta) == 1.0:
-        return "softplus"  # ONNX Softplus is log(1 + e^x) computed stably; torch's threshold 20 only saves time
-    return None
+def _activation_or_none(layer: Any) -> str | None:
+    try:
+        return activation_name(layer)
+    except NotDescribable:
+        return None
 
 
 class GraphBuilder:
