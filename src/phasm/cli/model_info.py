@@ -62,7 +62,8 @@ def print_model_info(path: Path) -> None:
     console.print(f"verified: manifest digest {meta['manifest']['digest']} over {escape(str(path / 'phasm.json'))} and "
                   f"{len(meta['files'])} weights file(s) (pin it with ModelArtefact.load(..., expect_digest=...))",
                   soft_wrap=True)
-    tr = meta.get("training") if isinstance(meta.get("training"), dict) else {}
+    record = meta.get("training")
+    tr: dict[str, Any] = record if isinstance(record, dict) else {}
     elsewhere = tr.get("trained")
     label = "parameters" if elsewhere is None else "backend parameters (for serving; not how it was trained)"
     console.print(f"{label}: {escape(json.dumps(b.get('params', {})))}", soft_wrap=True)

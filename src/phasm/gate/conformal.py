@@ -443,8 +443,8 @@ class ConformalGate(Gate):
 
     def describe(self) -> str:
         spec = getattr(self, "_spec", None)
-        names = feature_names(spec) if spec is not None else None
-        where = self.regions_.describe(names if names and len(names) == spec.n_in_features else None)
+        names = feature_names(spec) if spec is not None else []
+        where = self.regions_.describe(names if spec is not None and len(names) == spec.n_in_features else None)
         if self.legacy_:
             where += " (saved by an older phasm: retrain for per-region bounds)"
         # -inf: a region that could not be certified, where every call falls back
