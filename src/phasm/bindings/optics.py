@@ -105,6 +105,10 @@ class Arg(Optic):
                 f"argument {self.name!r}: cannot write back in place into a {type(target).__name__}; "
                 "in-place (inout) variables must be numpy arrays"
             )
+        flags = getattr(target, "flags", None)
+        if flags is not None and not flags.writeable:
+            raise OpticError(f"argument {self.name!r}: expected a writeable array (an inout variable is written in "
+                             "place), got a read-only one")
         target[...] = value
 
     @property

@@ -442,10 +442,13 @@ class ConformalGate(Gate):
         return self
 
     def describe(self) -> str:
-        where = self.regions_.describe()
+        spec = getattr(self, "_spec", None)
+        names = feature_names(spec) if spec is not None else []
+        where = self.regions_.describe(names if spec is not None and len(names) == spec.n_in_features else None)
         if self.legacy_:
             where += " (saved by an older phasm: retrain for per-region bounds)"
-        ts = ", ".join(f"{t:.3g}" for t in self.thresholds_)
+        # -inf: a region that could not be certified, where every call falls back
+        ts = ", ".join("falls back" if t == -np.inf else f"{t:.3g}" for t in self.thresholds_)
         return f"{self.domain.describe()}; {self.score_} score <= [{ts}] over {where}; {self.report_}"
 
 
