@@ -148,3 +148,21 @@ def test_fuzzed_rows(case: tuple, values: list, dtype: type) -> None:
     _, got = gate.predict_accept(x[None], art)
     assert bool(got[0]) == want
     assert np.array_equal(gate.predict_scores(x[None], art)[1], [want_score])
+
+
+def test_a_copy_with_other_thresholds_decides_by_its_own() -> None:
+    import copy
+
+    from phasm.errors import GateError
+
+    art, gate, X = fitted("knn", 5, "residual", "edge")
+    x = X[np.isfinite(gate.predict_scores(X, art)[1])][:1]
+    assert gate.predict_scores(x, art)[1][0] < np.inf and gate.predict_accept(x, art)[1].shape == (1,)
+    strict = copy.copy(gate)  # shares the cached plan; its own thresholds must win
+    strict.thresholds_ = np.full_like(gate.thresholds_, -np.inf)
+    assert not strict.predict_accept(x, art)[1][0]
+    loose = copy.copy(gate)
+    loose.thresholds_ = np.full_like(gate.thresholds_, np.inf)
+    assert loose.predict_accept(x, art)[1][0]
+    with pytest.raises((GateError, ValueError)):  # one row of the wrong width: refused (by the model first)
+        gate.predict_accept(np.zeros((1, 4), np.float32), art)

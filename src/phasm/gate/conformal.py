@@ -153,9 +153,11 @@ class ConformalGate(Gate):
 
         For an ensemble, members are evaluated once and ``Y`` is their mean.
         """
+        self._check()
         plan = self._row_plan(X)
         if plan is not None:
-            Y = np.asarray(model.predict(X), np.float32)
+            with np.errstate(invalid="ignore", over="ignore"):  # as _evaluate: non-finite answers are rejected
+                Y = np.asarray(model.predict(X), np.float32)
             return Y, np.array([plan.decide(X.reshape(1, -1), Y)[0]])
         Y, score, _ = self._evaluate(X, model, bands=False)
         return Y, score
@@ -165,9 +167,9 @@ class ConformalGate(Gate):
         if type(X) is not np.ndarray or X.shape[:1] != (1,) or X.dtype not in ROW_DTYPES or "spread" in self.score_:
             return None
         plan = self.__dict__.get("_plan_")
-        if plan is None:
+        if plan is None or not plan.made_from(self):  # first call, or the gate's state was replaced (a copy)
             plan = self._plan_ = RowPlan.for_gate(self)
-        return plan if plan.usable else None
+        return plan if plan.usable and X.size == plan.n_in else None
 
     def _evaluate(self, X: np.ndarray, model: Any, bands: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Answer, score and region band of each row (domain-rejected rows: score ``inf``, outermost band)."""
@@ -369,7 +371,8 @@ class ConformalGate(Gate):
         self._check()
         plan = self._row_plan(X)
         if plan is not None:  # one call: the same decision without array passes
-            Y = np.asarray(model.predict(X), np.float32)
+            with np.errstate(invalid="ignore", over="ignore"):  # as _evaluate: non-finite answers are rejected
+                Y = np.asarray(model.predict(X), np.float32)
             return Y, np.array([plan.accept(X.reshape(1, -1), Y)])
         Y, score, band = self._evaluate(X, model)
         X2 = np.asarray(X).reshape(len(X), -1)

@@ -68,6 +68,7 @@ class RowPlan:
         self.n_bands = 1
         self.edge: tuple[list[int] | None, list[tuple[list[float], list[float]]]] | None = None
         self.cuts: list[float] | None = None
+        self.source: tuple[Any, ...] = plan_source(None, domain)
 
     @classmethod
     def for_domain(cls, domain: Any) -> "RowPlan":
@@ -78,6 +79,7 @@ class RowPlan:
     def for_gate(cls, gate: Any) -> "RowPlan":
         """The plan of a fitted :class:`~phasm.gate.conformal.ConformalGate`: domain, score, bands, thresholds."""
         self = cls(gate.domain)
+        self.source = plan_source(gate)
         self.score = gate.score_
         if "residual" in self.score:
             self.ref_error = gate.ref_error_
@@ -90,6 +92,11 @@ class RowPlan:
         if part.kind != "none" and part.distance_cuts_ is not None:
             self.cuts = [float(c) for c in part.distance_cuts_]
         return self
+
+    def made_from(self, gate: Any) -> bool:
+        """Whether this plan was made from ``gate``'s current state (its learned arrays, the same objects)."""
+        new = plan_source(gate)
+        return len(new) == len(self.source) and all(a is b for a, b in zip(new, self.source))
 
     # -- one row ----------------------------------------------------------------
 
@@ -161,3 +168,14 @@ class RowPlan:
         if not (math.isfinite(score) and score <= self.thresholds[band]):
             return False
         return all_finite(X2)
+
+
+def plan_source(gate: Any, domain: Any = None) -> tuple[Any, ...]:
+    """The learned objects a plan reads: a copy of the gate with other thresholds, regions or
+    domain (``copy.copy`` shares the cached plan) makes another plan."""
+    dom = domain if gate is None else gate.domain
+    out = (dom, dom.low_, dom.high_, dom.mean_, dom.scale_, dom.radius_, dom.__dict__.get("reference_"),
+           dom.__dict__.get("precision_"))
+    if gate is None:
+        return out
+    return out + (gate.thresholds_, gate.regions_, gate.score_, gate.__dict__.get("ref_error_"))
