@@ -29,7 +29,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the model's
 # metric, k, score, regions
 CASES = [("knn", 5, "residual", "edge"), ("knn", 1, "distance", "distance"), ("knn", 2, "residual", "edge+distance"),
          ("knn", 5, "distance", "none"), ("mahalanobis", 5, "distance", "edge+distance"),
-         ("mahalanobis", 5, "distance", "none")]
+         ("mahalanobis", 5, "distance", "none"), ("knn", 5, "spread+residual", "edge"),
+         ("mahalanobis", 5, "spread", "edge+distance")]
 
 
 def f(A: np.ndarray) -> np.ndarray:
@@ -42,7 +43,9 @@ def fitted(metric: str, k: int, score: str, regions: str) -> tuple:
     of them pass, some exactly at a threshold), and the farthest one's distance as the radius."""
     A = np.random.default_rng(0).uniform(LOW, HIGH, (4000, 3))
     tol = phasm.Tolerance(rel=1e-3, max_miss_rate=0.05)
-    art, _, gate = train_calibrated((A, f(A)), SPEC, tol, backend="ridge", degree=2, score=score, regions=regions,
+    model = dict(backend="ensemble", member="ridge", k=3, member_params={"degree": 2}) if "spread" in score else \
+        dict(backend="ridge", degree=2)
+    art, _, gate = train_calibrated((A, f(A)), SPEC, tol, **model, score=score, regions=regions,
                                     region_levels=None if regions == "none" else (0.05, 0.3),
                                     domain=DomainGate(metric=metric, k=k))
     X = np.random.default_rng(1).uniform(LOW, HIGH, (400, 3)).astype(np.float32)
@@ -93,9 +96,9 @@ def special_rows(gate: ConformalGate, X: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("case", CASES, ids=["-".join(map(str, c)) for c in CASES])
 def test_one_row_path_equals_the_batched_computation(case: tuple) -> None:
     art, gate, X = fitted(*case)
-    rows = np.concatenate([X, special_rows(gate, X),
+    rows = np.concatenate([X[:200], special_rows(gate, X),
                            np.random.default_rng(2).uniform(LOW - 0.3 * (HIGH - LOW), HIGH + 0.3 * (HIGH - LOW),
-                                                            (200, 3)).astype(np.float32)])
+                                                            (100, 3)).astype(np.float32)])
     accepted = at_threshold = 0
     for dtype in (np.float32, np.float64):
         R = rows.astype(dtype)
@@ -119,7 +122,7 @@ def test_one_row_path_equals_the_batched_computation(case: tuple) -> None:
         # the batched path (threads from 512 rows on) decides as row by row
         _, batched = gate.predict_accept(np.concatenate([R] * 2), art)
         assert np.array_equal(batched, np.array(masks * 2)), dtype
-    assert accepted > 50 and at_threshold > 0  # both answers, and the boundary, were exercised
+    assert accepted > 30 and at_threshold > 0  # both answers, and the boundary, were exercised
 
 
 def test_exactly_at_radius_is_in_domain() -> None:

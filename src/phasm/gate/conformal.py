@@ -156,15 +156,28 @@ class ConformalGate(Gate):
         self._check()
         plan = self._row_plan(X)
         if plan is not None:
-            with np.errstate(invalid="ignore", over="ignore"):  # as _evaluate: non-finite answers are rejected
-                Y = np.asarray(model.predict(X), np.float32)
-            return Y, np.array([plan.decide(X.reshape(1, -1), Y)[0]])
+            Y, spread = self._answer_one(X, model)
+            return Y, np.array([plan.decide(X.reshape(1, -1), Y, spread)[0]])
         Y, score, _ = self._evaluate(X, model, bands=False)
         return Y, score
 
+    def _answer_one(self, X: np.ndarray, model: Any) -> tuple[np.ndarray, Any]:
+        """One row's answer, and (for a spread score) a function giving its squared spread term,
+        computed as :meth:`_evaluate` computes it (called only when the domain accepts the row)."""
+        with np.errstate(invalid="ignore", over="ignore"):  # as _evaluate: non-finite answers are rejected
+            if "spread" not in self.score_:
+                return np.asarray(model.predict(X), np.float32), None
+            if model.has_members:
+                members = np.asarray(model.predict_members(X), np.float32)
+                Y = members.mean(axis=0)
+                return Y, lambda: self._ratio(members.std(axis=0, ddof=1), Y) ** 2
+            Y = np.asarray(model.predict(X), np.float32)
+            std = model.predict_std(X)
+            return Y, lambda: self._ratio(std, Y) ** 2
+
     def _row_plan(self, X: Any) -> RowPlan | None:
-        """The one-row plan when ``X`` is one float32/float64 row and the score needs no ensemble, else ``None``."""
-        if type(X) is not np.ndarray or X.shape[:1] != (1,) or X.dtype not in ROW_DTYPES or "spread" in self.score_:
+        """The one-row plan when ``X`` is one float32/float64 row of the gate's width, else ``None``."""
+        if type(X) is not np.ndarray or X.shape[:1] != (1,) or X.dtype not in ROW_DTYPES:
             return None
         plan = self.__dict__.get("_plan_")
         if plan is None or not plan.made_from(self):  # first call, or the gate's state was replaced (a copy)
@@ -371,9 +384,8 @@ class ConformalGate(Gate):
         self._check()
         plan = self._row_plan(X)
         if plan is not None:  # one call: the same decision without array passes
-            with np.errstate(invalid="ignore", over="ignore"):  # as _evaluate: non-finite answers are rejected
-                Y = np.asarray(model.predict(X), np.float32)
-            return Y, np.array([plan.accept(X.reshape(1, -1), Y)])
+            Y, spread = self._answer_one(X, model)
+            return Y, np.array([plan.accept(X.reshape(1, -1), Y, spread)])
         Y, score, band = self._evaluate(X, model)
         X2 = np.asarray(X).reshape(len(X), -1)
         # inf: rejected by the domain, even when a threshold is inf

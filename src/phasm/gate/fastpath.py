@@ -121,9 +121,11 @@ class RowPlan:
             return None
         return dist, near
 
-    def decide(self, X2: np.ndarray, Y: np.ndarray) -> tuple[float, int]:
+    def decide(self, X2: np.ndarray, Y: np.ndarray, spread: Any = None) -> tuple[float, int]:
         """Score and band of one row ``X2 (1, n_in)`` whose model answer is ``Y (1, n_out)`` float32:
-        ``(inf, outermost band)`` when the domain rejects it (or ``Y`` is not finite)."""
+        ``(inf, outermost band)`` when the domain rejects it (or ``Y`` is not finite).  ``spread``:
+        for a spread score, a function returning the squared spread term ``(1,)`` (the gate computes
+        it as for a batch), called only for a row in domain."""
         last = self.n_bands - 1
         if not all_finite(Y):
             return INF, last
@@ -132,6 +134,8 @@ class RowPlan:
             return INF, last
         dist, near = hit
         total = 0.0
+        if spread is not None:
+            total += float(spread()[0])
         if "residual" in self.score:
             # float32 sum and float32 division, as the batched path's float32 mean(axis=1)
             e = self.ref_error[near]  # type: ignore[index]
@@ -161,10 +165,10 @@ class RowPlan:
             band = max(band, far)
         return band
 
-    def accept(self, X2: np.ndarray, Y: np.ndarray) -> bool:
+    def accept(self, X2: np.ndarray, Y: np.ndarray, spread: Any = None) -> bool:
         """Whether the gate trusts the model's answer ``Y`` on the one row ``X2`` (finite inputs and
         answer, in domain, score at most its band's certified threshold)."""
-        score, band = self.decide(X2, Y)
+        score, band = self.decide(X2, Y, spread)
         if not (math.isfinite(score) and score <= self.thresholds[band]):
             return False
         return all_finite(X2)
