@@ -31,12 +31,14 @@ import native  # noqa: E402  (the benchmark's model and gate)
 import phasm.gate.domain as domain_module  # noqa: E402
 
 
-def per_row(f, X: np.ndarray, calls: int) -> float:
-    """Seconds per row of ``calls`` calls of ``f`` on the rows of ``X``, one batch of rows per call."""
-    t0 = time.perf_counter()
+def per_row(f, X: np.ndarray, calls: int) -> tuple[float, float]:
+    """Wall and CPU (this process, all threads) seconds per row of ``calls`` calls of ``f``, one
+    batch of rows of ``X`` per call."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(calls):
         f(X[i % len(X)])
-    return (time.perf_counter() - t0) / (calls * len(X[0]))
+    rows = calls * len(X[0])
+    return (time.perf_counter() - t0) / rows, (time.process_time() - c0) / rows
 
 
 def previous(gate, art, batch: int):
@@ -67,8 +69,10 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; shared, no GPU")
     print(f"gate: {gate.domain.describe()}, {len(gate.domain.reference_)} reference rows, score {gate.score_}, "
           f"{gate.regions_.n_bands} bands (trained in {t_train:.0f} s)")
-    print(f"\n{'batch':>6} {'model us/row':>13} {'model+gate':>11} {'ratio':>6} {'gate us/row':>12} "
-          f"{'previous path':>14} {'previous gate':>14}")
+    print("\nper row, us: wall clock (CPU time of this process, all threads, in brackets; the other jobs"
+          " on the machine inflate wall clock, not CPU time)")
+    print(f"{'batch':>6} {'model':>14} {'model + gate':>16} {'ratio':>11} {'gate alone':>16} "
+          f"{'previous path':>16} {'previous gate':>16}")
     for batch, calls in ((1, 2000), (64, 200), (4096, 4)):
         X = rng.uniform(native.LOW, native.HIGH, (max(calls, 8), batch, 5)).astype(np.float32)
         # the decisions are the same on either path
@@ -76,14 +80,15 @@ def main() -> None:
         assert np.array_equal(acc, previous(gate, art, batch)(X[0])[1])
         fs = {"model": lambda x: art.predict(x), "gate": lambda x: gate.predict_accept(x, art),
               "previous": previous(gate, art, batch)}
-        times: dict[str, list[float]] = {k: [] for k in fs}
+        times: dict[str, list[tuple[float, float]]] = {k: [] for k in fs}
         for k, f in fs.items():  # warm
             per_row(f, X, max(calls // 10, 1))
         for _ in range(args.reps):
             for k, f in fs.items():
                 times[k].append(per_row(f, X, calls))
-        m, g, p = (float(np.median(times[k])) * 1e6 for k in ("model", "gate", "previous"))
-        print(f"{batch:>6} {m:>13.2f} {g:>11.2f} {g / m:>6.1f} {g - m:>12.2f} {p:>14.2f} {p - m:>14.2f}")
+        (m, mc), (g, gc), (p, pc) = (np.median(np.array(times[k]) * 1e6, axis=0) for k in ("model", "gate", "previous"))
+        print(f"{batch:>6} {m:>6.2f} ({mc:>5.2f}) {g:>7.2f} ({gc:>6.2f}) {g / m:>4.1f} ({gc / mc:>4.1f}) "
+              f"{g - m:>7.2f} ({gc - mc:>6.2f}) {p:>7.2f} ({pc:>6.2f}) {p - m:>7.2f} ({pc - mc:>6.2f})")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ class RowPlan:
         self.tree = domain.search_tree() if self.knn else None
         self.k = int(domain.k_) if self.knn else 0
         self.usable = self.tree is not None or not self.knn
+        # a row inside finite bounds is finite: the final finite-input check is then implied
+        self.finite_bounds = bool(np.isfinite(domain.low_).all() and np.isfinite(domain.high_).all())
         # Gate-level constants (set by for_gate).
         self.score = "distance"
         self.ref_error: np.ndarray | None = None
@@ -171,7 +173,7 @@ class RowPlan:
         score, band = self.decide(X2, Y, spread)
         if not (math.isfinite(score) and score <= self.thresholds[band]):
             return False
-        return all_finite(X2)
+        return self.finite_bounds or all_finite(X2)  # a finite score: the row passed the range test
 
 
 def plan_source(gate: Any, domain: Any = None) -> tuple[Any, ...]:
