@@ -389,8 +389,9 @@ class ConformalGate(Gate):
         Y, score, band = self._evaluate(X, model)
         X2 = np.asarray(X).reshape(len(X), -1)
         # inf: rejected by the domain, even when a threshold is inf
+        # (a finite score implies a finite answer: the domain check refuses the others)
         trusted = np.isfinite(score) & (score <= self.thresholds_[band.astype(np.int64)])
-        return Y, trusted & finite_rows(X2) & finite_rows(Y)
+        return Y, trusted & finite_rows(X2)
 
     def region_of(self, X: np.ndarray) -> np.ndarray:
         """Region band ``(n,)`` of raw input rows: 0 (interior) to ``B`` (outermost, and every row
