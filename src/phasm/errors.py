@@ -84,5 +84,9 @@ class SampleError(PhasmError, ValueError):
     """A design of experiments (its input space, method or run record) cannot be built or resumed as asked."""
 
 
+class BatchingError(PhasmError, RuntimeError):
+    """Transparent batching cannot do as asked: a bad ``max_batch``, or a deferred value used while its own batch is computed."""
+
+
 class ReportError(PhasmError, ValueError):
     """A report target (model folder, store, profile or bench output) cannot be recognised or read."""

@@ -81,12 +81,22 @@ class ModelArtefact:
 
     # -- inference ----------------------------------------------------------
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Raw inputs (``n`` rows of the input layout) -> raw outputs ``(n, n_out)`` (float32)."""
+    def predict(self, X: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Raw inputs (``n`` rows of the input layout) -> raw outputs ``(n, n_out)`` (float32).
+
+        ``out``: a C-contiguous float32 ``(n, n_out)`` array to write the answers into (and return); an
+        engine that can (a ``zero_copy`` backend with the standardisation folded in) writes there with no
+        intermediate, others copy their answers into it.
+        """
         plan = self._inference
         if plan is None:
             plan = self._choose_inference()
-        out: np.ndarray = plan.predict(X)
+        if out is None:
+            Y: np.ndarray = plan.predict(X)
+            return Y
+        if plan.predict_into is not None:
+            return plan.predict_into(X, out)  # type: ignore[no-any-return]
+        out[...] = plan.predict(X)
         return out
 
     def _choose_inference(self, engine: str | None = None, measure_again: bool = False) -> Any:

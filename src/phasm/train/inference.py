@@ -84,6 +84,8 @@ class InferencePlan:
     predict: Callable[[np.ndarray], np.ndarray]
     members: Callable[[np.ndarray], np.ndarray] | None
     choice: InferenceChoice
+    #: ``f(X, out)``: the answers written into the caller's float32 ``(n, n_out)`` buffer (``None``: not offered)
+    predict_into: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 def engine_setting(engine: str | None = None) -> str:
@@ -116,10 +118,13 @@ def engine_status() -> str:
     return f"CPU inference: onnxruntime {onnxruntime.__version__}{gpu}; {how}"
 
 
-def _native(art: Any) -> tuple[Callable[[Any], np.ndarray], Callable[[Any], np.ndarray] | None]:
-    """The model's own engine: the backend's folded raw -> raw function, or standardise -> predict -> unstandardise."""
+def _native(art: Any) -> tuple[Callable[[Any], np.ndarray], Callable[[Any], np.ndarray] | None,
+                              Callable[[np.ndarray, np.ndarray], np.ndarray] | None]:
+    """The model's own engine: the backend's folded raw -> raw function, or standardise -> predict -> unstandardise;
+    its members; and ``f(X, out)`` when the folded function writes into ``out`` itself (``zero_copy`` backends)."""
     backend, xn, yn, layout = art.backend, art.x_norm, art.y_norm, art.layout
     folded = None if layout.ragged else backend.fold_normalisation(xn.mean, xn.scale, yn.mean, yn.scale)
+    into = folded if folded is not None and backend.zero_copy else None
     if folded is None:
         def folded(X: Any) -> np.ndarray:
             return yn.inverse(backend.predict(layout.standardise(X, xn.mean, xn.scale)))  # type: ignore[no-any-return]
@@ -127,7 +132,7 @@ def _native(art: Any) -> tuple[Callable[[Any], np.ndarray], Callable[[Any], np.n
     if backend.has_members:
         def members(X: Any) -> np.ndarray:
             return yn.inverse(backend.predict_members(layout.standardise(X, xn.mean, xn.scale)))  # type: ignore[no-any-return]
-    return folded, members
+    return folded, members, into
 
 
 def _on_cpu(backend: Any) -> bool:
@@ -166,7 +171,7 @@ def choose_inference(art: Any, engine: str | None = None, *, measure_again: bool
     setting = engine_setting(engine)
     backend = art.backend
     if art.layout.ragged:  # variable-length rows: the backend encodes and runs them itself
-        predict, members = _native(art)
+        predict, members, _ = _native(art)
         return InferencePlan(predict, members, InferenceChoice(
             backend.name, "set model: its backend encodes and runs the rows (backend 'onnx' with trainer "
             "'torch-sets' serves it with onnxruntime)", seconds=time.perf_counter() - t0))
@@ -174,11 +179,12 @@ def choose_inference(art: Any, engine: str | None = None, *, measure_again: bool
         predict, members = _onnx_plan(art, backend)
         return InferencePlan(predict, members, InferenceChoice("onnx", "the model is an ONNX graph",
                                                                seconds=time.perf_counter() - t0))
-    predict, members = _native(art)
+    predict, members, into = _native(art)
     native = backend.name
 
     def keep(reason: str, timings: dict[str, dict[int, float]] | None = None) -> InferencePlan:
-        return InferencePlan(predict, members, InferenceChoice(native, reason, timings or {}, time.perf_counter() - t0))
+        return InferencePlan(predict, members, InferenceChoice(native, reason, timings or {}, time.perf_counter() - t0),
+                             into)
 
     if setting == "torch":
         return keep(f"{ENGINE_ENV}=torch")
@@ -214,6 +220,8 @@ def choose_inference(art: Any, engine: str | None = None, *, measure_again: bool
         return InferencePlan(o_predict, o_members, InferenceChoice("onnx", reason, timings, time.perf_counter() - t0,
                                                                    import_s))
     plan = _measure(art, predict, members, o_predict, o_members, native, t0)
+    if plan.predict is predict:  # the native engine kept: it may write into the caller's buffer
+        plan.predict_into = into
     plan.choice.import_seconds = import_s
     if digest:
         if len(_CHOSEN) >= 256:
