@@ -172,9 +172,11 @@ def describe_record(record: Any) -> str:
     'global:os.system'
     """
     try:
-        return _describe(record)
+        text = _describe(record)
     except Exception:  # a malformed record is shown as such, never an error
         return "<unreadable optic record>"
+    # Text from a file reaches terminals and reports: control characters (newlines, escapes) shown escaped.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _describe(d: Mapping[str, Any], root: bool = False) -> str:
