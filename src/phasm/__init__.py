@@ -15,7 +15,7 @@ from phasm.bindings.optics import Arg, Return
 from phasm.bindings.ragged import RaggedArray
 from phasm.bindings.spec import Array, Scalar, Spec, Variable
 from phasm.errors import (
-    ArtefactError, BackendError, BackendUnavailable, BatchingError, GateError, ModelNotLoaded, OpticError,
+    ArtefactError, BackendError, BackendUnavailable, BatchingError, GateError, ModeError, ModelNotLoaded, OpticError,
     PhasmError, SampleError, SpecError, StoreError, TargetError,
 )
 from phasm.gate.base import FiniteGate, Gate
@@ -36,7 +36,7 @@ __all__ = [
     # transparent batching of per-call sites
     "Deferred", "batching", "resolve",
     # one error family
-    "ArtefactError", "BackendError", "BackendUnavailable", "BatchingError", "GateError", "ModelNotLoaded", "OpticError",
+    "ArtefactError", "BackendError", "BackendUnavailable", "BatchingError", "GateError", "ModeError", "ModelNotLoaded", "OpticError",
     "PhasmError", "SampleError", "SpecError", "StoreError", "TargetError",
     # optics for objects, globals, collections (bindings)
     "RaggedArray", "attr", "each", "fields", "glob", "item", "setter",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtefactError", "BackendError", "BackendUnavailable", "ExportError", "GateError", "GateNotFitted",
-    "ModelNotLoaded", "NotDescribable", "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreDamaged",
+    "ModeError", "ModelNotLoaded", "NotDescribable", "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreDamaged",
     "StoreError", "TargetError",
 ]
 
@@ -70,6 +70,10 @@ class GateNotFitted(PhasmError, RuntimeError):
 
 class ExportError(PhasmError, ValueError):
     """A model (or its gate) cannot be exported as native source code as asked."""
+
+
+class ModeError(PhasmError, ValueError):
+    """A call mode name (argument, attribute or environment variable) is not one phasm knows."""
 
 
 class ModelNotLoaded(PhasmError, RuntimeError):

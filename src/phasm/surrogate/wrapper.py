@@ -290,11 +290,14 @@ class Surrogate:
 
     def train(self, backend: str | None = None, *, store: str | os.PathLike[str] | None = None,
               val_fraction: float = 0.2, seed: int = 0, verbose: bool = False,
-              calibration_fraction: float = 0.25, confidence: float = 0.95, **params: Any) -> TrainResult:
+              calibration_fraction: float = 0.25, confidence: float = 0.95,
+              tolerance: Tolerance | DistributionTolerance | None = None,
+              **params: Any) -> TrainResult:
         """Train a model on the captured rows and attach it; returns a :class:`~phasm.train.TrainResult`.
 
         ``backend`` defaults to the surrogate's backend (``"torch"``); extra keyword arguments go
-        to the backend (e.g. ``epochs=200``).  With a ``tolerance``, ``calibration_fraction`` of the
+        to the backend (e.g. ``epochs=200``).  ``tolerance`` given here replaces the surrogate's
+        (``fn.tolerance``) for this and later training.  With a ``tolerance``, ``calibration_fraction`` of the
         rows are held out to certify a :class:`~phasm.gate.ConformalGate` at ``confidence``
         (see :func:`phasm.gate.train_calibrated`); its report is ``fn.calibration``.  Without one,
         the gate trusts only inputs inside the captured range (a :class:`~phasm.gate.RangeGate`):
@@ -303,6 +306,9 @@ class Surrogate:
         from phasm.store.reader import CaptureStore
         from phasm.train.physics import physics_source
 
+        if tolerance is not None:
+            check_stochastic_settings(self.name, self.stochastic, tolerance, self.shadow_fraction)
+            self.tolerance = tolerance
         source: CaptureStore | None
         if store is not None:
             source = CaptureStore(store)
@@ -510,7 +516,8 @@ class Surrogate:
         """Counters since creation (or :meth:`reset_stats`), with the gate and what it certifies."""
         cal = self.slot.calibration
         return self.counters.snapshot(gate=self.slot.gate.describe(),
-                                      certified_bound=cal.miss_rate_bound if cal is not None and cal.certified else None)
+                                      certified_bound=cal.miss_rate_bound if cal is not None and cal.certified else None,
+                                      tolerance=cal is not None)
 
     def reset_stats(self) -> None:
         self.counters.reset()
