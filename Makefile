@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.phasm-installed
 
-.PHONY: demo demo-pinn demo-native demo-fieldmap demo-tracking test bench install clean
+.PHONY: demo demo-pinn demo-native demo-fieldmap demo-tracking demo-calorimeter test bench install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ demo: $(STAMP)
 
 demo-pinn: $(STAMP)
 	$(PY) examples/pinn/run_pinn.py --out demo-output/pinn
+
+# Calorimeter showers: a numpy Monte Carlo, a generative surrogate (flow) behind the stochastic gate (examples/calorimeter).
+# A few minutes on 2 cores; FULL=1: the bigger configuration (10000 showers, up to 15 min of training).
+demo-calorimeter: $(STAMP)
+	$(PY) examples/calorimeter/run_calorimeter.py --out demo-output/calorimeter $(if $(FULL),--full)
 
 # The surrogate exported to C++ and Fortran programs (examples/native; Fortran skipped without gfortran).
 demo-native: $(STAMP)

@@ -20,6 +20,7 @@ from phasm.errors import (
 )
 from phasm.gate.base import FiniteGate, Gate
 from phasm.gate.conformal import CalibrationReport, ConformalGate
+from phasm.gate.distribution import DistributionGate, DistributionTolerance
 from phasm.gate.domain import DomainGate
 from phasm.gate.range import RangeGate
 from phasm.gate.tolerance import Tolerance
@@ -41,6 +42,8 @@ __all__ = [
     "RaggedArray", "attr", "each", "fields", "glob", "item", "setter",
     # trust gate
     "CalibrationReport", "ConformalGate", "DomainGate", "RangeGate",
+    # stochastic functions: generative surrogates gated on distributions
+    "DistributionGate", "DistributionTolerance",
     # designs of experiments on Dask (loaded on first use)
     "sample",
 ]

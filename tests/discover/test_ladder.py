@@ -124,7 +124,13 @@ def test_unseeded_random_is_flagged():
     assert "random" in ins.flags and "nondeterministic" in ins.flags
     [flag] = [f for f in ins.flag_details if f.flag == "random"]
     assert flag.what == "random.random" and flag.source == "both"
-    assert "WARNING: nondeterministic" in proposed_code(ins)
+    code = proposed_code(ins)
+    assert "stochastic (two runs on the same input differ)" in code and "    stochastic=True,\n)" in code
+    assert "WARNING: random" not in code  # said once, as the suggestion, not as an unsafe effect
+
+
+def test_seeded_function_gets_no_stochastic_suggestion():
+    assert "stochastic" not in proposed_code(run(T.seeded_random, (1.0,)))
 
 
 def test_seeded_local_generator_is_not_flagged():

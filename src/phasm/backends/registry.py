@@ -34,6 +34,8 @@ _BUILTIN = {
     "torch-sets": "phasm.backends.torch_sets:TorchSetsBackend",
     "torch-ragged-export": "phasm.backends.torch_ragged_export:TorchRaggedExportBackend",
     "onnx": "phasm.backends.onnx_backend:OnnxBackend",
+    "flow": "phasm.backends.torch_flow:FlowBackend",
+    "vae": "phasm.backends.torch_vae:VAEBackend",
 }
 
 

@@ -79,7 +79,9 @@ def train(
     param: list[str] = typer.Option([], "--param", "-p", help="Backend parameter KEY=VALUE (JSON value), repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
-    """Train a model on a capture store and save it as a model folder (with the captured-range gate)."""
+    """Train a model on a capture store and save it as a model folder (with the captured-range gate; a generative
+    backend, ``flow`` or ``vae``: a model of a stochastic function's distribution, with its held-out report)."""
+    from phasm.backends import get_backend
     from phasm.gate.calibrate import train_gated
     from phasm.store import CaptureStore
 
@@ -92,8 +94,14 @@ def train(
     check_backend_params(backend, params)
     source = CaptureStore(store)
     try:
-        art, result = train_gated(source, source.spec, None, backend=backend, val_fraction=val_fraction, seed=seed,
-                                  verbose=not quiet, **params)
+        if getattr(get_backend(backend), "stochastic", False):  # generative: a stochastic function's samples
+            from phasm.train.stochastic import fit_generator
+
+            art, result = fit_generator(source, backend=backend, val_fraction=val_fraction, seed=seed,
+                                        verbose=not quiet, **params)
+        else:
+            art, result = train_gated(source, source.spec, None, backend=backend, val_fraction=val_fraction,
+                                      seed=seed, verbose=not quiet, **params)
     except ValueError as exc:  # documented refusals (no finite rows...); phasm's own errors pass up
         fail(str(exc))
     art.save(out)

@@ -51,7 +51,8 @@ def _training_line(tr: dict[str, Any]) -> str:
 
 
 def print_model_info(path: Path) -> None:
-    """Print a verified model folder: spec, backend, digest, training record, validation error, gate."""
+    """Print a verified model folder: spec, backend, digest, training record, validation error (a generative
+    model: its distribution report), gate."""
     from phasm.train.artefact import ModelArtefact, spec_from_metadata
 
     meta = ModelArtefact.read_metadata(path)
@@ -78,7 +79,10 @@ def print_model_info(path: Path) -> None:
             t.add_row(escape(str(name)), _num(m.get("rmse"), ".4g"), _num(m.get("max_abs"), ".4g"),
                       _num(m.get("rel_p50"), ".3%"), _num(m.get("rel_p90"), ".3%"), _num(m.get("rel_p99"), ".3%"))
         console.print(t)
-    else:
+    distribution = meta.get("distribution")
+    if isinstance(distribution, dict):  # a generative model: judged on distributions, not per-answer errors
+        print_distribution(distribution)
+    elif not metrics:
         console.print(f"validation error: {NOT_RECORDED} (no captures were held out for this model)")
     gate = meta.get("gate")
     if isinstance(gate, dict):
@@ -97,3 +101,27 @@ def _gate_text(record: dict[str, Any]) -> str:
         return str(gate_from_json(record).describe())
     except (PhasmError, ValueError, KeyError, TypeError):
         return json.dumps({k: v for k, v in record.items() if not isinstance(v, (list, dict))})
+
+
+def print_distribution(record: dict[str, Any], max_rows: int = 40) -> None:
+    """A generative model's held-out comparison: summary lines, then each observable's distances."""
+    from phasm.train.distributions import DistributionReport
+
+    try:
+        report = DistributionReport.from_json(record)
+    except (KeyError, TypeError, ValueError) as exc:
+        console.print(f"distribution: unreadable record ({escape(type(exc).__name__)}: {escape(str(exc))})")
+        return
+    console.print("distribution (held-out captures vs generated samples):\n" + escape(report.summary()), soft_wrap=True)
+    rows = list(report.observables.items())
+    if rows:
+        t = Table(title="observables: simulated vs generated")
+        for col in ("observable", "KS distance", "mean rel. dev.", "width rel. dev."):
+            t.add_column(col)
+        for name, o in rows[:max_rows]:
+            o = o if isinstance(o, dict) else {}
+            t.add_row(escape(str(name)), _num(o.get("ks"), ".3f"), _num(o.get("mean_rel_dev"), ".2%"),
+                      _num(o.get("std_rel_dev"), ".2%"))
+        console.print(t)
+        if len(rows) > max_rows:
+            console.print(f"... and {len(rows) - max_rows} more observables (phasm.json, section 'distribution')")

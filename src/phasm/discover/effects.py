@@ -214,7 +214,7 @@ def stochastic_suggestion(flags: list[FlagFinding]) -> str | None:
     else:
         what = "two runs on the same input differ"
     return (f"stochastic: the function draws random numbers ({what}); a deterministic surrogate would learn "
-            "their mean, not their spread: recommend @phasm.surrogate(..., stochastic=True) once available")
+            "their mean, not their spread: use @phasm.surrogate(..., stochastic=True) (a generative surrogate)")
 
 
 __all__ = ["OpaqueRoot", "below_opaque", "locate_random_draws", "looks_mutating", "opaque_flags", "opaque_roots",

@@ -39,11 +39,13 @@ from phasm.errors import PhasmError
 
 def _code(proposal: Proposal, ins: Inspection) -> str:
     lines = []
-    if "nondeterministic" in ins.flags:
-        lines.append("# WARNING: nondeterministic (two runs on the same input differ): a regression surrogate")
-        lines.append("# cannot reproduce it; consider a generative one.")
+    stochastic = "nondeterministic" in ins.flags or "random" in ins.flags
+    if stochastic:
+        why = "two runs on the same input differ" if "nondeterministic" in ins.flags else "it draws random numbers"
+        lines.append(f"# stochastic ({why}): a regression surrogate would learn only the mean; stochastic=True")
+        lines.append("# trains a generative one whose answers are samples, gated on distributions.")
     for f in ins.flag_details:
-        if f.flag not in ("nondeterministic", "raises"):
+        if f.flag not in ("nondeterministic", "raises", "random"):
             lines.append(f"# WARNING: {f.flag}: {f.what} at {f.where}; a model will not do this")
     lines.extend(f"# {c}" for c in proposal.comments)
     lines.append("@phasm.surrogate(")
@@ -56,6 +58,8 @@ def _code(proposal: Proposal, ins: Inspection) -> str:
         lines.append("    },")
     if proposal.batched:
         lines.append("    batched=True,")
+    if stochastic:
+        lines.append("    stochastic=True,")
     lines.append(")")
     return "\n".join(lines)
 

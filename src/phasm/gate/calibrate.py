@@ -26,7 +26,7 @@ True
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -192,12 +192,16 @@ def _train_child(store: str, spec_json: dict[str, Any], tolerance_json: dict[str
         raise SystemExit(1) from None
 
 
-def train_in_subprocess(store: Any, spec: Spec, tolerance: Tolerance | None, backend: Any, kw: dict[str, Any],
-                        timeout: float | None = None, *, default_gate: bool = True) -> Path:
+def train_in_subprocess(store: Any, spec: Spec, tolerance: Any, backend: Any, kw: dict[str, Any],
+                        timeout: float | None = None, *, default_gate: bool = True,
+                        child: Callable[..., None] | None = None) -> Path:
     """Train (and, with a tolerance, calibrate) in a fresh ``spawn`` process; returns the saved model folder.
 
     The caller's threads keep the GIL to themselves while the child trains;
-    the folder lies in a new temporary directory the caller removes.
+    the folder lies in a new temporary directory the caller removes.  ``child``: a module-level
+    function ``(store, spec_json, tolerance_json, backend, kw, out, default_gate)`` that trains and saves the
+    folder at ``out`` (default: a regression model, calibrated with a tolerance); on failure it
+    writes ``error.txt`` beside ``out`` and exits non-zero.
     """
     import multiprocessing
     import tempfile
@@ -205,7 +209,7 @@ def train_in_subprocess(store: Any, spec: Spec, tolerance: Tolerance | None, bac
     tmp = Path(tempfile.mkdtemp(prefix="phasm-retrain-"))
     out = tmp / "model"
     ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=_train_child, daemon=True, name="phasm-retrain",
+    proc = ctx.Process(target=child or _train_child, daemon=True, name="phasm-retrain",
                        args=(str(store), spec.to_json(), tolerance.to_json() if tolerance is not None else None,
                              backend, dict(kw), str(out), default_gate))
     proc.start()

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from phasm.errors import GateError
 from phasm.gate.base import FiniteGate, Gate
 from phasm.gate.conformal import ConformalGate
+from phasm.gate.distribution import DistributionGate
 from phasm.gate.domain import DomainGate
 from phasm.gate.ragged import RaggedConformalGate
 from phasm.gate.range import RangeGate
@@ -78,6 +79,7 @@ def gate_from_json(d: dict[str, Any] | None) -> Gate:
     return cls.from_json(d)
 
 
-BUILTIN_GATES: tuple[type[Gate], ...] = (FiniteGate, DomainGate, RangeGate, ConformalGate, RaggedConformalGate)
+BUILTIN_GATES: tuple[type[Gate], ...] = (FiniteGate, DomainGate, RangeGate, ConformalGate, RaggedConformalGate,
+                                         DistributionGate)
 for gate_class in BUILTIN_GATES:
     register_gate(gate_class)

@@ -22,6 +22,7 @@ from phasm.surrogate.batching import Batch
 from phasm.surrogate.calls import Parts, observe, record, run_original
 from phasm.surrogate.deferred import guarded
 from phasm.surrogate.rows import results_of_rows
+from phasm.surrogate.stochastic import SeededSampler, regression_tolerance, with_call_generator
 
 __all__ = ["answer_call", "call_auto", "fallback_call", "flush_auto", "gated_predict"]
 
@@ -38,6 +39,8 @@ def call_auto(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         frame, ins = observe(p, args, kwargs)
         record(p, frame, ins)
         return frame.result
+    if p.random_argument is not None:  # a stochastic function's own generator draws the samples
+        model = with_call_generator(model, codec.signature, p.random_argument, args, kwargs)
     frame, X, n, positional = codec.model_inputs(args, kwargs)
     if n == 0:  # an empty batch: empty answers, as model mode gives them
         c.model_calls += 1
@@ -45,6 +48,8 @@ def call_auto(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     t0 = time.perf_counter()
     Y, trusted = gated_predict(plan.layout, model, gate, X, n, plan.spec.n_out_features)
     c.time_model += time.perf_counter() - t0
+    if isinstance(model, SeededSampler) and trusted is not True and not np.asarray(trusted).any():
+        model.rewind()  # refused whole: the function draws from the generator as the caller passed it
     return answer_call(p, frame, args, kwargs, positional, Y if positional or not p.batched else codec.own_rows(Y, X),
                        trusted, n)
 
@@ -171,7 +176,7 @@ def maybe_shadow(p: Parts, frame: CallFrame, Y: np.ndarray, n: int) -> None:
     args, kwargs = codec.call_args(check)
     check.result = run_original(p, args, kwargs)
     outs = codec.read_outputs(check)
-    p.counters.record_shadow(spec, p.tolerance, Y, codec.pack_outputs(outs, n, np.float64))
+    p.counters.record_shadow(spec, regression_tolerance(p.tolerance), Y, codec.pack_outputs(outs, n, np.float64))
 
 
 def batched_fallback(p: Parts, frame: CallFrame, Y: np.ndarray, trusted: np.ndarray,
@@ -194,7 +199,7 @@ def batched_fallback(p: Parts, frame: CallFrame, Y: np.ndarray, trusted: np.ndar
     if shadow is not None:
         exact = codec.pack_outputs(outs, len(rejected), np.float64)
         checked = shadow[rejected]
-        p.counters.record_shadow(spec, p.tolerance, Y[rejected][checked], exact[checked])
+        p.counters.record_shadow(spec, regression_tolerance(p.tolerance), Y[rejected][checked], exact[checked])
     Y = Y.copy()
     Y[rejected] = codec.pack_outputs(outs, len(rejected), Y.dtype)
     p.counters.captured_rows += p.sink.append_batch(spec, ins, outs)

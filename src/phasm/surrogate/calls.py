@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from phasm.bindings.optics import CallFrame
+from phasm.gate.distribution import DistributionTolerance
 from phasm.gate.tolerance import Tolerance
 from phasm.surrogate.batching import Batcher
 from phasm.surrogate.codec import CallCodec
@@ -31,7 +32,8 @@ class Parts(Protocol):
 
     name: str
     batched: bool
-    tolerance: Tolerance | None
+    tolerance: Tolerance | DistributionTolerance | None
+    random_argument: str | None
     shadow_fraction: float
     retrain_after_rows: int | None
     rng: np.random.Generator

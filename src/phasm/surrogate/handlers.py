@@ -26,6 +26,7 @@ from phasm.surrogate.calls import Handler, Parts, observe, record, run_original
 from phasm.surrogate.deferred import guarded
 from phasm.surrogate.rows import results_of_rows
 from phasm.surrogate.mode import Mode
+from phasm.surrogate.stochastic import regression_tolerance, with_call_generator
 
 __all__ = ["DEFERRABLE", "HANDLERS", "call_capture", "call_model", "call_original", "call_shadow", "call_summarize",
            "flush_model"]
@@ -55,6 +56,8 @@ def call_model(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if model is None:
         model = p.slot.require_model()
     codec = p.codec
+    if p.random_argument is not None:  # a stochastic function's own generator draws the sample
+        model = with_call_generator(model, codec.signature, p.random_argument, args, kwargs)
     frame, X, n, positional = codec.model_inputs(args, kwargs)
     # A batched call whose one output is a float32 array argument: the model writes into it directly.
     out = None if positional or not p.batched else codec.bound_output(frame, X, n)
@@ -115,7 +118,7 @@ def call_shadow(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     outs = codec.read_outputs(frame)
     spec = codec.spec
     assert spec is not None
-    c.record_shadow(spec, p.tolerance, Y, codec.pack_outputs(outs, n, np.float64))
+    c.record_shadow(spec, regression_tolerance(p.tolerance), Y, codec.pack_outputs(outs, n, np.float64))
     c.rows += n
     c.captured_rows += (p.sink.append_batch if p.batched else p.sink.append_row)(spec, ins, outs)
     return frame.result

@@ -24,11 +24,14 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+
 from phasm.bindings.spec import Spec
-from phasm.errors import ModelNotLoaded, StoreError
+from phasm.errors import BackendError, ModelNotLoaded, StoreError
 from phasm.gate.base import FiniteGate, Gate
 from phasm.gate.certify import CalibrationReport
 from phasm.gate.registry import gate_from_json
+from phasm.gate.distribution import DistributionTolerance
 from phasm.gate.tolerance import Tolerance
 
 if TYPE_CHECKING:
@@ -36,7 +39,10 @@ if TYPE_CHECKING:
     from phasm.train.artefact import ModelArtefact
     from phasm.train.package import TrainResult
 
-__all__ = ["ModelSlot"]
+__all__ = ["AnyTolerance", "ModelSlot"]
+
+#: a deterministic function's error tolerance, or a stochastic one's bounds on distributions
+AnyTolerance = Tolerance | DistributionTolerance | None
 
 DEFAULT_TRAINING: dict[str, Any] = dict(val_fraction=0.2, seed=0, verbose=False, calibration_fraction=0.25,
                                         confidence=0.95)
@@ -48,9 +54,12 @@ class ModelSlot:
     ``user_gate``: the gate was given by the user (``gate=``): training and loading keep it.
     """
 
-    def __init__(self, name: str, *, backend: str = "torch", gate: Gate | None = None) -> None:
+    def __init__(self, name: str, *, backend: str = "torch", gate: Gate | None = None, stochastic: bool = False) -> None:
         self.name = name
         self.backend = backend
+        #: a stochastic function: generative models only, drawing from ``sample_seed``'s stream
+        self.stochastic = stochastic
+        self.sample_seed: int | np.random.SeedSequence | None = None
         self.user_gate = gate is not None
         self.pair: tuple[ModelArtefact | None, Gate] = (None, gate if gate is not None else FiniteGate())
         self.retrain_error: BaseException | None = None
@@ -78,6 +87,13 @@ class ModelSlot:
     def set_gate(self, gate: Gate) -> None:
         self.pair = (self.pair[0], gate)
 
+    def reseed(self, seed: int | np.random.SeedSequence | None) -> None:
+        """Restart the stream a generative model's samples come from (``None``: fresh entropy)."""
+        self.sample_seed = seed
+        model = self.pair[0]
+        if model is not None and getattr(model.backend, "stochastic", False):
+            model.backend.reseed(seed)  # type: ignore[attr-defined]
+
     def require_model(self) -> ModelArtefact:
         model = self.pair[0]
         if model is None:
@@ -85,13 +101,21 @@ class ModelSlot:
         return model
 
     def attach(self, art: ModelArtefact) -> None:
-        """Swap in ``art`` and its gate (the one stored with it, unless the user gave one): one assignment."""
+        """Swap in ``art`` and its gate (the one stored with it, unless the user gave one): one assignment.
+
+        A stochastic function's model must be generative; it draws from the slot's stream (:meth:`reseed`).
+        """
+        if self.stochastic:
+            if not getattr(art.backend, "stochastic", False):
+                raise BackendError(f"{self.name}: a stochastic function needs a generative model ('flow' or 'vae'); "
+                                   f"this one's backend is {art.backend.name!r}")
+            art.backend.reseed(self.sample_seed)  # type: ignore[attr-defined]
         gate = self.pair[1] if self.user_gate else gate_from_json(art.sections.get("gate"))
         self.pair = (art, gate)
 
     # -- training -------------------------------------------------------------------
 
-    def fit(self, source: CaptureStore | None, spec: Spec, tolerance: Tolerance | None, backend: str | None,
+    def fit(self, source: CaptureStore | None, spec: Spec, tolerance: AnyTolerance, backend: str | None,
             kw: dict[str, Any]) -> tuple[ModelArtefact, TrainResult]:
         """Train a model (and its gate) on ``source`` for ``spec``; nothing is attached.
 
@@ -101,18 +125,25 @@ class ModelSlot:
 
         kw = dict(kw)
         cal_fraction, confidence = kw.pop("calibration_fraction"), kw.pop("confidence")
-        return train_gated(source, spec, tolerance if not self.user_gate else None, backend=backend or self.backend,
+        if self.stochastic:
+            from phasm.gate.distribution import train_generator_gated
+
+            tol = tolerance if isinstance(tolerance, DistributionTolerance) and not self.user_gate else None
+            return train_generator_gated(source, spec, tol, backend=backend or self.backend,
+                                         default_gate=not self.user_gate, calibration_fraction=cal_fraction, **kw)
+        reg_tol = tolerance if isinstance(tolerance, Tolerance) else None
+        return train_gated(source, spec, reg_tol if not self.user_gate else None, backend=backend or self.backend,
                            default_gate=not self.user_gate, calibration_fraction=cal_fraction,
                            confidence=confidence, **kw)
 
-    def train(self, source: CaptureStore | None, spec: Spec, tolerance: Tolerance | None, backend: str | None,
+    def train(self, source: CaptureStore | None, spec: Spec, tolerance: AnyTolerance, backend: str | None,
               kw: dict[str, Any]) -> TrainResult:
         self.last_training = (backend, dict(kw))  # what retrain() repeats
         art, result = self.fit(source, spec, tolerance, backend, kw)
         self.attach(art)
         return result
 
-    def retrain(self, source: Callable[[], CaptureStore], spec: Spec, tolerance: Tolerance | None,
+    def retrain(self, source: Callable[[], CaptureStore], spec: Spec, tolerance: AnyTolerance,
                 backend: str | None, params: dict[str, Any], *, background: bool, process: bool,
                 store_path: Path | None) -> Any:
         """Train a new model and gate and swap them in; see :meth:`phasm.Surrogate.retrain`.
@@ -137,11 +168,12 @@ class ModelSlot:
             thread.start()
         return thread
 
-    def _retrain_worker(self, source: Callable[[], CaptureStore], spec: Spec, tolerance: Tolerance | None,
+    def _retrain_worker(self, source: Callable[[], CaptureStore], spec: Spec, tolerance: AnyTolerance,
                         backend: str | None, kw: dict[str, Any], in_process: bool, store_path: Path | None) -> None:
         try:
             if in_process:
                 from phasm.gate.calibrate import train_in_subprocess
+                from phasm.gate.distribution import train_stochastic_child
                 from phasm.train.artefact import ModelArtefact
 
                 if store_path is None:
@@ -149,7 +181,8 @@ class ModelSlot:
                 tol = tolerance if not self.user_gate else None
                 kw = {k: v for k, v in kw.items() if k != "verbose"}
                 path = train_in_subprocess(store_path, spec, tol, backend or self.backend, kw,
-                                           default_gate=not self.user_gate)
+                                           default_gate=not self.user_gate,
+                                           child=train_stochastic_child if self.stochastic else None)
                 try:
                     art = ModelArtefact.load(path, expect_spec=spec)
                 finally:

@@ -38,10 +38,12 @@ class SpecSource:
     """
 
     def __init__(self, name: str, params: tuple[str, ...], *, batched: bool,
-                 inputs: Mapping[str, Variable] | None = None, outputs: Mapping[str, Variable] | None = None) -> None:
+                 inputs: Mapping[str, Variable] | None = None, outputs: Mapping[str, Variable] | None = None,
+                 skip: tuple[str, ...] = ()) -> None:
         self.name = name
         self.params = params
         self.batched = batched
+        self.skip = skip  # arguments that are never model inputs (a stochastic function's random generator)
         self.declared: Spec | None = None
         self.partial: Spec | None = None
         if inputs is not None or outputs is not None:
@@ -57,7 +59,7 @@ class SpecSource:
             return self.declared
         if self.partial is not None:
             return resolve_inferred(self.partial, frame=frame)
-        return infer_spec(self.name, frame, mutated=mutated, batched=self.batched)
+        return infer_spec(self.name, frame, mutated=mutated, batched=self.batched, skip=self.skip)
 
     def from_file(self, stored: Spec, what: str) -> Spec:
         """This function's spec for one read from ``what`` (a store, a model), with bindings from the code only.
@@ -69,6 +71,7 @@ class SpecSource:
         elif self.partial is not None:
             spec = resolve_inferred(self.partial, template=stored)
         else:
-            spec = bind_by_signature(stored, self.params, function=self.name, batched=self.batched, what=what)
+            params = tuple(p for p in self.params if p not in self.skip)
+            spec = bind_by_signature(stored, params, function=self.name, batched=self.batched, what=what)
         spec.check_compatible(stored, what)
         return spec

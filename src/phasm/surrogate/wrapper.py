@@ -43,6 +43,7 @@ from phasm.bindings.spec import Spec, Variable
 from phasm.errors import SpecError, StoreError
 from phasm.gate.base import Gate
 from phasm.gate.certify import CalibrationReport
+from phasm.gate.distribution import DistributionTolerance
 from phasm.gate.tolerance import Tolerance
 from phasm.surrogate.calls import Handler, Parts
 from phasm.surrogate.codec import CallCodec
@@ -55,6 +56,7 @@ from phasm.surrogate.sink import CaptureSink
 from phasm.surrogate.slot import ModelSlot
 from phasm.surrogate.specs import SpecSource
 from phasm.surrogate.stats import SurrogateStats
+from phasm.surrogate.stochastic import check_stochastic_settings, random_argument
 
 if TYPE_CHECKING:
     from phasm.store.reader import CaptureStore
@@ -85,16 +87,19 @@ class Surrogate:
         batched: bool = False,
         mode: Mode | str | None = None,
         model: str | os.PathLike[str] | None = None,
-        backend: str = "torch",
-        tolerance: Tolerance | None = None,
+        backend: str | None = None,
+        tolerance: Tolerance | DistributionTolerance | None = None,
         gate: Gate | None = None,
         flush_rows: int = 1024,
         shadow_fraction: float = 0.0,
+        stochastic: bool = False,
     ) -> None:
         functools.update_wrapper(self, fn)
         self.__wrapped__: Callable[..., Any] = fn
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.batched = bool(batched)
+        self.stochastic = bool(stochastic)
+        check_stochastic_settings(self.name, self.stochastic, tolerance, shadow_fraction)
         self.tolerance = tolerance
         self.shadow_fraction = float(shadow_fraction)
         #: retrain in the background, in ``auto`` mode, after this many new captured rows
@@ -103,10 +108,15 @@ class Surrogate:
         self.retrain_in_process = False
         self.rng = np.random.default_rng(0)  # shadow sampling
         self.codec = CallCodec(fn, self.name, batched=self.batched)
-        self.specs = SpecSource(self.name, self.codec.params, batched=self.batched, inputs=inputs, outputs=outputs)
+        #: a stochastic function's random argument (never a model input; see :mod:`phasm.surrogate.stochastic`)
+        self.random_argument = random_argument(self.codec.signature) if self.stochastic else None
+        skip = (self.random_argument,) if self.random_argument is not None else ()
+        self.specs = SpecSource(self.name, self.codec.params, batched=self.batched, inputs=inputs, outputs=outputs,
+                                skip=skip)
         if self.specs.declared is not None:
             self.codec.bind(self.specs.declared)
-        self.slot = ModelSlot(self.name, backend=backend, gate=gate)
+        self.slot = ModelSlot(self.name, backend=backend or ("flow" if self.stochastic else "torch"), gate=gate,
+                              stochastic=self.stochastic)
         self.sink = CaptureSink(self.name, store, flush_rows=flush_rows)
         self.counters = Counters()
         self.batcher = Batcher(self.name)
@@ -280,7 +290,8 @@ class Surrogate:
 
     def train(self, backend: str | None = None, *, store: str | os.PathLike[str] | None = None,
               val_fraction: float = 0.2, seed: int = 0, verbose: bool = False,
-              calibration_fraction: float = 0.25, confidence: float = 0.95, tolerance: Tolerance | None = None,
+              calibration_fraction: float = 0.25, confidence: float = 0.95,
+              tolerance: Tolerance | DistributionTolerance | None = None,
               **params: Any) -> TrainResult:
         """Train a model on the captured rows and attach it; returns a :class:`~phasm.train.TrainResult`.
 
@@ -296,6 +307,7 @@ class Surrogate:
         from phasm.train.physics import physics_source
 
         if tolerance is not None:
+            check_stochastic_settings(self.name, self.stochastic, tolerance, self.shadow_fraction)
             self.tolerance = tolerance
         source: CaptureStore | None
         if store is not None:
@@ -394,6 +406,19 @@ class Surrogate:
         self.batcher.flush_pending()
         self.slot.load_exported(path, spec, norm)
         return self
+
+    def seed(self, seed: int | np.random.SeedSequence | None) -> None:
+        """Restart the stream a stochastic function's model draws its samples from (``None``: fresh entropy).
+
+        The same seed and the same calls give the same answers, also from a model saved and loaded.
+
+        >>> import phasm
+        >>> walk = phasm.surrogate(lambda steps: steps, name="m.walk", stochastic=True)
+        >>> walk.seed(7)
+        """
+        if not self.stochastic:
+            raise ValueError(f"{self.name}: seed() is for stochastic functions; declare phasm.surrogate(stochastic=True)")
+        self.slot.reseed(seed)
 
     # -- batching ------------------------------------------------------------------------
 
@@ -520,11 +545,12 @@ def surrogate(
     batched: bool = False,
     mode: Mode | str | None = None,
     model: str | os.PathLike[str] | None = None,
-    backend: str = "torch",
-    tolerance: Tolerance | None = None,
+    backend: str | None = None,
+    tolerance: Tolerance | DistributionTolerance | None = None,
     gate: Gate | None = None,
     flush_rows: int = 1024,
     shadow_fraction: float = 0.0,
+    stochastic: bool = False,
 ) -> Any:
     """Wrap a function so a trained model may answer its calls.
 
@@ -539,12 +565,17 @@ def surrogate(
     batched: the function is vectorised: every input and output has a leading batch axis.
     model: a model folder to load now (its spec is checked against this function's; its
         bindings never replace the code's).
-    backend: the default backend for :meth:`Surrogate.train`.
+    backend: the default backend for :meth:`Surrogate.train` (``"torch"``; ``"flow"`` when stochastic).
     tolerance: the error tolerance (see :class:`phasm.Tolerance`); training then certifies a gate.
+        For a stochastic function, bounds on distributions (:class:`phasm.DistributionTolerance`):
+        training then decides a :class:`~phasm.gate.distribution.DistributionGate`.
     gate: a trust gate; default: the one stored with the model (without a tolerance, the
         captured input range; with one, a certified gate), else finite-only.
     shadow_fraction: share of model-answered calls in ``auto`` mode also run on the original
-        to measure the miss rate in production.
+        to measure the miss rate in production (0 for a stochastic function).
+    stochastic: the function draws random numbers: training fits a generative model (``flow``,
+        ``vae``) whose answers are samples, one per call or row; ``fn.seed(...)`` or the function's
+        own random argument makes them reproducible (see :mod:`phasm.surrogate.stochastic`).
 
     Example
     -------
@@ -558,6 +589,6 @@ def surrogate(
     def make(f: Callable[..., Any]) -> Surrogate:
         return Surrogate(f, name=name, inputs=inputs, outputs=outputs, store=store, batched=batched, mode=mode,
                          model=model, backend=backend, tolerance=tolerance, gate=gate, flush_rows=flush_rows,
-                         shadow_fraction=shadow_fraction)
+                         shadow_fraction=shadow_fraction, stochastic=stochastic)
 
     return make if fn is None else make(fn)

@@ -186,6 +186,8 @@ def choose_inference(art: Any, engine: str | None = None, *, measure_again: bool
         return InferencePlan(predict, members, InferenceChoice(native, reason, timings or {}, time.perf_counter() - t0),
                              into)
 
+    if getattr(backend, "stochastic", False):
+        return keep("a generative model: its backend draws the samples (no ONNX form)")
     if setting == "torch":
         return keep(f"{ENGINE_ENV}=torch")
     if not onnx_available():
