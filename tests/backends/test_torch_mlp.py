@@ -120,10 +120,21 @@ def _skip_model() -> ModelArtefact:
 
 def test_constant_inputs_are_dropped_and_skip_path_used() -> None:
     art = _skip_model()
-    assert art.backend.state() == {"kind": "mlp", "n_in": 3, "n_out": 2, "n_used": 2}
+    # The trainer sets the constant column aside: the network reads the two that vary.
+    assert art.columns.constant == {2: 7.0}
+    assert art.backend.state() == {"kind": "mlp", "n_in": 2, "n_out": 2, "n_used": 2}
+    # Handed data with a constant column directly, the backend drops it itself.
+    from phasm.backends.torch_mlp import TorchBackend
+    from phasm.train.data import ArrayData
+
+    X, _ = smooth_data(200)
+    X = np.c_[X, np.full(len(X), 7.0)]
+    net = TorchBackend(hidden=(8,), skip=True, epochs=3)
+    net.fit(ArrayData(X, np.c_[X[:, 0] - X[:, 1], np.sin(X[:, 0])]))
+    assert net.state() == {"kind": "mlp", "n_in": 3, "n_out": 2, "n_used": 2}
     with torch.inference_mode():
         x = torch.randn(5, 3)
-        np.testing.assert_array_equal(art.backend._plan(x).numpy(), art.backend.module_(x).numpy())
+        np.testing.assert_array_equal(net._plan(x).numpy(), net.module_(x).numpy())
 
 
 def test_spec_mismatch_names_the_variable(trained, tmp_path: Path) -> None:
@@ -304,7 +315,7 @@ def test_folded_standardisation_matches_separate_passes(skip):
     art, _ = fit_model((X, Y), spec, backend="torch", hidden=(16, 16), epochs=3, skip=skip, seed=0)
     folded = art.predict(X[:50].astype(np.float32))
     assert art._folded is not None  # the folded plan is in use
-    separate = art.y_norm.inverse(art.backend.predict(art.x_norm.transform(X[:50])))
+    separate = art.y_norm.inverse(art.backend.predict(art.backend_inputs(X[:50])))
     np.testing.assert_allclose(folded, separate, rtol=2e-5, atol=2e-5 * np.abs(separate).max())
 
 

@@ -2,8 +2,10 @@
 
 Hyperparameters (a constant times an RBF kernel with one length scale per
 input, plus white noise) are fitted by scikit-learn's
-``GaussianProcessRegressor`` on at most ``max_train`` training rows (a GP costs
-O(n^3)); prediction, and loading a saved model, use numpy only.
+``GaussianProcessRegressor`` on a subsample of at most ``hyper_rows`` rows
+(each step of the optimiser costs O(n^3)); the posterior then conditions on
+at most ``max_train`` training rows with those hyperparameters fixed;
+prediction, and loading a saved model, use numpy only.
 ``predict_std`` gives the posterior standard deviation (standardised units),
 which the trust gate uses as its uncertainty, as it does an ensemble's spread.
 
@@ -36,7 +38,8 @@ class GPBackend(Backend):
 
     Parameters
     ----------
-    max_train: training rows used (seeded subsample when there are more).
+    max_train: training rows the posterior conditions on (seeded subsample when there are more).
+    hyper_rows: rows (a seeded subsample of those) the kernel hyperparameters are fitted on.
     restarts: extra optimiser restarts for the kernel hyperparameters.
     seed: subsampling and restart seed.
     """
@@ -46,11 +49,14 @@ class GPBackend(Backend):
     requires = ("sklearn",)
     extra = "sklearn"
 
-    def __init__(self, max_train: int = 1000, restarts: int = 0, seed: int = 0) -> None:
+    def __init__(self, max_train: int = 1000, restarts: int = 0, seed: int = 0, hyper_rows: int = 600) -> None:
         if int(max_train) < 2:
             raise BackendError(f"gp: max_train must be >= 2, got {max_train}")
-        super().__init__(max_train=int(max_train), restarts=int(restarts), seed=int(seed))
+        if int(hyper_rows) < 2:
+            raise BackendError(f"gp: hyper_rows must be >= 2, got {hyper_rows}")
+        super().__init__(max_train=int(max_train), restarts=int(restarts), seed=int(seed), hyper_rows=int(hyper_rows))
         self.max_train, self.restarts, self.seed = int(max_train), int(restarts), int(seed)
+        self.hyper_rows = int(hyper_rows)
 
     @classmethod
     def library_version(cls) -> str:
@@ -78,6 +84,12 @@ class GPBackend(Backend):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence notes at bounds: the fit is still usable
+            if len(X) > self.hyper_rows:
+                # Hyperparameters from a subsample (the optimiser's steps cost O(n^3) each), then the
+                # posterior on every row with them fixed (one factorisation).
+                sub = np.random.default_rng([self.seed, 1]).choice(len(X), self.hyper_rows, replace=False)
+                gpr.fit(X[sub], Y[sub])
+                gpr = GaussianProcessRegressor(gpr.kernel_, alpha=1e-10, normalize_y=False, optimizer=None)
             gpr.fit(X, Y)
         k = gpr.kernel_
         self.constant_ = float(k.k1.k1.constant_value)
