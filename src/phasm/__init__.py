@@ -37,8 +37,8 @@ __all__ = [
     "RaggedArray", "attr", "each", "fields", "glob", "item", "setter",
     # trust gate
     "CalibrationReport", "ConformalGate", "DomainGate", "RangeGate",
-    # designs of experiments on Dask (loaded on first use)
-    "sample",
+    # designs of experiments on Dask, a search over model settings (loaded on first use)
+    "sample", "tune",
 ]
 
 
@@ -47,8 +47,12 @@ def __getattr__(name: str):  # lazy: `import phasm` loads no sampling code (nor 
         from phasm.sampling.run import sample
 
         return sample
+    if name == "tune":
+        from phasm.surrogate.tuning import tune
+
+        return tune
     raise AttributeError(f"module 'phasm' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | {"sample"})
+    return sorted(set(globals()) | {"sample", "tune"})

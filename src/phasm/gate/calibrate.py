@@ -45,7 +45,7 @@ def train_calibrated(
     spec: Spec | None,
     tolerance: Tolerance,
     *,
-    backend: Any = "torch",
+    backend: Any = "auto",
     calibration_fraction: float = 0.25,
     val_fraction: float = 0.2,
     confidence: float = 0.95,
@@ -87,6 +87,7 @@ def train_calibrated(
     if cal.sum() < 10 or (~cal).sum() < 2:
         raise ValueError(f"train_calibrated: {len(X)} finite rows are too few to train and calibrate "
                          f"({int((~cal).sum())} train, {int(cal.sum())} calibration)")
+    params.setdefault("selection_tolerance", tolerance)  # backend "auto" scores its candidates against it
     art, result = fit_model((X[~cal], Y[~cal]), spec, backend=backend, val_fraction=val_fraction, seed=seed,
                             verbose=verbose, **params)
     gate = ConformalGate(tolerance, confidence=confidence, score=score, domain=domain, seed=seed)
@@ -126,7 +127,7 @@ def _train_calibrated_ragged(source: Any, spec: Spec, tolerance: Tolerance, *, b
     return art, result, gate
 
 
-def train_gated(source: Any, spec: Spec | None, tolerance: Tolerance | None, *, backend: Any = "torch",
+def train_gated(source: Any, spec: Spec | None, tolerance: Tolerance | None, *, backend: Any = "auto",
                 default_gate: bool = True, calibration_fraction: float = 0.25, confidence: float = 0.95,
                 **kw: Any) -> tuple[Any, Any]:
     """Train a model for ``spec`` on a capture store with the gate ``auto`` mode will use, stored in the

@@ -48,7 +48,7 @@ class ModelSlot:
     ``user_gate``: the gate was given by the user (``gate=``): training and loading keep it.
     """
 
-    def __init__(self, name: str, *, backend: str = "torch", gate: Gate | None = None) -> None:
+    def __init__(self, name: str, *, backend: str = "auto", gate: Gate | None = None) -> None:
         self.name = name
         self.backend = backend
         self.user_gate = gate is not None

@@ -77,17 +77,26 @@ class Surrogate:
         batched: bool = False,
         mode: Mode | str | None = None,
         model: str | os.PathLike[str] | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
         tolerance: Tolerance | None = None,
         gate: Gate | None = None,
         flush_rows: int = 1024,
         shadow_fraction: float = 0.0,
+        transforms: Mapping[str, Any] | str | None = None,
     ) -> None:
         functools.update_wrapper(self, fn)
         self.__wrapped__: Callable[..., Any] = fn
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.batched = bool(batched)
         self.tolerance = tolerance
+        #: per-variable transforms for :meth:`train` (``{"tau": "log"}``); the others are chosen from the captures
+        self.transforms = transforms
+        if transforms is not None:  # names of transforms are checked now; variable names once the spec is known
+            from phasm.train.transforms import parse_declared
+
+            for var, kind in ({"*": transforms} if isinstance(transforms, str) else dict(transforms)).items():
+                if kind != "auto":
+                    parse_declared(str(var), kind)
         self.shadow_fraction = float(shadow_fraction)
         #: retrain in the background, in ``auto`` mode, after this many new captured rows
         self.retrain_after_rows: int | None = None
@@ -258,8 +267,10 @@ class Surrogate:
               calibration_fraction: float = 0.25, confidence: float = 0.95, **params: Any) -> TrainResult:
         """Train a model on the captured rows and attach it; returns a :class:`~phasm.train.TrainResult`.
 
-        ``backend`` defaults to the surrogate's backend (``"torch"``); extra keyword arguments go
-        to the backend (e.g. ``epochs=200``).  With a ``tolerance``, ``calibration_fraction`` of the
+        ``backend`` defaults to the surrogate's backend (``"auto"``: chosen from the data, see
+        :mod:`phasm.train.auto`); extra keyword arguments go to the backend (e.g. ``epochs=200``), or to
+        training: ``transforms=`` (overrides the surrogate's), ``search=N`` (an Optuna search over N
+        configurations), ``time_budget=`` (seconds for ``auto``).  With a ``tolerance``, ``calibration_fraction`` of the
         rows are held out to certify a :class:`~phasm.gate.ConformalGate` at ``confidence``
         (see :func:`phasm.gate.train_calibrated`); its report is ``fn.calibration``.  Without one,
         the gate trusts only inputs inside the captured range (a :class:`~phasm.gate.RangeGate`):
@@ -281,6 +292,8 @@ class Surrogate:
             spec = self.bind_spec(source.spec, f"store {source.path}") if source.spec is not None else self.codec.spec
         if spec is None:
             raise StoreError(f"{self.name}: store {getattr(source, 'path', None)} holds no spec")
+        if self.transforms is not None:
+            params.setdefault("transforms", self.transforms)
         kw = dict(val_fraction=val_fraction, seed=seed, verbose=verbose, calibration_fraction=calibration_fraction,
                   confidence=confidence, **params)
         return self.slot.train(source, spec, self.tolerance, backend, kw)
@@ -386,11 +399,12 @@ def surrogate(
     batched: bool = False,
     mode: Mode | str | None = None,
     model: str | os.PathLike[str] | None = None,
-    backend: str = "torch",
+    backend: str = "auto",
     tolerance: Tolerance | None = None,
     gate: Gate | None = None,
     flush_rows: int = 1024,
     shadow_fraction: float = 0.0,
+    transforms: Mapping[str, Any] | str | None = None,
 ) -> Any:
     """Wrap a function so a trained model may answer its calls.
 
@@ -400,17 +414,25 @@ def surrogate(
     ----------
     name: defaults to ``module.qualname``; also names ``PHASM_CALL_MODE_<NAME>``.
     inputs, outputs: explicit declarations (``phasm.Scalar()``, ``phasm.Array(shape)``, optics);
-        without them the spec is inferred from the first call.
+        without them the spec is inferred from the first call.  Either may be given alone, and list
+        only the variables that need declaring: the first call infers the rest (the other arguments
+        as inputs, the return value as outputs).
     store: HDF5 capture store path.
     batched: the function is vectorised: every input and output has a leading batch axis.
     model: a model folder to load now (its spec is checked against this function's; its
         bindings never replace the code's).
-    backend: the default backend for :meth:`Surrogate.train`.
+    backend: the default backend for :meth:`Surrogate.train`; ``"auto"`` (default): chosen from the
+        captures (a Gaussian process for small, low-dimensional ones, else an MLP sized from the rows;
+        see :mod:`phasm.train.auto`); ``"torch"`` always means the torch MLP.
     tolerance: the error tolerance (see :class:`phasm.Tolerance`); training then certifies a gate.
     gate: a trust gate; default: the one stored with the model (without a tolerance, the
         captured input range; with one, a certified gate), else finite-only.
     shadow_fraction: share of model-answered calls in ``auto`` mode also run on the original
         to measure the miss rate in production.
+    transforms: per-variable transforms the model learns on, ``{"tau": "log", "P": "log"}`` (names:
+        ``log``, ``asinh``, ``logit``, ``standardise``, ``none``); undeclared variables get theirs
+        from the captures (see :mod:`phasm.train.transforms`).  The tolerance is judged on the
+        caller's scale either way.
 
     Example
     -------
@@ -424,6 +446,6 @@ def surrogate(
     def make(f: Callable[..., Any]) -> Surrogate:
         return Surrogate(f, name=name, inputs=inputs, outputs=outputs, store=store, batched=batched, mode=mode,
                          model=model, backend=backend, tolerance=tolerance, gate=gate, flush_rows=flush_rows,
-                         shadow_fraction=shadow_fraction)
+                         shadow_fraction=shadow_fraction, transforms=transforms)
 
     return make if fn is None else make(fn)

@@ -44,8 +44,8 @@ from phasm.bindings.spec import Spec
 from phasm.errors import BackendError, BackendUnavailable
 from phasm.train.metrics import per_call_relative_error
 
-__all__ = ["AUTO", "GOOD_RMSE", "GP_MAX_INPUTS", "GP_MAX_ROWS", "TIME_BUDGET", "fit_auto", "mlp_settings",
-           "sets_settings"]
+__all__ = ["AUTO", "GOOD_RMSE", "GP_MAX_INPUTS", "GP_MAX_ROWS", "TIME_BUDGET", "fit_auto", "jsonable_params",
+           "mlp_settings", "rank_score", "score_candidate", "sets_settings"]
 
 AUTO = "auto"
 TIME_BUDGET = 300.0  # seconds for all candidates together (the network gets what is left)
@@ -64,7 +64,8 @@ def mlp_settings(n_train: int, n_in: int, n_out: int) -> dict[str, Any]:
     least :data:`TARGET_STEPS` optimisation steps (30..3000 epochs); width 64 below 3,000 rows, 128
     below 50,000, else 256 (at least ``min(n_out, 256)``); two hidden layers, three from 10,000 rows; a
     linear skip path; Adam at 2e-3 (3e-3 for batches of 32) with a cosine schedule; early stopping
-    after a quarter of the epochs without improvement.
+    after a quarter of the epochs without improvement; one CPU thread for small networks (their
+    matrix products are too small to share; on a GPU it does not apply).
     """
     n = max(int(n_train), 1)
     batch = int(min(512, max(32, 2 ** round(math.log2(max(n / 32, 1))))))
@@ -75,7 +76,7 @@ def mlp_settings(n_train: int, n_in: int, n_out: int) -> dict[str, Any]:
     depth = 2 if n < 10_000 else 3
     return {"hidden": (width,) * depth, "epochs": epochs, "batch_size": batch,
             "lr": 3e-3 if batch <= 32 else 2e-3, "lr_schedule": "cosine", "patience": max(30, epochs // 4),
-            "skip": True}
+            "skip": True, **({"threads": 1} if width <= 128 and batch <= 128 else {})}
 
 
 def sets_settings(n_train: int) -> dict[str, Any]:
@@ -153,7 +154,8 @@ def score_candidate(spec: Spec, est: Backend, data: Any, tolerance: Any = None,
     return out
 
 
-def _rank(sc: dict[str, Any]) -> tuple[float, float]:
+def rank_score(sc: dict[str, Any]) -> tuple[float, float]:
+    """Sort key of a :func:`score_candidate` result: validation misses first, then the error."""
     miss = sc["miss"] if math.isfinite(sc["miss"]) else 0.0
     return (miss, sc["mse"] if math.isfinite(sc["mse"]) else math.inf)
 
@@ -190,9 +192,9 @@ def fit_auto(spec: Spec, data: Any, *, params: dict[str, Any], seed: int, verbos
         seconds = time.perf_counter() - t0
         sc = score_candidate(spec, est, data, tolerance, transforms) if len(candidates) > 1 else \
             {"mse": math.nan, "miss": math.nan, "rel_p90": math.nan, "text": "the only candidate"}
-        tried.append({"label": label, "backend": name, "params": _jsonable(p), "seconds": seconds,
+        tried.append({"label": label, "backend": name, "params": jsonable_params(p), "seconds": seconds,
                       "val_mse": sc["mse"], "val_miss": sc["miss"], "val_rel_p90": sc["rel_p90"], "score_text": sc["text"]})
-        if best is None or _rank(sc) < _rank(best[3]):
+        if best is None or rank_score(sc) < rank_score(best[3]):
             best = (est, history, seconds, sc)
         if len(candidates) > 1 and _good_enough(sc, tolerance) and i + 1 < len(candidates):
             rest = ", ".join(c[0] for c in candidates[i + 1 :])
@@ -213,6 +215,7 @@ def fit_auto(spec: Spec, data: Any, *, params: dict[str, Any], seed: int, verbos
     return est, history, seconds, choice
 
 
-def _jsonable(p: dict[str, Any]) -> dict[str, Any]:
+def jsonable_params(p: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a candidate that a JSON training record can hold."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items()
             if isinstance(v, (int, float, str, bool, tuple, list, type(None)))}

@@ -78,7 +78,7 @@ def fit_model(
     if declared is not None and any(v.ragged for v in declared.inputs):
         # Variable-length inputs: set models on padded + masked batches (phasm.train.ragged).
         return fit_ragged_model(source, spec, backend=backend, val_fraction=val_fraction, seed=seed, verbose=verbose,
-                                transforms=transforms, time_budget=time_budget, **params)
+                                transforms=transforms, time_budget=time_budget, search=search, **params)
     spec, data, chosen = prepare_flat(source, spec, val_fraction=val_fraction, seed=seed, transforms=transforms)
     return fit_prepared(spec, data, backend=backend, seed=seed, val_fraction=val_fraction, verbose=verbose,
                         transforms=chosen, search=search, time_budget=time_budget, tolerance=selection_tolerance,

@@ -309,7 +309,7 @@ def ragged_values(spec: Spec, X: RaggedInputs, Y: np.ndarray) -> dict[str, np.nd
 def fit_ragged_model(source: CaptureStore | tuple[Any, np.ndarray], spec: Spec | None = None, *,
                      backend: str | Backend = "auto", val_fraction: float = 0.2, seed: int = 0,
                      verbose: bool = False, transforms: Any = None, time_budget: float | None = None,
-                     **params: Any) -> tuple[ModelArtefact, TrainResult]:
+                     selection_tolerance: Any = None, search: int = 0, **params: Any) -> tuple[ModelArtefact, TrainResult]:
     """Train a set model on a store (or ``(RaggedInputs, Y)``) whose spec has ragged inputs.
 
     ``backend="torch"`` means its set variant ``"torch-sets"``, and ``"auto"`` means ``"torch-sets"``
@@ -319,6 +319,10 @@ def fit_ragged_model(source: CaptureStore | tuple[Any, np.ndarray], spec: Spec |
     """
     from phasm.train.auto import AUTO, sets_settings
     from phasm.train.transforms import check_declared, choose_for_values
+
+    if int(search) > 0:
+        raise ValueError(f"{getattr(spec, 'function', 'fit_ragged_model')}: search= tunes models of fixed-shape inputs; "
+                         "for variable-length inputs pass the torch-sets settings (epochs=, phi_hidden=, ...)")
 
     if isinstance(source, CaptureStore):
         spec = spec or source.spec
