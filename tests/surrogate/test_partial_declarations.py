@@ -159,3 +159,32 @@ def test_both_sides_declared_stays_complete(tmp_path) -> None:
 
     delay(1200.0, True)
     assert [v.name for v in delay.spec.variables] == ["T", "tau"]
+
+
+@dataclasses.dataclass
+class Cluster:
+    e: float
+    layer: int
+
+
+def test_ragged_output_declared_alone_inputs_inferred(tmp_path) -> None:
+    """The reverse of the issue's case: a variable-length output declared, the inputs left to the first call."""
+
+    @phasm.surrogate(outputs={"clusters": phasm.each("return", fields=["e", "layer"], cls=Cluster, max_len=4)},
+                     store=tmp_path / "r.h5", mode="capture")
+    def shower(E: float, n: int):
+        total = n * (n + 1) / 2
+        return [Cluster(E * (i + 1) / total, i) for i in range(n)]
+
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        shower(float(rng.uniform(1, 10)), int(rng.integers(1, 5)))
+    spec = shower.spec
+    assert [(v.name, v.direction, v.ragged) for v in spec.variables] == [
+        ("E", "in", False), ("n", "in", False), ("clusters", "out", True)]
+    assert spec["n"].dtype == np.dtype("int64") and spec["clusters"].size == 1 + 4 * 2
+    assert len(shower.capture_store()) == 40
+    shower.train(backend="ridge", degree=2)
+    shower.mode = "model"
+    out = shower(5.0, 3)
+    assert isinstance(out, list) and all(isinstance(c, Cluster) for c in out)
