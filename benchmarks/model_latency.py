@@ -88,6 +88,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, fn, call_args in (_case_scalar(tmp), _case_heat(tmp, 32)):
             art = fn.model
+            art.use_engine("torch")  # this table is about the torch forward; benchmarks/throughput.py compares engines
             be = art.backend
             module = be.module_
             spec = fn.spec

@@ -2,7 +2,8 @@
 
     python benchmarks/run_all.py [--all]
 
-``--all`` adds the slow ones: the profiler's prediction-vs-reality run and its overhead measurement, and
+``--all`` adds the slow ones: the profiler's prediction-vs-reality run and its overhead measurement,
+throughput at batch 1..65536 per inference engine (`throughput.py`), and
 adaptive vs one-shot sampling (~5 min).
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 QUICK = ["overhead.py", "model_latency.py", "bindings.py", "gate.py", "discover.py", "sampling.py"]
-SLOW = ["prediction.py", "profiler_overhead.py", "adaptive.py", "native.py"]
+SLOW = ["prediction.py", "profiler_overhead.py", "adaptive.py", "native.py", "throughput.py"]
 
 
 def main() -> int:

@@ -12,18 +12,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import phasm
 
 SRC = Path(phasm.__file__).parent
-
-# Cycles other helpers remove in this wave; the lead empties this list at merge.  Each is an
-# xfail(strict=True) case below, so a fixed cycle fails the test until it is taken off the list.
-KNOWN_CYCLES: list[tuple[str, ...]] = [
-    ("phasm.store.reader", "phasm.store.writer"),  # helper `store`: store/layout.py
-]
-
 
 def module_name(path: Path) -> str:
     rel = path.relative_to(SRC.parent).with_suffix("")
@@ -126,14 +117,8 @@ def test_the_graph_sees_function_level_imports() -> None:
 
 
 def test_no_import_cycle() -> None:
-    cycles = [c for c in strongly_connected(GRAPH) if c not in KNOWN_CYCLES]
+    cycles = strongly_connected(GRAPH)
     assert not cycles, "import cycles (module- or function-level):\n" + "\n".join(" <-> ".join(c) for c in cycles)
-
-
-@pytest.mark.parametrize("cycle", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="known; fixed by another helper"))
-                                   for c in KNOWN_CYCLES])
-def test_known_cycles_are_gone(cycle: tuple[str, ...]) -> None:
-    assert cycle not in strongly_connected(GRAPH)
 
 
 def test_no_private_name_imported_from_another_module() -> None:

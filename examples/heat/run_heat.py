@@ -7,7 +7,7 @@ Usage::
 
 It leaves in ``--out``: the capture store (``captures/heat.h5``), the trained
 model folder (``model/``), and ``summary.json`` + ``summary.md`` with the
-error and timing table.
+error and timing table, and ``report.html`` (the surrogate's report, see docs/report.md).
 """
 
 from __future__ import annotations
@@ -265,7 +265,8 @@ def main(argv: list[str] | None = None) -> dict:
           "| measure | value |", "|---|---:|", *[f"| {a} | {b} |" for a, b in rows], "",
           f"Machine: {summary['machine']}. Model: `{model_dir}`.", ""]
     (out / "summary.md").write_text("\n".join(md))
-    console.print(f"\nWrote {out / 'summary.json'}, {out / 'summary.md'} and the model folder {model_dir}.")
+    page = heat.heat.report(out / "report.html")  # spec, data, training, accuracy, gate, and this run's counters
+    console.print(f"\nWrote {out / 'summary.json'}, {out / 'summary.md'}, {page} and the model folder {model_dir}.")
     heat.heat.close()
     return summary
 

@@ -12,8 +12,9 @@ True
 from __future__ import annotations
 
 __all__ = [
-    "ArtefactError", "BackendError", "BackendUnavailable", "ExportError", "GateError", "ModelNotLoaded",
-    "OpticError", "PhasmError", "SampleError", "SpecError", "StoreError", "TargetError",
+    "ArtefactError", "BackendError", "BackendUnavailable", "ExportError", "GateError", "GateNotFitted",
+    "ModelNotLoaded", "NotDescribable", "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreDamaged",
+    "StoreError", "TargetError",
 ]
 
 
@@ -33,6 +34,16 @@ class StoreError(PhasmError, ValueError):
     """A file is not a readable phasm capture store, or cannot be written as one."""
 
 
+class StoreDamaged(StoreError):
+    """A store file is truncated or altered; ``recoverable`` of its ``committed`` rows verify (``phasm repair``)."""
+
+    def __init__(self, message: str, *, path: object = None, recoverable: int = 0, committed: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.recoverable = recoverable
+        self.committed = committed
+
+
 class ArtefactError(PhasmError, ValueError):
     """A model folder is missing, malformed, corrupted, or for another spec."""
 
@@ -45,8 +56,16 @@ class BackendUnavailable(BackendError):
     """The backend exists but its library is not installed."""
 
 
+class NotDescribable(BackendError):
+    """A trained network is not one whose weights phasm can rebuild elsewhere (ONNX, native code)."""
+
+
 class GateError(PhasmError, ValueError):
     """A trust gate cannot be built, calibrated or loaded as asked."""
+
+
+class GateNotFitted(PhasmError, RuntimeError):
+    """A trust gate was used before it was calibrated (``fit``) or loaded."""
 
 
 class ExportError(PhasmError, ValueError):
@@ -63,3 +82,7 @@ class TargetError(PhasmError, ValueError):
 
 class SampleError(PhasmError, ValueError):
     """A design of experiments (its input space, method or run record) cannot be built or resumed as asked."""
+
+
+class ReportError(PhasmError, ValueError):
+    """A report target (model folder, store, profile or bench output) cannot be recognised or read."""

@@ -313,8 +313,11 @@ def test_folded_standardisation_matches_separate_passes(skip):
     Y = np.column_stack([X[:, 0] * X[:, 1], np.sin(X[:, 0]) + 100.0])
     spec = phasm.Spec.from_declarations("m.f", {"x": phasm.Array((3,))}, {"y": phasm.Array((2,))})
     art, _ = fit_model((X, Y), spec, backend="torch", hidden=(16, 16), epochs=3, skip=skip, seed=0)
+    art.use_engine("torch")  # the backend's own plan (not onnxruntime)
     folded = art.predict(X[:50].astype(np.float32))
-    assert art._folded is not None  # the folded plan is in use
+    kept = art.columns.kept
+    norms = (art.x_norm.mean[kept], art.x_norm.scale[kept], art.y_norm.mean, art.y_norm.scale)
+    assert art.backend.fold_normalisation(*norms) is not None  # the folded plan is in use
     separate = art.y_norm.inverse(art.backend.predict(art.backend_inputs(X[:50])))
     np.testing.assert_allclose(folded, separate, rtol=2e-5, atol=2e-5 * np.abs(separate).max())
 
@@ -326,5 +329,6 @@ def test_folding_is_refused_when_the_offset_would_cost_precision():
     X = rng.normal(1e5, 1.0, (300, 1))  # |mean| / std = 1e5: folding would cancel digits in float32
     spec = phasm.Spec.from_declarations("m.g", {"x": phasm.Scalar()}, {"y": phasm.Scalar()})
     art, _ = fit_model((X, X - 1e5), spec, backend="torch", hidden=(8,), epochs=2, seed=0)
+    art.use_engine("torch")
     art.predict(X[:5].astype(np.float32))
-    assert art._folded is None
+    assert art.backend.fold_normalisation(art.x_norm.mean, art.x_norm.scale, art.y_norm.mean, art.y_norm.scale) is None

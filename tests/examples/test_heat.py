@@ -102,6 +102,9 @@ def test_demo_end_to_end_small_grid(heat_module, tmp_path) -> None:
     assert summary["direct_solver"]["rel_diff_vs_sor_max"] < 1e-3
     assert summary["speedup"]["vs_direct_batch1"] == pytest.approx(t["direct_batch1"] / t["surrogate_batch1"])
     assert "speedup vs sparse LU, batch 1" in (out / "summary.md").read_text()
+    page = (out / "report.html").read_text()  # fn.report(): the demo's HTML report
+    assert all(f'data-section="{s}"' in page for s in ("spec", "data", "training", "accuracy", "gate", "production"))
+    assert "http://" not in page and "https://" not in page and "No certified gate" in page
     assert summary["training"]["epochs"] >= 1 and summary["training"]["validation"]["n"] > 0
     from phasm.train.artefact import ModelArtefact
 

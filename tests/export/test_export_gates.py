@@ -125,3 +125,25 @@ def test_ensemble_members_are_gated_as_python(tmp_path) -> None:
     assert both.sum() > 100
     np.testing.assert_array_equal(Y_c[both], np.asarray(Y_py, np.float64)[both])
     assert isinstance(gate, ConformalGate)
+
+
+@needs_cc
+def test_per_region_gate_decides_as_python(tmp_path) -> None:
+    """A gate certified per region (edge bands over the one input that matters, and distance bands),
+    with per-output tolerances: the C gate picks each call's region threshold as Python does."""
+    spec = phasm.Spec.from_declarations("t.sqrt2", {"a": phasm.Scalar(), "b": phasm.Scalar()},
+                                        {"y": phasm.Scalar(), "z": phasm.Scalar()})
+    A = np.random.default_rng(0).uniform(0, 1, (16000, 2))
+    Y = np.c_[np.sqrt(A[:, 0] + 0.01) * (1 + 0.1 * np.sin(3 * A[:, 1])), 0.01 * np.cos(5 * A[:, 1])]
+    tol = phasm.Tolerance(rel={"y": 1e-2}, abs={"z": 2e-4}, max_miss_rate=0.02)
+    art, _, gate = train_calibrated((A, Y), spec, tol, backend="ensemble", member="ridge", k=3,
+                                    member_params={"degree": 6}, regions="edge+distance")
+    part = gate.regions_
+    assert part.kind == "edge+distance" and part.n_bands > 2 and part.edge_features_.tolist() == [0]
+    assert len(set(gate.thresholds_.tolist())) > 1  # the regions really differ
+    native = build(art, CCS[0], out=tmp_path)
+    X = np.r_[sample_rows(art, 6000, seed=5), np.c_[np.random.default_rng(6).uniform(0, 0.01, 2000),
+                                                     np.random.default_rng(7).uniform(0, 1, 2000)]]
+    res = compare(art, native, X)
+    assert res.decisions_equal >= 0.999, res
+    assert 0.2 < res.c_accepted < 0.98, res

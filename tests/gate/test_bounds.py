@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phasm.gate.conformal import binomial_cdf, clopper_pearson_upper, min_rows_to_certify
+from phasm.gate.certify import binomial_cdf, clopper_pearson_upper, min_rows_to_certify
 
 
 def test_zero_events_closed_form() -> None:

@@ -37,6 +37,7 @@ def test_calibrate_then_show(tmp_path) -> None:
     shown = runner.invoke(app, ["gate", str(tmp_path / "m")])
     assert shown.exit_code == 0, shown.output
     assert f"{meta['gate']['report']['expected_fallback_rate']:.2%}" in shown.output
+    assert "per region" in shown.output and "edge, outermost 2.0%" in shown.output  # one row per region
     # The saved model and gate drive auto mode.
     g = phasm.surrogate(lambda a, b: np.exp(a) * np.cos(b) + 1.0, batched=True, name="demo.expcos",
                         inputs={"a": phasm.Array((), np.float64), "b": phasm.Array((), np.float64)},

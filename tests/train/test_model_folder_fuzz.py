@@ -12,6 +12,7 @@ line when first asked).  Never a payload (hostile
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import shutil
 import tempfile
@@ -30,6 +31,7 @@ from phasm.train import ModelArtefact, fit_model
 
 torch = pytest.importorskip("torch")
 
+HAVE_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 EXAMPLES = 40  # per backend in the default run; the slow run below tries many more
 
 
@@ -108,6 +110,7 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Template]:
         "torch": flat_template(root, "torch", "torch", **small_torch),
         "torch-module": flat_template(root, "torch-module", "torch", model=Quadratic(), epochs=2, batch_size=32),
         "torch-sets": sets_template(root),
+        **({"onnx": flat_template(root, "onnx", "onnx", **small_torch)} if HAVE_ONNX else {}),
     }
 
 
@@ -221,7 +224,7 @@ def check_folder(template: Template, data: st.DataObject) -> None:
         assert not marker.exists(), f"payload ran ({kind})"
 
 
-KINDS = ["ridge", "gp", "ensemble", "torch", "torch-module", "torch-sets"]
+KINDS = ["ridge", "gp", "ensemble", "torch", "torch-module", "torch-sets", *(["onnx"] if HAVE_ONNX else [])]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -149,3 +149,25 @@ def test_ragged_set_features_and_outputs_are_transformed() -> None:
     assert art.transforms["E"].kind == "log" and art.transforms["total"].kind == "log", result.transforms
     out = art.predict(X.take(np.arange(5)))
     assert out.shape == (5, 1) and np.all(out > 0)
+
+
+def test_onnx_engine_applies_transforms_and_the_onnx_file_export_refuses_them(tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    from phasm.errors import BackendError
+    from phasm.train import export_onnx
+
+    rng = np.random.default_rng(0)
+    T = rng.uniform(1000, 1500, 400)
+    X = np.column_stack([T, np.full(400, 3.0)])  # the second input never varies: set aside
+    Y = (1e-9 * np.exp(15000.0 / T))[:, None]  # four decades: learnt as its log
+    spec = phasm.Spec.from_declarations("m.tau", {"T": phasm.Scalar(), "mech": phasm.Scalar()}, {"tau": phasm.Scalar()})
+    art, _ = fit_model((X, Y), spec, backend="torch", hidden=(16,), epochs=30, seed=0)
+    assert art.transforms["tau"].kind == "log" and art.columns.kept.tolist() == [0]
+    art.use_engine("torch")
+    ref = art.predict(X[:20])
+    assert art.use_engine("onnx").engine == "onnx"
+    got = art.predict(X[:20])
+    np.testing.assert_allclose(got, ref, rtol=1e-4)
+    assert np.isnan(art.predict(np.array([[1200.0, 4.0]]))).all()  # another mechanism: no answer
+    with pytest.raises(BackendError, match="transformed variables"):
+        export_onnx(art, tmp_path / "m.onnx")

@@ -130,7 +130,7 @@ class EnsembleBackend(Backend):
     def fit(self, data: TrainingData, *, verbose: bool = False) -> FitHistory:
         t0 = time.perf_counter()
         self.members_: list[Backend] = []
-        histories = []
+        histories: list[FitHistory] = []
         if self.client is not None:
             self.members_, histories = self._fit_on_cluster(data)
         for i in range(self.k if self.client is None else 0):

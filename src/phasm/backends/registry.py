@@ -33,6 +33,7 @@ _BUILTIN = {
     "gp": "phasm.backends.gp:GPBackend",
     "torch-sets": "phasm.backends.torch_sets:TorchSetsBackend",
     "torch-ragged-export": "phasm.backends.torch_ragged_export:TorchRaggedExportBackend",
+    "onnx": "phasm.backends.onnx_backend:OnnxBackend",
 }
 
 

@@ -28,6 +28,7 @@ Example
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -72,6 +73,14 @@ class TorchRaggedExportBackend(Backend):
         if not int(max_len) >= 1:
             raise BackendError(f"torch-ragged-export: max_len must be >= 1, got {max_len}")
         super().__init__(max_len=int(max_len), device=device)
+        # learned state, set by from_program_file/load (absent until then, as sklearn does)
+        self.n_fixed_: int
+        self.set_names_: list[str]
+        self.set_dims_: list[int]
+        self.n_out_: int
+        self.program_: torch.export.ExportedProgram
+        self.module_: torch.nn.Module
+        self.device_: torch.device
 
     @classmethod
     def library_version(cls) -> str:
@@ -84,7 +93,7 @@ class TorchRaggedExportBackend(Backend):
     # -- construction -------------------------------------------------------
 
     @classmethod
-    def from_program_file(cls, path: str | Path, *, n_fixed: int, set_names: Sequence[str], set_dims: Sequence[int],
+    def from_program_file(cls, path: str | os.PathLike[str], *, n_fixed: int, set_names: Sequence[str], set_dims: Sequence[int],
                           n_out: int, max_len: int, device: str | None = None) -> "TorchRaggedExportBackend":
         """The backend around the ``.pt2`` at ``path``, checked to map the encoded width to ``n_out``."""
         self = cls(max_len=max_len, device=device)

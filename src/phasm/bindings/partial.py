@@ -64,7 +64,7 @@ class PartialDeclaration:
         """The spec of a finished first call: the declared variables and the ones inferred from it."""
         declared = [self._resolved(v, frame) for v in self.variables]
         taken = {str(v.name) for v in declared}
-        skip = set(self.roots) | {a for a in SKIPPED if a in frame.args}
+        skip = {str(r) for r in self.roots} | {a for a in SKIPPED if a in frame.args}
         try:
             inferred = infer_variables(frame, mutated=mutated - skip, batched=self.batched, skip=skip, taken=taken,
                                        outputs=self.infer_outputs)

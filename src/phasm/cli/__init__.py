@@ -78,6 +78,8 @@ COMMAND_MODULES = [
     "phasm.cli.gate",
     "phasm.cli.sample",
     "phasm.cli.export",
+    "phasm.cli.report",
+    "phasm.cli.store",
 ]
 
 

@@ -21,16 +21,24 @@ def info(path: Path = typer.Argument(..., help="A capture store (.h5) or a model
 
         print_model_info(path)
         return
+    import warnings
+
     try:
-        store = CaptureStore(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # skipped files are listed below
+            store = CaptureStore(path)
+        stats = store.statistics()  # reads, and so verifies, every row
     except (FileNotFoundError, StoreError) as exc:
         fail(str(exc))
     _print_spec(store.spec)
     console.print(f"rows: [bold]{len(store)}[/] in {len(store.files)} file(s)")
+    if store.skipped:
+        console.print(f"[yellow]skipped {len(store.skipped)} file(s)[/]: "
+                      + "; ".join(f"{p.name}: {reason}" for p, reason in store.skipped), soft_wrap=True)
     t = Table(title="statistics")
     for col in ("variable", "count", "min", "max", "mean", "std"):
         t.add_column(col)
-    for name, s in store.statistics().items():
+    for name, s in stats.items():
         t.add_row(name, str(s["count"]), f"{s['min']:.6g}", f"{s['max']:.6g}", f"{s['mean']:.6g}", f"{s['std']:.6g}")
     console.print(t)
 
@@ -51,6 +59,9 @@ def backends() -> None:
             status = f"[yellow]missing[/] {', '.join(b.missing)} (pip install 'phasm[{b.extra}]')"
         t.add_row(b.name, status, b.target)
     console.print(t)
+    from phasm.train.inference import engine_status
+
+    console.print(engine_status())
 
 
 def train(

@@ -26,7 +26,8 @@ def _print_report(report: dict[str, Any]) -> None:
     rows = [
         ("certified", "yes" if report["certified"] else "[red]no: every call falls back[/]"),
         ("score", report["score"]),
-        ("threshold", f"{float(report['threshold']):.4g}"),
+        ("threshold (interior)" if len(report.get("groups") or []) > 1 else "threshold",
+         f"{float(report['threshold']):.4g}"),
         ("max miss rate (asked)", f"{report['max_miss_rate']:.3%}"),
         ("miss-rate bound (certified)", f"{report['miss_rate_bound']:.3%}" if report["certified"] else "-"),
         ("confidence", f"{report['confidence']:.0%}"),
@@ -37,9 +38,22 @@ def _print_report(report: dict[str, Any]) -> None:
         ("rows needed to certify (no miss)", str(report["min_rows_needed"])),
         ("method", report["method"]),
     ]
+    if report.get("regions"):
+        rows.insert(2, ("regions", str(report["regions"])))
     for k, v in rows:
         t.add_row(k, v)
     console.print(t)
+    groups = report.get("groups") or []
+    if len(groups) > 1:
+        g_t = Table(title="per region (each certified on its own calibration rows)")
+        for col in ("region", "rows", "threshold", "miss-rate bound", "confidence", "accepted / misses", "expected fallback"):
+            g_t.add_column(col)
+        for g in groups:
+            bound = (f"{g['miss_rate_bound']:.3%}" if g["certified"] else
+                     "[red]falls back[/]" if g["tested"] else f"[red]falls back: {g['n_certify']} < {g['min_rows_needed']} rows[/]")
+            g_t.add_row(g["label"], str(g["n_certify"]), f"{float(g['threshold']):.4g}", bound, f"{g['confidence']:.2%}",
+                        f"{g['accepted']} / {g['accepted_misses']}", f"{g['expected_fallback_rate']:.1%}")
+        console.print(g_t)
 
 
 def calibrate(
@@ -52,6 +66,8 @@ def calibrate(
     calibration_fraction: float = typer.Option(0.25, help="Share of rows held out to calibrate."),
     backend: str = typer.Option("ensemble", help="Backend (default: an ensemble; see `phasm backends`)."),
     score: str = typer.Option("auto", help="Gate score: auto, spread, residual, spread+residual, distance."),
+    regions: str = typer.Option("auto", help="Regions certified separately: auto, edge, distance, edge+distance, "
+                                             "none (one threshold for the average)."),
     seed: int = typer.Option(0, help="Random seed."),
     param: list[str] = typer.Option([], "--param", "-p", help="Backend parameter KEY=VALUE (JSON value), repeatable."),
 ) -> None:
@@ -68,7 +84,7 @@ def calibrate(
         tol = Tolerance(rel=rel, abs=abs_, max_miss_rate=max_miss_rate)
         art, result, gate = train_calibrated(source, None, tol, backend=backend, seed=seed,
                                              calibration_fraction=calibration_fraction, confidence=confidence,
-                                             score=score, **params)
+                                             score=score, regions=regions, **params)
     except ValueError as exc:  # the documented refusals (too few rows, bad tolerance...); phasm errors pass up
         fail(str(exc))
     art.save(out)

@@ -41,12 +41,12 @@ def print_model_info(path: Path) -> None:
         console.print("transforms: " + "; ".join(
             f"{escape(str(n))} {escape(str(t.get('kind')))}" + (f" ({escape(str(t['why']))})" if t.get("why") else "")
             for n, t in transforms.items()), soft_wrap=True)
-    dropped = tr.get("inputs_not_read") if isinstance(tr.get("inputs_not_read"), dict) else {}
+    dropped: dict[str, Any] = tr["inputs_not_read"] if isinstance(tr.get("inputs_not_read"), dict) else {}
     for what, cols in dropped.items():
         if isinstance(cols, dict) and cols:
             console.print(f"{escape(str(what))} inputs, not read by the model (calls with other values fall back): "
                           + ", ".join(f"{escape(str(k))} = {escape(str(v))}" for k, v in cols.items()), soft_wrap=True)
-    choice = tr.get("choice") if isinstance(tr.get("choice"), dict) else {}
+    choice: dict[str, Any] = tr["choice"] if isinstance(tr.get("choice"), dict) else {}
     if choice.get("why"):
         console.print(f"chosen: {escape(str(choice['why']))}", soft_wrap=True)
     metrics = meta.get("metrics") or {}

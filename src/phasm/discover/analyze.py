@@ -27,7 +27,6 @@ from phasm.discover.effects import (below_opaque, locate_random_draws, opaque_fl
                                     stochastic_suggestion)
 from phasm.discover.inspection import Finding, FlagFinding, Inspection
 from phasm.discover.paths import EACH, Access, Path, normalized, render
-from phasm.errors import TargetError
 from phasm.discover.scope import in_scope_predicate
 from phasm.discover.static import StaticResult, analyze_static
 from phasm.errors import TargetError
@@ -133,10 +132,10 @@ def combine(static: StaticResult, runs: list[DynamicResult]) -> Inspection:
             flags.append(FlagFinding(flag, what, where, "static"))
     for run in runs:
         for flag, what, where in run.flags:
-            match = [f for f in flags if f.flag == flag and (f.where == where or flag == "random")]
+            match = [known for known in flags if known.flag == flag and (known.where == where or flag == "random")]
             if match:
-                for f in match:
-                    f.source = "both"
+                for known in match:
+                    known.source = "both"
             elif (flag, what) not in seen:
                 seen.add((flag, what))
                 flags.append(FlagFinding(flag, what, where, "dynamic"))

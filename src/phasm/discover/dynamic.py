@@ -48,7 +48,6 @@ from phasm.discover.snapshot import MISSING as _MISSING
 from phasm.discover.snapshot import (Roots, base_type, copy_state, diff, rng_states, root_value, same_state, set_rng_states,
                                      state_diff, values_at)
 from phasm.discover.scope import in_scope_predicate
-from phasm.errors import TargetError
 from phasm.discover.tracing import Instrumenter, Recorder, fields_of
 from phasm.discover.watch import OpaqueObservation, OpaqueWatch
 from phasm.errors import TargetError

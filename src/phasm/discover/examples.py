@@ -104,6 +104,8 @@ def examples_from_store(path: str | os.PathLike[str], rows: int = 3) -> tuple[st
 
     store = CaptureStore(path)
     spec = store.spec
+    if spec is None:
+        raise TargetError(f"capture store {path} holds no spec: it cannot be replayed as calls")
     n = min(rows, len(store))
     if n == 0:
         raise TargetError(f"capture store {path} has no rows to replay")
@@ -116,6 +118,7 @@ def examples_from_store(path: str | os.PathLike[str], rows: int = 3) -> tuple[st
             if record.get("kind") != "arg" or not isinstance(record.get("name"), str):
                 raise TargetError(f"variable {v.name!r} of {path} lives at {v.where or '?'}, not in an argument: "
                                   "it cannot be replayed as a call; use --example")
+            assert v.name is not None  # a spec names every variable
             value = inputs[v.name][i]
             if isinstance(value, np.ndarray) and value.shape == () or np.isscalar(value):
                 value = np.asarray(value).item()

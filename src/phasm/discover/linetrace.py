@@ -31,7 +31,7 @@ import types
 from typing import Any, Callable
 
 from phasm.discover import recorder as _rec
-from phasm.discover.paths import is_scalar
+from phasm.discover.paths import Path, is_scalar
 from phasm.discover.scope import is_data
 from phasm.discover.recorder import Recorder
 from phasm.discover.unsafe import classify
@@ -113,6 +113,7 @@ class LineTracer:
         code, line = key
         is_target = code in self.targets
         module = frame.f_globals.get("__name__", "?")
+        path: Path
         for op, name in self._by_line(code).get(line, ()):
             if op == "LOAD_GLOBAL":
                 if name[:2] == "__" == name[-2:]:

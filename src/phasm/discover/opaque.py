@@ -94,7 +94,7 @@ def extension_type(value: Any) -> str | None:
     """
     if value is None or callable(value):
         return None
-    cls = type(value)
+    cls: type = type(value)
     if _c_state_class(cls) is None:
         return None
     return cls.__qualname__

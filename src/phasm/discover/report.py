@@ -97,8 +97,8 @@ def render_text(ins: Inspection) -> str:
     for r in rows:
         out.append("  " + "  ".join(r[i].ljust(widths[i]) for i in range(5)) + "  " + r[5])
     out.append("flags: " + (", ".join(ins.flags) if ins.flags else "none (looks safe to replace)"))
-    for f in ins.flag_details:
-        out.append(f"  {f.flag}: {f.what} at {f.where} [{f.source}]")
+    for detail in ins.flag_details:
+        out.append(f"  {detail.flag}: {detail.what} at {detail.where} [{detail.source}]")
     for s in ins.suggestions:
         out.append(f"suggestion: {s}")
     if ins.disagreements:

@@ -195,8 +195,8 @@ def _diff(before: Any, after: Any, path: Path, out: dict[Path, Any], depth: int,
                 or before.dtype != after.dtype:
             out[path] = after
             return
-        b, a = before.view(np.ndarray), after.view(np.ndarray)
-        equal = np.array_equal(b, a, equal_nan=b.dtype.kind in "fc")
+        before_view, after_view = before.view(np.ndarray), after.view(np.ndarray)
+        equal = np.array_equal(before_view, after_view, equal_nan=before_view.dtype.kind in "fc")
         if not equal:
             out[path] = after
         return

@@ -77,7 +77,7 @@ def analyze_static(fn: Callable[..., Any], depth: int = 2, *, in_scope: Callable
     params = list(inspect.signature(fn).parameters)
     result = StaticResult(f"{fn.__module__}.{fn.__qualname__}", params, module=fn.__module__)
     in_scope = in_scope or in_scope_predicate(fn)
-    mapping = {p: (("arg", p),) for p in params}
+    mapping: dict[str, Path | None] = {p: (("arg", p),) for p in params}
     _visit_function(fn, mapping, result, depth, in_scope, set(), via=None)
     if result.seeded:
         result.unsafe = [u for u in result.unsafe if u[0] != "random"]

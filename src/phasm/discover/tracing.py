@@ -167,9 +167,10 @@ def _traced_subclass(cls: type) -> type:
     sub = _SUBCLASSES.get(cls)
     if sub is not None:
         return sub
-    base_getattribute = cls.__getattribute__
-    base_setattr = cls.__setattr__
-    base_delattr = cls.__delattr__
+    # the class's own (unbound) methods, called with the instance: mypy would read cls.__x__ as bound to cls
+    base_getattribute: Callable[[Any, str], Any] = getattr(cls, "__getattribute__")
+    base_setattr: Callable[[Any, str, Any], None] = getattr(cls, "__setattr__")
+    base_delattr: Callable[[Any, str], None] = getattr(cls, "__delattr__")
 
     def __getattribute__(self: Any, name: str) -> Any:
         value = base_getattribute(self, name)
@@ -261,22 +262,22 @@ class Instrumenter:
             self._memo[key] = view
             return view
         if type(value) is list:
-            out = TracedList()
-            self._memo[key] = out
-            list.extend(out, [self.instrument(v, path + (EACH,), depth + 1) for v in value])
-            out._ph = (self.rec, path)
-            return out
+            traced_list = TracedList()
+            self._memo[key] = traced_list
+            list.extend(traced_list, [self.instrument(v, path + (EACH,), depth + 1) for v in value])
+            traced_list._ph = (self.rec, path)
+            return traced_list
         if type(value) is dict:
-            out = TracedDict()
-            self._memo[key] = out
+            traced_dict = TracedDict()
+            self._memo[key] = traced_dict
             for k, v in value.items():
-                dict.__setitem__(out, k, self.instrument(v, path + (("item", k),), depth + 1))
-            out._ph = (self.rec, path)
-            return out
+                dict.__setitem__(traced_dict, k, self.instrument(v, path + (("item", k),), depth + 1))
+            traced_dict._ph = (self.rec, path)
+            return traced_dict
         if type(value) is tuple:
-            out = tuple(self.instrument(v, path + (("item", i),), depth + 1) for i, v in enumerate(value))
-            self._memo[key] = out
-            return out
+            items = tuple(self.instrument(v, path + (("item", i),), depth + 1) for i, v in enumerate(value))
+            self._memo[key] = items
+            return items
         if callable(value) or type(value).__module__ in ("builtins",) or is_opaque(value):
             return value  # a compiled extension's object cannot be traced field by field (see opaque.py)
         cls = type(value)

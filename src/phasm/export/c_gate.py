@@ -222,7 +222,7 @@ class GateEmitter:
             if rel:
                 lines.append("        yn = sqrt(y2);")
             lines.append("        allowed = 0.0;")
-            if rel:
+            if tol.rel is not None:
                 lines.append(f"        if ({c_double(tol.rel)} * yn > allowed) allowed = {c_double(tol.rel)} * yn;")
             if tol.abs is not None:
                 lines.append(f"        if ({c_double(tol.abs)} > allowed) allowed = {c_double(tol.abs)};")
@@ -245,6 +245,9 @@ class GateEmitter:
                 f"    (void)x; (void)dist; (void)score;\n"
                 f"    return {c_double(g.threshold)};\n}}\n")
             return
+        if reg.source == "bands":
+            self._bands()
+            return
         value = {"input": f"(double)x[{reg.index}]", "distance": "dist", "score": "score"}[reg.source]
         self.tables.append(double_array(f"{p}_impl_region_edges", reg.edges if len(reg.edges) else np.zeros(1),
                                         f"gate regions: bins of the {reg.source}" + (f" (input {reg.index})" if reg.source == "input" else "")))
@@ -260,3 +263,48 @@ class GateEmitter:
             f"        if ({p}_impl_region_edges[mid] <= v) lo = mid + 1; else hi = mid;\n"
             f"    }}\n"
             f"    return {p}_impl_region_threshold[lo];\n}}\n")
+
+    def _bands(self) -> None:
+        """Per-region thresholds of a gate certified per region (gate record format 2): the band of a
+        call from nested boxes over some inputs (its position within their ranges) and/or cuts of the
+        domain distance, as :meth:`phasm.gate.RegionPartition.bands` computes it."""
+        p, reg = self.p, self.plan.regions
+        assert reg is not None
+        B = len(reg.thresholds) - 1
+        self.tables.append(double_array(f"{p}_impl_region_threshold", reg.thresholds,
+                                        "certified threshold per region band, interior first (-HUGE_VAL: falls back)"))
+        body = [f"    int band = 0;\n"]
+        if reg.edge_low is not None:
+            F = len(reg.edge_features)  # type: ignore[arg-type]
+            self.tables.append(int_array(f"{p}_impl_edge_feature", np.asarray(reg.edge_features),
+                                         "gate regions: the inputs whose position counts"))
+            self.tables.append(double_array(f"{p}_impl_edge_low", reg.edge_low.reshape(-1),
+                                            f"gate regions: {B} nested boxes ({B} x {F}), outermost first"))
+            self.tables.append(double_array(f"{p}_impl_edge_high", reg.edge_high.reshape(-1)))  # type: ignore[union-attr]
+            body.append(
+                f"    {{  /* edge band: {B} minus the boxes the call lies in */\n"
+                f"        int k, i, inside = 0;\n"
+                f"        for (k = 0; k < {B}; ++k) {{\n"
+                f"            int in = 1;\n"
+                f"            for (i = 0; i < {F}; ++i) {{\n"
+                f"                const double v = (double)x[{p}_impl_edge_feature[i]];\n"
+                f"                in &= (v >= {p}_impl_edge_low[k * {F} + i]) & (v <= {p}_impl_edge_high[k * {F} + i]);\n"
+                f"            }}\n"
+                f"            inside += in;\n"
+                f"        }}\n"
+                f"        band = {B} - inside;\n"
+                f"    }}\n")
+        if reg.distance_cuts is not None:
+            self.tables.append(double_array(f"{p}_impl_distance_cut", reg.distance_cuts,
+                                            "gate regions: cuts of the domain distance, outermost first"))
+            body.append(
+                f"    {{  /* distance band: the cuts the distance exceeds */\n"
+                f"        int k, far = 0;\n"
+                f"        for (k = 0; k < {B}; ++k) far += !(dist <= {p}_impl_distance_cut[k]);\n"
+                f"        if (far > band) band = far;\n"
+                f"    }}\n")
+        self.functions.append(
+            f"/* The certified threshold of the region band the call falls in (0: interior .. {B}: outermost) */\n"
+            f"static inline double {p}_impl_threshold(const float *x, double dist, double score)\n{{\n"
+            f"    (void)x; (void)dist; (void)score;\n" + "".join(body)
+            + f"    return {p}_impl_region_threshold[band];\n}}\n")

@@ -44,7 +44,10 @@ def header_info(art: Any, model_version: str = "", files: dict[str, str] | None 
     spec = art.spec
 
     def lines(variables: Any) -> tuple[list[tuple[str, str]], list[tuple[str, int, int]], list[int]]:
-        out, offs, ints, col = [], [], [], 0
+        out: list[tuple[str, str]] = []
+        offs: list[tuple[str, int, int]] = []
+        ints: list[int] = []
+        col = 0
         for v in variables:
             shape = "scalar" if not v.shape else "x".join(map(str, v.shape)) + " row-major"
             out.append((f"[{col}]" if v.size == 1 else f"[{col}..{col + v.size - 1}]",
@@ -118,7 +121,9 @@ def _comment_block(model: ModelPlan, gate: GatePlan, info: HeaderInfo, p: str) -
     lines += ["", f"Trust gate: {c(gate.description)}"]
     if gate.kind == "conformal":
         lines.append(f"    score: {c(gate.score)}; threshold {gate.threshold:.6g}" if gate.regions is None
-                     else f"    score: {c(gate.score)}; one threshold per region of the {c(gate.regions.source)}")
+                     else f"    score: {c(gate.score)}; one threshold per region"
+                     + (f" band ({len(gate.regions.thresholds)} bands)" if gate.regions.source == "bands"
+                        else f" of the {c(gate.regions.source)}"))
         lines.append(f"Tolerance: {c(gate.tolerance_text)}")
         lines.append(f"Certificate: {c(gate.certificate)}")
         lines.append("    (for calls from the distribution the captures came from)")

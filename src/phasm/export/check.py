@@ -134,7 +134,9 @@ def explain(art: Any, gate: Any, x: np.ndarray, python_accepted: bool) -> str:
         parts.append(f"distance {d:.9g} vs radius {domain.radius_:.9g} (relative gap {_gap(d, domain.radius_):.1e})")
     if isinstance(gate, ConformalGate):
         score = float(gate.predict_scores(x, art)[1][0])
-        parts.append(f"score {score:.9g} vs threshold {gate.threshold_:.9g} (relative gap {_gap(score, gate.threshold_):.1e})")
+        band = int(gate.region_of(x)[0])
+        t = float(gate.thresholds_[band])
+        parts.append(f"score {score:.9g} vs threshold {t:.9g} of region {band} (relative gap {_gap(score, t):.1e})")
     return "; ".join(parts)
 
 

@@ -16,11 +16,14 @@ Read from the gate JSON stored in the model folder (``phasm.json``, section ``"g
   spread score), the ``spec`` (output variables) and ``report`` (the certificate, printed in the
   header's comment).
 
-Thresholds per region: a gate may hold one threshold per region of the input space, the region
-being the bin of one quantity (an input feature, the domain distance, or the score itself) between
-ascending edges.  :class:`Regions` carries it; today's gates have one region (one threshold), and a
-group-conditional gate only has to fill :class:`Regions` in :func:`gate_plan`, the C code for the
-bin look-up is generated already.
+Thresholds per region: a gate may hold one threshold per region of the input space.
+:class:`Regions` carries it, either as the bin of one quantity (an input feature, the domain
+distance, or the score itself) between ascending edges, or (``source="bands"``) as the nested bands
+of a per-region certified gate (gate record format 2, :class:`~phasm.gate.RegionPartition`): from
+``partition``, ``edge_features`` with ``edge_low``/``edge_high`` (``B`` nested boxes) and/or
+``distance_cuts``, and ``thresholds`` (one per band, interior first):
+``edge band = B - #{k : edge_low[k][i] <= x[edge_features[i]] <= edge_high[k][i] for every i}``,
+``distance band = #{k : dist > distance_cuts[k]}``, the band the larger of the two.
 
 Example
 -------
@@ -39,7 +42,7 @@ from phasm.errors import ExportError
 from phasm.export.kdtree import KDTree, build_kdtree
 
 SCORES = ("spread", "residual", "spread+residual", "distance")
-REGION_SOURCES = ("input", "distance", "score")
+REGION_SOURCES = ("input", "distance", "score", "bands")
 EXPORTABLE_GATES = ("finite", "domain", "conformal")
 
 
@@ -54,21 +57,37 @@ class Regions:
 
     source: str
     edges: np.ndarray  # float64, ascending
-    thresholds: np.ndarray  # float64 (len(edges) + 1,)
+    thresholds: np.ndarray  # float64 (len(edges) + 1,), or (B + 1,) for "bands"
     index: int = 0
+    edge_features: np.ndarray | None = None  # "bands": int (F,)
+    edge_low: np.ndarray | None = None  # "bands": float64 (B, F), nested boxes, outermost first
+    edge_high: np.ndarray | None = None
+    distance_cuts: np.ndarray | None = None  # "bands": float64 (B,)
 
     def __post_init__(self) -> None:
         self.edges = np.asarray(self.edges, np.float64).reshape(-1)
         self.thresholds = np.asarray(self.thresholds, np.float64).reshape(-1)
         if self.source not in REGION_SOURCES:
             raise ExportError(f"gate regions: source must be one of {REGION_SOURCES}, got {self.source!r}")
+        if np.any(np.isnan(self.thresholds)):
+            raise ExportError("gate regions: a threshold is NaN")
+        if self.source == "bands":
+            B = len(self.thresholds) - 1
+            if self.edge_low is not None:
+                self.edge_features = np.asarray(self.edge_features, np.int64).reshape(-1)
+                F = len(self.edge_features)
+                self.edge_low = np.asarray(self.edge_low, np.float64).reshape(B, F)
+                self.edge_high = np.asarray(self.edge_high, np.float64).reshape(B, F)
+            if self.distance_cuts is not None:
+                self.distance_cuts = np.asarray(self.distance_cuts, np.float64).reshape(B)
+            if B < 1 or (self.edge_low is None and self.distance_cuts is None):
+                raise ExportError("gate regions: bands need edge boxes or distance cuts, and two thresholds or more")
+            return
         if len(self.thresholds) != len(self.edges) + 1:
             raise ExportError(f"gate regions: expected {len(self.edges) + 1} thresholds for {len(self.edges)} edges, "
                               f"got {len(self.thresholds)}")
         if not np.all(np.isfinite(self.edges)) or np.any(np.diff(self.edges) <= 0):
             raise ExportError("gate regions: edges must be finite and strictly ascending")
-        if np.any(np.isnan(self.thresholds)):
-            raise ExportError("gate regions: a threshold is NaN")
 
     def region_of(self, value: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.edges, np.asarray(value, np.float64), side="right")
@@ -159,7 +178,7 @@ def gate_plan(record: dict[str, Any] | None, *, n_in: int, n_out: int, spec: Any
         plan.tolerance_text = _tolerance_text(gate.tolerance)
         plan.certificate = str(gate.report_)
         plan.description = gate.domain.describe()
-        plan.regions = _regions(record)
+        plan.regions = _regions(gate)
         return plan
     if isinstance(gate, DomainGate):
         plan = _domain_plan(gate, n_in)
@@ -169,9 +188,13 @@ def gate_plan(record: dict[str, Any] | None, *, n_in: int, n_out: int, spec: Any
                       "exportable: finite, domain, conformal")
 
 
-def _regions(record: dict[str, Any] | None) -> Regions | None:
-    """Per-region thresholds of a group-conditional gate; none in today's gate records."""
-    return None
+def _regions(gate: Any) -> Regions | None:
+    """The per-region thresholds of a conformal gate (``None``: one region, ``plan.threshold``)."""
+    part = gate.regions_
+    if part.kind == "none" or len(gate.thresholds_) == 1:
+        return None
+    return Regions("bands", edges=np.zeros(0), thresholds=gate.thresholds_, edge_features=part.edge_features_,
+                   edge_low=part.edge_low_, edge_high=part.edge_high_, distance_cuts=part.distance_cuts_)
 
 
 def _domain_plan(domain: Any, n_in: int) -> GatePlan:
@@ -218,11 +241,14 @@ def _tolerances(tolerance: Any, spec: Any, n_out: int) -> list[OutputTolerance]:
 
 
 def _tolerance_text(tol: Any) -> str:
+    def limit(v: Any) -> str:  # a number for every output, or {output: number}
+        return f"{v:g}" if not isinstance(v, dict) else "{" + ", ".join(f"{k}: {x:g}" for k, x in sorted(v.items())) + "}"
+
     parts = []
     if tol.rel is not None:
-        parts.append(f"relative L2 error <= {tol.rel:g}")
+        parts.append(f"relative L2 error <= {limit(tol.rel)}")
     if tol.abs is not None:
-        parts.append(f"largest absolute error <= {tol.abs:g}")
+        parts.append(f"largest absolute error <= {limit(tol.abs)}")
     text = " or ".join(parts) or "per output"
     for name, (r, a) in sorted(tol.per_output.items()):
         text += f"; {name}: rel {r}, abs {a}"

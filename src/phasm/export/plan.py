@@ -38,10 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from phasm.errors import ExportError
+from phasm.errors import ExportError, NotDescribable
 from phasm.export.transforms import VariableTransforms, variable_transforms
 
-ACTIVATIONS = ("relu", "silu", "gelu", "tanh", "elu", "softplus")
 EXPORTABLE = ("torch (default MLP, optional skip path)", "ridge", "ensemble of torch MLPs or of ridge models")
 
 
@@ -176,49 +175,22 @@ def _ridge(backend: Any) -> RidgeMember:
 
 
 def _mlp(backend: Any, where: str) -> MLPMember:
-    from phasm.backends.torch_mlp import ACTIVATIONS as TORCH_ACTIVATIONS
-    from phasm.backends.torch_mlp import SelectColumns, SkipMLP
-    import torch
+    from phasm.backends.torch_describe import describe_mlp
 
-    module = backend.module_
-    select = None
-    if isinstance(module, torch.nn.Sequential) and len(module) == 2 and isinstance(module[0], SelectColumns):
-        select = module[0].index.detach().cpu().numpy().astype(np.int64)
-        module = module[1]
-    skip = None
-    if isinstance(module, SkipMLP):
-        skip = Dense(module.linear.weight.detach().cpu().double().numpy().T.astype(np.float32),
-                     module.linear.bias.detach().cpu().numpy().astype(np.float32))
-        module = module.mlp
-    if not isinstance(module, torch.nn.Sequential):
-        raise ExportError(f"not exportable: {where} is a {type(module).__name__}, not the default MLP")
-    by_type = {cls: name for name, cls in TORCH_ACTIVATIONS.items()}
+    try:
+        net = describe_mlp(backend.module_)
+    except NotDescribable as exc:
+        raise ExportError(f"not exportable: {where} {exc}") from None
     layers: list[Dense] = []
-    for layer in module:
-        if type(layer) is torch.nn.Linear:
-            layers.append(Dense(layer.weight.detach().cpu().numpy().T.astype(np.float32),
-                                layer.bias.detach().cpu().numpy().astype(np.float32)))
-        elif type(layer) in by_type and layers and layers[-1].activation is None:
-            act = by_type[type(layer)]
-            _check_activation(layer, act, where)
-            layers[-1].activation = act
+    for layer in net.layers:
+        if layer[0] == "linear":
+            layers.append(Dense(np.ascontiguousarray(layer[1].T), layer[2]))
+        elif layers[-1].activation is None:
+            layers[-1].activation = layer[1]
         else:
-            raise ExportError(f"not exportable: {where} has a {type(layer).__name__} layer; the exporter knows "
-                              f"Linear layers and the activations {', '.join(ACTIVATIONS)}")
-    if not layers:
-        raise ExportError(f"not exportable: {where} has no Linear layer")
-    return MLPMember(select, layers, skip)
-
-
-def _check_activation(layer: Any, act: str, where: str) -> None:
-    """Only the activations' default settings are generated: refuse others rather than compute them wrong."""
-    if act == "gelu" and getattr(layer, "approximate", "none") != "none":
-        raise ExportError(f"not exportable: {where} uses GELU(approximate={layer.approximate!r}); only the exact GELU is generated")
-    if act == "elu" and float(getattr(layer, "alpha", 1.0)) != 1.0:
-        raise ExportError(f"not exportable: {where} uses ELU(alpha={layer.alpha}); only alpha=1 is generated")
-    if act == "softplus" and (float(getattr(layer, "beta", 1.0)) != 1.0 or float(getattr(layer, "threshold", 20.0)) != 20.0):
-        raise ExportError(f"not exportable: {where} uses Softplus(beta={layer.beta}, threshold={layer.threshold}); "
-                          "only beta=1, threshold=20 is generated")
+            raise ExportError(f"not exportable: {where} has two activations in a row")
+    skip = None if net.skip is None else Dense(np.ascontiguousarray(net.skip[0].T), net.skip[1])
+    return MLPMember(net.select, layers, skip)
 
 
 def fold_standardisation(member: MLPMember, x_mean: np.ndarray, x_scale: np.ndarray, y_mean: np.ndarray,

@@ -1,10 +1,15 @@
 """Train a model and calibrate its trust gate on captures the model never saw.
 
-The captured rows are split (seeded) into a training part, which
-:func:`phasm.train.fit_model` splits again for validation, and a calibration
-part, on which a :class:`~phasm.gate.conformal.ConformalGate` is certified.
-The gate is stored in the artefact (``art.sections["gate"]``), so saving the
-model saves its calibration.
+The captured rows are split (seeded, row by row: :func:`~phasm.gate.stream.calibration_mask`)
+into a training part, which :func:`phasm.train.fit_model` splits again for
+validation, and a calibration part, on which a
+:class:`~phasm.gate.conformal.ConformalGate` is certified.  From a capture
+store, both parts are read in batches: the model trains as
+:func:`~phasm.train.fit_model` does (streamed when the store is larger than
+``max_memory_bytes``), and the gate holds a bounded sample of training rows
+and ``batch_rows`` calibration rows at a time, so a store larger than memory
+calibrates.  The gate is stored in the artefact (``art.sections["gate"]``), so
+saving the model saves its calibration.
 
 Example
 -------
@@ -26,18 +31,17 @@ from typing import Any
 import numpy as np
 
 from phasm.bindings.spec import Spec
-from phasm.gate.base import finite_rows
+from phasm.errors import GateError
 from phasm.gate.conformal import ConformalGate
 from phasm.gate.domain import DomainGate
 from phasm.gate.range import RangeGate, range_gate_for_store
+from phasm.gate.stream import ArrayRows, StoreRows, calibration_mask
 from phasm.gate.tolerance import Tolerance
 
 
 def split_calibration(n: int, calibration_fraction: float, seed: int) -> np.ndarray:
     """Seeded boolean mask of calibration rows (independent of the training split's seed stream)."""
-    if not 0.0 < calibration_fraction < 1.0:
-        raise ValueError(f"calibration_fraction must be in (0, 1), got {calibration_fraction}")
-    return np.random.default_rng([seed, 0x5EED]).random(n) < calibration_fraction
+    return calibration_mask(n, calibration_fraction, seed)
 
 
 def train_calibrated(
@@ -50,16 +54,24 @@ def train_calibrated(
     val_fraction: float = 0.2,
     confidence: float = 0.95,
     score: str = "auto",
+    regions: str = "auto",
+    region_levels: tuple[float, ...] | None = None,
     domain: DomainGate | None = None,
+    batch_rows: int = 65536,
+    max_tune_rows: int = 20000,
+    max_memory_bytes: int = 2 << 30,
     seed: int = 0,
     verbose: bool = False,
     **params: Any,
 ) -> tuple[Any, Any, ConformalGate]:
     """Train on part of ``source`` and certify a :class:`ConformalGate` on the rest.
 
-    ``source`` is a :class:`~phasm.store.CaptureStore` or raw ``(X, Y)``
-    matrices (then ``spec`` is required).  Returns ``(artefact, train_result,
-    gate)``; the gate's JSON is also in ``artefact.sections["gate"]``.
+    ``source`` is a :class:`~phasm.store.CaptureStore` (read in batches of ``batch_rows``; the model
+    trains in memory when the store fits in ``max_memory_bytes``, streamed otherwise) or raw
+    ``(X, Y)`` matrices (then ``spec`` is required).  ``regions`` / ``region_levels``: the regions
+    certified separately (see :class:`ConformalGate`).  The gate holds at most
+    ``domain.max_reference + max_tune_rows`` training rows and ``batch_rows`` calibration rows at once.  Returns ``(artefact, train_result, gate)``;
+    the gate's JSON is also in ``artefact.sections["gate"]``.
     """
     from phasm.store.reader import CaptureStore
     from phasm.train.fit import fit_model
@@ -67,35 +79,46 @@ def train_calibrated(
     if not isinstance(tolerance, Tolerance):
         raise TypeError(f"train_calibrated: tolerance must be a phasm.Tolerance, got {type(tolerance).__name__}")
     declared = spec if spec is not None else (source.spec if isinstance(source, CaptureStore) else None)
+    if declared is not None:
+        tolerance.check(declared)
     if declared is not None and any(v.ragged for v in declared.inputs):
         return _train_calibrated_ragged(source, declared, tolerance, backend=backend,
                                          calibration_fraction=calibration_fraction, val_fraction=val_fraction,
                                          confidence=confidence, seed=seed, verbose=verbose, **params)
     spec = declared
     if spec is None:
-        raise ValueError("train_calibrated: a spec is required when training from arrays")
+        raise GateError("train_calibrated: a spec is required when training from arrays")
+    gate = ConformalGate(tolerance, confidence=confidence, score=score, domain=domain, seed=seed, regions=regions,
+                         region_levels=region_levels, batch_rows=batch_rows, max_tune_rows=max_tune_rows)
     if isinstance(source, CaptureStore):
-        X, Y = source.matrices(dtype=np.float64)
+        cal_rows: StoreRows | ArrayRows = StoreRows(source, (calibration_fraction, seed, True), batch_rows)
+        train_rows: StoreRows | ArrayRows = StoreRows(source, (calibration_fraction, seed, False), batch_rows)
+        n_cal, n_train = cal_rows.n_rows, train_rows.n_rows
+        train_source: Any = source
+        fit_kw: dict[str, Any] = {"rows": ~calibration_mask(len(source), calibration_fraction, seed),
+                                  "max_memory_bytes": max_memory_bytes}
     else:
         X, Y = (np.asarray(a, np.float64) for a in source)
-    if X.ndim != 2 or X.shape[1] != spec.n_in_features or Y.shape != (len(X), spec.n_out_features):
-        raise ValueError(f"train_calibrated: X must be (n, {spec.n_in_features}) and Y (n, {spec.n_out_features}) "
-                         f"for {spec.function}; got {X.shape} and {Y.shape}")
-    keep = finite_rows(X) & finite_rows(Y)
-    X, Y = X[keep], Y[keep]
-    cal = split_calibration(len(X), calibration_fraction, seed)
-    if cal.sum() < 10 or (~cal).sum() < 2:
-        raise ValueError(f"train_calibrated: {len(X)} finite rows are too few to train and calibrate "
-                         f"({int((~cal).sum())} train, {int(cal.sum())} calibration)")
+        if X.ndim != 2 or X.shape[1] != spec.n_in_features or Y.shape != (len(X), spec.n_out_features):
+            raise GateError(f"train_calibrated: X must be (n, {spec.n_in_features}) and Y (n, {spec.n_out_features}) "
+                            f"for {spec.function}; got {X.shape} and {Y.shape}")
+        cal = calibration_mask(len(X), calibration_fraction, seed)
+        keep = np.isfinite(X).all(1) & np.isfinite(Y).all(1)
+        cal_rows, train_rows = ArrayRows(X, Y, cal), ArrayRows(X, Y, ~cal)  # non-finite rows are skipped
+        n_cal, n_train = cal_rows.n_rows, train_rows.n_rows
+        train_source, fit_kw = (X[~cal & keep], Y[~cal & keep]), {}
+    if n_cal < 10 or n_train < 2:
+        raise GateError(f"train_calibrated: {n_cal + n_train} rows are too few to train and calibrate "
+                        f"({n_train} train, {n_cal} calibration)")
     params.setdefault("selection_tolerance", tolerance)  # backend "auto" scores its candidates against it
-    art, result = fit_model((X[~cal], Y[~cal]), spec, backend=backend, val_fraction=val_fraction, seed=seed,
-                            verbose=verbose, **params)
-    gate = ConformalGate(tolerance, confidence=confidence, score=score, domain=domain, seed=seed)
+    art, result = fit_model(train_source, spec, backend=backend, val_fraction=val_fraction, seed=seed,
+                            verbose=verbose, **fit_kw, **params)
     # Candidate thresholds come from training rows' scores (independent of the calibration rows),
     # so every calibration row certifies.
-    gate.fit(X[cal], Y[cal], art, X_train=X[~cal], Y_train=Y[~cal], spec=spec)
+    gate.fit_rows(cal_rows, train_rows, art, spec=spec)
     art.sections["gate"] = gate.to_json()
-    art.training["calibration_rows"] = int(cal.sum())
+    assert gate.report_ is not None
+    art.training["calibration_rows"] = int(gate.report_.n_calibration)
     return art, result, gate
 
 
@@ -114,7 +137,7 @@ def _train_calibrated_ragged(source: Any, spec: Spec, tolerance: Tolerance, *, b
         X, Y = source
     cal = split_calibration(len(X), calibration_fraction, seed)
     if cal.sum() < 10 or (~cal).sum() < 2:
-        raise ValueError(f"train_calibrated: {len(X)} rows are too few to train and calibrate "
+        raise GateError(f"train_calibrated: {len(X)} rows are too few to train and calibrate "
                          f"({int((~cal).sum())} train, {int(cal.sum())} calibration)")
     train_rows, cal_rows = np.flatnonzero(~cal), np.flatnonzero(cal)
     X_train = X.take(train_rows)

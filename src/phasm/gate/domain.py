@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from phasm.errors import GateError, GateNotFitted
 from phasm.gate.base import Gate, finite_rows
 
 KNN_MAX_FEATURES = 16
@@ -44,7 +45,7 @@ def decode_array(d: dict[str, Any], what: str) -> np.ndarray:
         raw = base64.b64decode(d["float32_base64"], validate=True)
         return np.frombuffer(raw, np.float32).reshape(d["shape"]).copy()
     except Exception as exc:
-        raise ValueError(f"domain gate: bad {what} record: {exc}") from None
+        raise GateError(f"domain gate: bad {what} record: {exc}") from None
 
 
 class DomainGate(Gate):
@@ -71,37 +72,45 @@ class DomainGate(Gate):
     def __init__(self, metric: str = "auto", k: int = 5, quantile: float = 0.999, margin: float | None = None,
                  max_reference: int = 2048, seed: int = 0) -> None:
         if metric not in ("auto", "knn", "mahalanobis"):
-            raise ValueError(f"DomainGate: metric must be 'auto', 'knn' or 'mahalanobis', got {metric!r}")
+            raise GateError(f"DomainGate: metric must be 'auto', 'knn' or 'mahalanobis', got {metric!r}")
         if int(k) < 1:
-            raise ValueError(f"DomainGate: k must be >= 1, got {k}")
+            raise GateError(f"DomainGate: k must be >= 1, got {k}")
         if not 0.0 < quantile <= 1.0:
-            raise ValueError(f"DomainGate: quantile must be in (0, 1], got {quantile}")
+            raise GateError(f"DomainGate: quantile must be in (0, 1], got {quantile}")
         if margin is not None and margin < 0:
-            raise ValueError(f"DomainGate: margin must be >= 0, got {margin}")
+            raise GateError(f"DomainGate: margin must be >= 0, got {margin}")
         self.metric, self.k, self.quantile = metric, int(k), float(quantile)
         self.margin = None if margin is None else float(margin)
         self.max_reference, self.seed = int(max_reference), int(seed)
 
     # -- learning -----------------------------------------------------------
 
-    def fit(self, X_train: np.ndarray, X_held: np.ndarray | None = None) -> "DomainGate":
+    def fit(self, X_train: np.ndarray, X_held: np.ndarray | None = None, *, summary: Any = None) -> "DomainGate":
         """Learn the range and reference set from raw training inputs ``(n, n_in)``.
 
         ``X_held``: held-out in-distribution rows that set ``radius_``; without
-        them, leave-one-out distances of the reference rows are used.
+        them, distances of training rows outside the reference set (or
+        leave-one-out distances of the reference rows) are used.
+        ``summary``: statistics over *all* training rows (``n``, ``low``, ``high``,
+        ``mean``, ``std``, e.g. a :class:`~phasm.gate.stream.TrainingSample`) when
+        ``X_train`` is only a sample of them (a store larger than memory).
         """
         X = np.asarray(X_train, np.float64)
         if X.ndim != 2:
-            raise ValueError(f"DomainGate.fit: X_train must be (n, n_in), got shape {X.shape}")
+            raise GateError(f"DomainGate.fit: X_train must be (n, n_in), got shape {X.shape}")
         self.__dict__.pop("_f32_", None)
         X = X[finite_rows(X)]
         if len(X) < 2:
-            raise ValueError(f"DomainGate.fit: need at least 2 finite training rows, got {len(X)}")
-        lo, hi = X.min(0), X.max(0)
+            raise GateError(f"DomainGate.fit: need at least 2 finite training rows, got {len(X)}")
+        if summary is not None:
+            lo, hi = np.asarray(summary.low, np.float64), np.asarray(summary.high, np.float64)
+            n_all, mean, std = int(summary.n), np.asarray(summary.mean, np.float64), np.asarray(summary.std, np.float64)
+        else:
+            lo, hi, n_all, mean, std = X.min(0), X.max(0), len(X), X.mean(0), X.std(0)
         width = hi - lo
         margin = self.margin
         if margin is None:
-            margin = 5.0 / len(X)
+            margin = 5.0 / n_all
             if X_held is not None:
                 margin = max(margin, self._reach(np.asarray(X_held, np.float64), lo, width))
             elif len(X) >= 200:
@@ -113,8 +122,7 @@ class DomainGate(Gate):
                 margin = max(margin, self._reach(B, lo_a, A.max(0) - lo_a))
         self.margin_ = float(margin)
         self.low_, self.high_ = lo - margin * width, hi + margin * width
-        self.mean_ = X.mean(0)
-        std = X.std(0)
+        self.mean_ = mean
         self.scale_ = np.where(std > 0, std, 1.0)
         n_in = X.shape[1]
         self.metric_ = self.metric if self.metric != "auto" else ("knn" if n_in <= KNN_MAX_FEATURES else "mahalanobis")
@@ -138,10 +146,13 @@ class DomainGate(Gate):
             d = self.distance(H) if len(H) else np.empty(0)
         elif self.metric_ == "knn" and len(Z) >= len(self.reference_) + 200:
             rest = np.setdiff1d(np.arange(len(Z)), idx)[:20000]  # training rows outside the reference set
-            d = self._distance(Z[rest])
+            d, H = self._distance(Z[rest]), X[rest]
         else:
-            d = self._distance(Z, leave_one_out=self.metric_ == "knn")
+            d, H = self._distance(Z, leave_one_out=self.metric_ == "knn"), X
         self.radius_ = float(np.quantile(d, self.quantile)) if len(d) else float(np.inf)
+        # Rows (raw) and distances that set the radius: distances unbiased by the reference set,
+        # for fitting distance-based regions.  Not stored.
+        self.radius_rows_ = (H, d)
         return self
 
     def _reach(self, H: np.ndarray, lo: np.ndarray, width: np.ndarray) -> float:
@@ -195,7 +206,7 @@ class DomainGate(Gate):
         """For raw rows: distances and indices ``(n, k)`` of the nearest reference rows (kNN metric only)."""
         self._check()
         if self.metric_ != "knn":
-            raise ValueError("DomainGate.neighbours needs metric='knn'")
+            raise GateError("DomainGate.neighbours needs metric='knn'")
         return self._knn(self._standardise(X), self.k_)
 
     def _tree(self) -> Any:
@@ -228,7 +239,7 @@ class DomainGate(Gate):
         """Rows ``(n,)`` whose every feature lies in the captured (widened) range."""
         self._check()
         X = np.asarray(X, np.float64)
-        return ((X >= self.low_) & (X <= self.high_)).all(1)
+        return np.asarray(((X >= self.low_) & (X <= self.high_)).all(1))
 
     def accept(self, X: np.ndarray, Y: np.ndarray, model: Any) -> np.ndarray:
         """Finite rows inside the captured range and within ``radius_`` of the training inputs."""
@@ -240,7 +251,7 @@ class DomainGate(Gate):
         self._check()
         X2 = np.asarray(X).reshape(len(X), -1)
         if self.low_.shape != X2.shape[1:]:
-            raise ValueError(f"DomainGate: inputs have {X2.shape[1]} features, the gate was fitted on {self.low_.shape[0]}")
+            raise GateError(f"DomainGate: inputs have {X2.shape[1]} features, the gate was fitted on {self.low_.shape[0]}")
         single = X2.dtype == np.float32  # model inputs: compare and standardise in float32 (2-3x faster)
         low, high, mean, inv_scale = self._f32() if single else (self.low_, self.high_, self.mean_, 1.0 / self.scale_)
         with np.errstate(invalid="ignore"):  # NaN compares False: out of range
@@ -265,7 +276,7 @@ class DomainGate(Gate):
 
     def _check(self) -> None:
         if not hasattr(self, "low_"):
-            raise RuntimeError("DomainGate: call fit() first (or load a fitted gate)")
+            raise GateNotFitted("DomainGate: call fit() first (or load a fitted gate)")
 
     # -- persistence ----------------------------------------------------------
 
@@ -287,27 +298,41 @@ class DomainGate(Gate):
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "DomainGate":
-        self = cls(d.get("metric", "auto"), d.get("k", 5), d.get("quantile", 0.999), d.get("margin"),
-                   d.get("max_reference", 2048), d.get("seed", 0))
+        """Rebuild a fitted domain gate; every array's shape and every number is checked."""
         try:
+            self = cls(d.get("metric", "auto"), d.get("k", 5), d.get("quantile", 0.999), d.get("margin"),
+                       d.get("max_reference", 2048), d.get("seed", 0))
             self.metric_ = d["metric_"]
             self.low_, self.high_ = np.asarray(d["low"], np.float64), np.asarray(d["high"], np.float64)
             self.mean_, self.scale_ = np.asarray(d["mean"], np.float64), np.asarray(d["scale"], np.float64)
             self.radius_ = float(d["radius"])
             if d.get("margin_") is not None:
                 self.margin_ = float(d["margin_"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"domain gate record is incomplete or malformed: {exc}") from None
-        n = len(self.low_)
-        if not (self.high_.shape == self.mean_.shape == self.scale_.shape == (n,)):
-            raise ValueError("domain gate record: low/high/mean/scale lengths differ")
+            if self.metric_ == "knn":
+                self.reference_ = decode_array(d["reference"], "reference")
+                self.k_ = int(d["k_"])
+        except GateError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise GateError(f"domain gate record is incomplete or malformed: {exc!r}") from None
+        n = len(self.low_) if self.low_.ndim == 1 else -1
+        if self.metric_ not in ("knn", "mahalanobis"):
+            raise GateError(f"domain gate record: metric_ must be 'knn' or 'mahalanobis', got {self.metric_!r}")
+        if n < 1 or not (self.high_.shape == self.mean_.shape == self.scale_.shape == (n,)):
+            raise GateError("domain gate record: low/high/mean/scale must be vectors of one length")
+        if not (np.isfinite(self.mean_).all() and np.isfinite(self.scale_).all() and (self.scale_ > 0).all()
+                and not np.isnan(self.low_).any() and not np.isnan(self.high_).any() and not np.isnan(self.radius_)):
+            raise GateError("domain gate record: non-finite mean/scale, non-positive scale, or NaN range/radius")
         if self.metric_ == "knn":
-            self.reference_ = decode_array(d["reference"], "reference")
-            self.k_ = int(d["k_"])
-            if self.reference_.ndim != 2 or self.reference_.shape[1] != n:
-                raise ValueError(f"domain gate record: reference has shape {self.reference_.shape}, expected (m, {n})")
+            if self.reference_.ndim != 2 or self.reference_.shape[1] != n or len(self.reference_) < 2:
+                raise GateError(f"domain gate record: reference has shape {self.reference_.shape}, expected (m >= 2, {n})")
+            if not 1 <= self.k_ < len(self.reference_) + 1:
+                raise GateError(f"domain gate record: k_ = {self.k_} for {len(self.reference_)} reference rows")
         else:
-            self.precision_ = decode_array(d["precision"], "precision")
+            self.precision_ = decode_array(d.get("precision", {}), "precision")
+            if self.precision_.shape not in ((n,), (n, n)):
+                raise GateError(f"domain gate record: precision has shape {self.precision_.shape}, expected ({n},) "
+                                f"or ({n}, {n})")
         return self
 
     def describe(self) -> str:

@@ -104,7 +104,7 @@ def render_svg(session: Session, view: str, *, scores: Mapping[int, float] | Non
         tip = f"{f.module}:{f.qualname} ({f.file}:{f.line}) {w / scale:.4f} s, {share:.1%}"
         if score is not None:
             tip += f", candidate score {score:.2f}"
-        out.append(f'<g><title>{escape(tip)}</title><rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{row - 1}" '
+        out.append(f'<g data-label="{escape(f.label)}"><title>{escape(tip)}</title><rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{row - 1}" '
                    f'rx="2" fill="{_colour(score, f.library)}"/>')
         chars = int((w - 6) / 6.5)
         if chars >= 3:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from phasm.bindings.spec import Scalar, Spec, pack  # noqa: F401  (Scalar: the doctest)
+from phasm.bindings.spec import Spec, pack
 from phasm.errors import SampleError
 from phasm.gate.tolerance import Tolerance
 from phasm.sampling.design import unit_design
@@ -82,6 +82,7 @@ def tolerance_ratio(tolerance: Tolerance, spec: Spec, Y_true: np.ndarray, Y_pred
 
     Example
     -------
+    >>> from phasm.bindings.spec import Scalar
     >>> spec = Spec.from_declarations("m.f", {"x": Scalar()}, {"y": Scalar()})
     >>> tolerance_ratio(Tolerance(rel=0.01), spec, np.array([[1.0], [2.0]]), np.array([[1.005], [2.04]])).round(3).tolist()
     [0.5, 2.0]

@@ -135,7 +135,7 @@ def design_index(store: str | os.PathLike[str]) -> np.ndarray:
     cs = CaptureStore(store)
     total = len(cs)
     sdir = shard_dir(Path(store))
-    out = []
+    out: list[np.ndarray | None] = []
     shard_total = 0
     for f in cs.files:
         if f == Path(store):

@@ -144,9 +144,9 @@ class Space:
         X = np.asarray(X, np.float64)
         return np.stack([r.to_unit(X[:, j]) for j, r in enumerate(self.ranges)], axis=1) if len(X) else X.copy()
 
-    def arguments(self, point: Sequence[float]) -> dict[str, Any]:
+    def arguments(self, point: Sequence[float] | np.ndarray) -> dict[str, Any]:
         """Keyword arguments of one call: the point's values (Python floats) and copies of the fixed values."""
-        args = {name: float(x) for name, x in zip(self.names, point)}
+        args: dict[str, Any] = {name: float(x) for name, x in zip(self.names, point)}
         for name, value in self.fixed.items():
             args[name] = value.copy() if isinstance(value, np.ndarray) else value
         return args

@@ -17,6 +17,7 @@ Example
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
@@ -31,9 +32,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from phasm.bindings.infer import infer_spec
-from phasm.bindings.optics import CallFrame
-from phasm.bindings.spec import Spec
-from phasm.errors import StoreError
+from phasm.bindings.optics import CallFrame, Optic
+from phasm.bindings.spec import Spec, Variable
+from phasm.errors import SpecError, StoreError
 from phasm.sampling.runfile import INDEX_DTYPE, read_progress, rows_dir
 from phasm.sampling.space import Space
 from phasm.store.writer import CaptureWriter
@@ -145,10 +146,8 @@ def record_failure(store: str, index: int, error: str, writer: str | None = None
 
 def warm_up() -> int:
     """Import what a batch needs (run on every worker before the first batch); returns the pid."""
-    import h5py  # noqa: F401
-
-    from phasm.store.reader import CaptureStore  # noqa: F401
-
+    importlib.import_module("h5py")
+    importlib.import_module("phasm.store.reader")
     return os.getpid()
 
 
@@ -194,19 +193,33 @@ def evaluate(job: SampleJob, args: dict[str, Any], spec: Spec | None) -> tuple[S
         frame.result = job.fn(*bound.args, **bound.kwargs)
         mutated = {k for k, old in before.items() if not np.array_equal(old, frame.args[k], equal_nan=old.dtype.kind == "f")}
         spec = infer_spec(job.name, frame, mutated=mutated, batched=job.batched)
-        ins = [before[v.optic.root_argument] if v.direction == "inout" else v.optic.get(frame)  # type: ignore[union-attr]
-               for v in spec.inputs]
+        ins = [before[_root_argument(v)] if v.direction == "inout" else _optic(v).get(frame) for v in spec.inputs]
     else:
         ins = []
         for v in spec.inputs:
-            value = v.optic.get(frame)  # type: ignore[union-attr]
+            value = _optic(v).get(frame)
             ins.append(np.array(value, copy=True) if v.direction == "inout" else value)
         frame.result = job.fn(*bound.args, **bound.kwargs)
     batch = len(next(iter(args.values()))) if job.batched else None
     ins = [v.check_value(x, batch=batch, where=f"{job.name}: input ") for v, x in zip(spec.inputs, ins)]
-    outs = [v.check_value(v.optic.get(frame), batch=batch, where=f"{job.name}: output ")  # type: ignore[union-attr]
-            for v in spec.outputs]
+    outs = [v.check_value(_optic(v).get(frame), batch=batch, where=f"{job.name}: output ") for v in spec.outputs]
     return spec, ins, outs
+
+
+def _optic(v: Variable) -> Optic:
+    """Where ``v`` lives in the call: every spec a worker runs is bound to the function (inferred here, or
+    bound by name by :class:`~phasm.sampling.target.SampleTarget`)."""
+    if v.optic is None:
+        raise SpecError(f"variable {v.name!r} is not bound to the function's arguments")
+    return v.optic
+
+
+def _root_argument(v: Variable) -> str:
+    """The argument an in-place variable of an inferred spec is read from."""
+    root = _optic(v).root_argument
+    if root is None:
+        raise SpecError(f"variable {v.name!r} is changed in place but is read from {v.optic!r}, not an argument")
+    return root
 
 
 def _batched_args(job: SampleJob, points: np.ndarray) -> dict[str, Any]:
@@ -217,7 +230,7 @@ def _batched_args(job: SampleJob, points: np.ndarray) -> dict[str, Any]:
     return args
 
 
-def run_rows(job: SampleJob, indices: Sequence[int], points: Sequence[Sequence[float]]) -> dict[str, Any]:
+def run_rows(job: SampleJob, indices: Sequence[int], points: Sequence[Sequence[float]] | np.ndarray) -> dict[str, Any]:
     """Run the original on design rows ``indices`` (argument values ``points``) and store them.
 
     Rows already committed to the store (a batch Dask reran after a worker died)
@@ -247,7 +260,9 @@ def run_rows(job: SampleJob, indices: Sequence[int], points: Sequence[Sequence[f
         outs = [a.astype(v.dtype, copy=False) for a, v in zip(outs, spec.outputs)]
         _sink(job.store, spec).commit(pend_idx, ins, outs)
         written += len(pend_idx)
-        pend_idx.clear(), pend_in.clear(), pend_out.clear()
+        pend_idx.clear()
+        pend_in.clear()
+        pend_out.clear()
 
     step = max(1, job.flush_rows) if job.batched else 1
     for start in range(0, len(todo), step):

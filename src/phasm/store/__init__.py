@@ -1,6 +1,13 @@
-"""Capture store: append-only, chunked, crash-safe HDF5; many writers, one logical store."""
+"""Capture store: append-only, chunked, checksummed, crash-safe HDF5; many writers, one logical store."""
 
-from phasm.store.reader import CaptureStore, RunningStats, StoreError
-from phasm.store.writer import CaptureWriter, default_shard_id, shard_dir
+from phasm.errors import StoreDamaged, StoreError
+from phasm.store.layout import StoreWarning, shard_dir
+from phasm.store.reader import CaptureStore
+from phasm.store.repair import FileRepair, RepairReport, repair
+from phasm.store.running_stats import RunningStats
+from phasm.store.writer import CaptureWriter, default_shard_id
 
-__all__ = ["CaptureStore", "CaptureWriter", "RunningStats", "StoreError", "default_shard_id", "shard_dir"]
+__all__ = [
+    "CaptureStore", "CaptureWriter", "FileRepair", "RepairReport", "RunningStats", "StoreDamaged", "StoreError",
+    "StoreWarning", "default_shard_id", "repair", "shard_dir",
+]

@@ -2,31 +2,41 @@
 
 One logical store is a main file (``captures/price.h5``) plus any shard files
 in ``captures/price.h5.shards/``.  A writer takes the main file when no other
-process holds it (an advisory ``flock``), otherwise — or when told to with
-``shard=`` or ``PHASM_SHARD`` — it writes a shard of its own, so Dask workers,
-MPI ranks and Slurm array jobs capture into one logical store without
-contention.  The reader (:mod:`phasm.store.reader`) sees all files as one.
+writer holds it (an advisory ``flock`` on ``price.h5.lock`` between
+processes, a registry within one process), otherwise -- or when told to with
+``shard=`` or ``PHASM_SHARD`` -- it writes a shard of its own, so threads,
+Dask workers, MPI ranks and Slurm array jobs capture into one logical store
+without contention.  Any trouble with the main file (held, left open by a
+crashed writer, damaged) sends the writer to a shard.  The reader
+(:mod:`phasm.store.reader`) sees all files as one.
 
-Crash safety: files are written in HDF5 SWMR mode, whose ordered metadata
-flushes keep the file readable at every instant, and each flush commits the
-row count (``_rows``) last.  A process killed with SIGKILL leaves every row
-flushed before the kill readable.
+Crash safety: files are created complete under a temporary name and then
+linked into place; rows are written in HDF5 SWMR mode, with their checksums,
+and the committed row count is written only after they are flushed
+(:mod:`phasm.store.layout`).  A process killed with SIGKILL leaves every row
+flushed before the kill readable.  A write that fails (a full disk) raises a
+:class:`~phasm.errors.StoreError` saying how many rows are safe, and the
+failed file is never touched again, at exit either.  A forked child never
+writes its parent's file: its first row goes to a shard of its own.
 
 Example
 -------
+>>> import tempfile
 >>> from phasm.bindings.spec import Scalar, Spec
 >>> spec = Spec.from_declarations("m.f", {"x": Scalar()}, {"y": Scalar()})
->>> with CaptureWriter(tmp_path / "f.h5", spec) as w:  # doctest: +SKIP
+>>> path = Path(tempfile.mkdtemp()) / "f.h5"
+>>> with CaptureWriter(path, spec) as w:
 ...     w.append_row([1.0], [2.0])
+>>> w.rows_written, w.file_path == path
+(1, True)
 """
 
 from __future__ import annotations
 
 import atexit
-import fcntl
-import json
 import os
-import socket
+import re
+import sys
 import threading
 import time
 import weakref
@@ -35,21 +45,27 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from phasm.bindings.spec import Spec, SpecError, Variable
-from phasm.errors import StoreError
+from phasm.bindings.ragged import RaggedArray
+from phasm.bindings.spec import Spec, Variable
+from phasm.errors import SpecError, StoreError
+from phasm.store.appender import FileAppender
+from phasm.store.check import H5_ERRORS, NotAStoreError, open_for_read, read_spec
+from phasm.store.files import (
+    DISK_FULL, detach, ensure_dir, h5py_module, release, store_files, try_lock, vfd_handle, write_failure,
+)
+from phasm.store.layout import dataset_name, lock_path, shard_dir
+from phasm.store.ragged import RaggedBuffer
 
-FORMAT_VERSION = 1
-ROWS_DATASET = "_rows"
+__all__ = ["CaptureWriter", "dataset_name", "default_shard_id", "existing_spec", "holds_main", "shard_dir"]
+
 _open_writers: "weakref.WeakSet[CaptureWriter]" = weakref.WeakSet()
-
-
-def dataset_name(group: str, var: Variable) -> str:
-    """HDF5 path of a variable's dataset: ``in/<name>`` or ``out/<name>``."""
-    return f"{group}/{var.name.replace('/', '%2F')}"  # type: ignore[union-attr]
-
-
-def shard_dir(path: Path) -> Path:
-    return path.with_name(path.name + ".shards")
+# Within one process: which main files a writer holds, and one opening lock per store path.
+_registry_lock = threading.Lock()
+_main_holders: set[str] = set()
+_opening_locks: dict[str, threading.Lock] = {}
+# HDF5 handles inherited from a parent process: never closed here (their descriptor points at /dev/null).
+_inherited: list[Any] = []
+_SHARD_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,127}")
 
 
 def default_shard_id() -> str | None:
@@ -64,6 +80,40 @@ def default_shard_id() -> str | None:
             return f"rank{rank}" if array is None else f"task{array}-rank{rank}"
     if "SLURM_ARRAY_TASK_ID" in os.environ:
         return f"task{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return None
+
+
+def _path_key(path: Path) -> str:
+    return os.path.realpath(path)
+
+
+def _opening_lock(key: str) -> threading.Lock:
+    with _registry_lock:
+        return _opening_locks.setdefault(key, threading.Lock())
+
+
+def holds_main(path: Path) -> bool:
+    """Whether a writer in this process holds the main file of the store at ``path``."""
+    with _registry_lock:
+        return _path_key(path) in _main_holders
+
+
+def existing_spec(path: Path) -> Spec | None:
+    """The spec of the store at ``path`` from its first file that declares one, else ``None``.
+
+    Damage is the reader's business: a damaged or foreign shard never blocks
+    capture.  A main file that is not a phasm store at all is refused.
+    """
+    files, _ = store_files(path)
+    for p in files:
+        try:
+            with open_for_read(p) as f:
+                return read_spec(f, p)[1]
+        except NotAStoreError as exc:
+            if p == path:
+                raise StoreError(f"{exc}; refusing to capture into it") from None
+        except (StoreError, *H5_ERRORS):
+            continue
     return None
 
 
@@ -95,9 +145,6 @@ class CaptureWriter:
         flush_seconds: float = 2.0,
         shard: str | None = None,
     ) -> None:
-        import h5py  # lazy: keeps `import phasm` light
-
-        self._h5py = h5py
         self.path = Path(path)
         self.spec = spec
         self.flush_rows = max(1, int(flush_rows))
@@ -109,141 +156,134 @@ class CaptureWriter:
         self._buffers_out = [self._buffer(v) for v in self._out_vars]
         self._pending = 0
         self._last_flush = time.monotonic()
-        self._lockfile: Any = None
+        self._file: Any = None
+        self._appender: FileAppender | None = None
+        self._vfd: int | None = None
+        self._lock_fds: list[int] = []
+        self._main_key: str | None = None
+        self._broken: str | None = None
+        self._reopen = False
+        self._batch_waiting = 0
+        self._shard = shard if shard is not None else default_shard_id()
         self.rows_written = 0
         self._closed = False
-        self.file_path = self._open(shard if shard is not None else default_shard_id())
+        self.file_path = self._open(self._shard)
         _open_writers.add(self)
 
     def _buffer(self, v: Variable) -> Any:
         if v.ragged:
-            from phasm.store.ragged import RaggedBuffer
-
             return RaggedBuffer(v, self.flush_rows)
         return np.empty((self.flush_rows, *v.shape), v.dtype)
-
-    @staticmethod
-    def _existing(f: Any, group: str, v: Variable) -> Any:
-        if v.ragged:
-            from phasm.store import ragged
-
-            return ragged.open_existing(f, dataset_name(group, v))
-        return f[dataset_name(group, v)]
 
     # -- opening ----------------------------------------------------------
 
     def _open(self, shard: str | None) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._check_existing_spec()
-        if shard is None and self._try_lock_main():
-            try:
-                self._file = self._open_file(self.path)
+        key = _path_key(self.path)
+        with _opening_lock(key):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            existing = existing_spec(self.path)
+            if existing is not None:
+                self.spec.check_compatible(existing, f"existing store {self.path}")
+            if shard is None and self._open_main(key):
                 return self.path
-            except OSError:
-                # The main file was left by a crashed writer (consistency flags
-                # set): it stays readable; new rows go to a shard.
-                self._release_lock()
-        sdir = shard_dir(self.path)
-        sdir.mkdir(parents=True, exist_ok=True)
-        base = shard or f"{socket.gethostname()}-{os.getpid()}"
-        for i in range(1000):
-            candidate = sdir / (f"{base}.h5" if i == 0 else f"{base}-{i}.h5")
-            if not candidate.exists():
-                try:
-                    self._file = self._open_file(candidate, exclusive=True)
-                    return candidate
-                except FileExistsError:
-                    continue
-        raise OSError(f"could not create a shard file in {sdir}")
+            return self._open_shard(shard)
 
-    def _check_existing_spec(self) -> None:
-        from phasm.store.reader import CaptureStore
-
-        if not (self.path.exists() or shard_dir(self.path).exists()):
-            return
-        for attempt in range(40):
-            try:
-                existing = CaptureStore(self.path).spec
-                break
-            except FileNotFoundError:
-                return
-            except StoreError:
-                # Another process is creating a shard this instant (not readable until it turns
-                # SWMR on): look again shortly.
-                if attempt == 39:
-                    raise
-                time.sleep(0.025)
-        self.spec.check_compatible(existing, f"existing store {self.path}")
-
-    def _try_lock_main(self) -> bool:
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fh = open(lock_path, "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
+    def _open_main(self, key: str) -> bool:
+        with _registry_lock:
+            if key in _main_holders:
+                return False
+        fd = try_lock(lock_path(self.path))
+        if fd is None:
             return False
-        self._lockfile = fh
+        # The user passed this path, so a link there is followed; files phasm adds beside it never are.
+        target = Path(os.path.realpath(self.path)) if self.path.is_symlink() else self.path
+        try:
+            if os.path.lexists(target):
+                f = h5py_module().File(target, "a", libver="latest", locking=False)
+                try:
+                    app = FileAppender.reopen(f, self.spec, target)
+                except BaseException:
+                    f.close()
+                    raise
+            else:
+                f, app = FileAppender.create(target, self.spec)
+            try:
+                f.swmr_mode = True
+            except BaseException:
+                f.close()
+                raise
+        except SpecError:
+            release(fd)
+            raise
+        except (StoreError, FileExistsError, *H5_ERRORS):
+            # Left open by a crashed writer, damaged, or of an older format: readers still
+            # read it; new rows go to a shard.
+            release(fd)
+            return False
+        self._attach(f, app, [fd])
+        with _registry_lock:
+            _main_holders.add(key)
+        self._main_key = key
         return True
 
-    def _release_lock(self) -> None:
-        if self._lockfile is not None:
-            fcntl.flock(self._lockfile, fcntl.LOCK_UN)
-            self._lockfile.close()
-            self._lockfile = None
-
-    def _open_file(self, path: Path, exclusive: bool = False) -> Any:
-        h5py = self._h5py
-        if path.exists() and not exclusive:
-            f = h5py.File(path, "a", libver="latest", locking=False)
-            if f.attrs.get("spec_hash") != self.spec.hash:
+    def _open_shard(self, shard: str | None) -> Path:
+        if shard is not None and not _SHARD_NAME.fullmatch(shard):
+            raise StoreError(f"shard: expected a plain file name (letters, digits, '_.+=-'), got {shard!r}")
+        sdir = shard_dir(self.path)
+        ensure_dir(sdir, "the shard folder")
+        base = shard or re.sub(r"[^A-Za-z0-9_.-]", "_", f"{os.uname().nodename}-{os.getpid()}")
+        for i in range(1000):
+            final = sdir / (f"{base}.h5" if i == 0 else f"{base}-{i}.h5")
+            if os.path.lexists(final):
+                continue
+            try:
+                f, app = FileAppender.create(final, self.spec)
+            except FileExistsError:
+                continue
+            except H5_ERRORS as exc:
+                code, reason = write_failure(exc)
+                full = " (the disk is full)" if code in DISK_FULL else ""
+                raise StoreError(f"{final}: cannot create a capture file{full}: {reason}") from None
+            fd = try_lock(final)  # marks the shard live for `phasm repair`
+            try:
+                f.swmr_mode = True
+            except H5_ERRORS as exc:
                 f.close()
-                raise SpecError(f"store file {path} holds another spec")
-            self._datasets_in = [self._existing(f, "in", v) for v in self._in_vars]
-            self._datasets_out = [self._existing(f, "out", v) for v in self._out_vars]
-            self._rows_ds = f[ROWS_DATASET]
-            self.rows_in_file = int(self._rows_ds[0])
-            for ds in (*self._datasets_in, *self._datasets_out):
-                if ds.shape[0] > self.rows_in_file:  # rows written but never committed
-                    ds.resize(self.rows_in_file, axis=0)
-        else:
-            f = h5py.File(path, "x" if exclusive else "w", libver="latest", locking=False)
-            from phasm import __version__
+                release(fd)
+                raise StoreError(f"{final}: cannot start writing: {str(exc).splitlines()[0]}") from None
+            self._attach(f, app, [fd] if fd is not None else [])
+            return final
+        raise StoreError(f"{sdir}: could not create a shard file (1000 names taken)")
 
-            f.attrs["phasm_format"] = FORMAT_VERSION
-            f.attrs["phasm_version"] = __version__
-            f.attrs["function"] = self.spec.function
-            f.attrs["spec"] = json.dumps(self.spec.to_json())
-            f.attrs["spec_hash"] = self.spec.hash
-            f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            self._datasets_in = [self._create(f, "in", v) for v in self._in_vars]
-            self._datasets_out = [self._create(f, "out", v) for v in self._out_vars]
-            self._rows_ds = f.create_dataset(ROWS_DATASET, data=np.zeros(1, np.int64))
-            self.rows_in_file = 0
-        f.flush()
-        f.swmr_mode = True
-        return f
+    def _attach(self, f: Any, app: FileAppender, fds: list[int]) -> None:
+        self._file, self._appender, self._vfd, self._lock_fds = f, app, vfd_handle(f), fds
 
-    def _create(self, f: Any, group: str, v: Variable) -> Any:
-        if v.ragged:
-            from phasm.store import ragged
-
-            return ragged.create(f, dataset_name(group, v), v)
-        row_bytes = max(1, v.size * v.dtype.itemsize)
-        chunk_rows = int(min(65536, max(64, (1 << 20) // row_bytes)))
-        return f.create_dataset(
-            dataset_name(group, v),
-            shape=(0, *v.shape),
-            maxshape=(None, *v.shape),
-            chunks=(chunk_rows, *v.shape),
-            dtype=v.dtype,
-        )
+    def _let_go(self) -> None:
+        """Release the locks and the in-process claim on the main file."""
+        for fd in self._lock_fds:
+            release(fd)
+        self._lock_fds = []
+        if self._main_key is not None:
+            with _registry_lock:
+                _main_holders.discard(self._main_key)
+            self._main_key = None
 
     # -- appending --------------------------------------------------------
+
+    def _usable(self) -> None:
+        if self._broken is not None:
+            raise StoreError(self._broken)
+        if self._closed:
+            raise StoreError(f"{self.file_path}: this capture writer is closed")
+        if self._reopen:  # first row in a forked child: a file of its own
+            self._reopen = False
+            self.file_path = self._open(self._shard)
 
     def append_row(self, inputs: Sequence[Any], outputs: Sequence[Any]) -> None:
         """Append one call: values in the order of ``spec.inputs`` / ``spec.outputs``."""
         with self._lock:
+            if self._broken is not None or self._closed or self._reopen:
+                self._usable()
             i = self._pending
             for buf, value, var in zip(self._buffers_in, inputs, self._in_vars):
                 self._set(buf, i, value, var, "input")
@@ -254,7 +294,7 @@ class CaptureWriter:
                 self._flush_locked()
 
     @staticmethod
-    def _set(buf: np.ndarray, i: int, value: Any, var: Variable, what: str) -> None:
+    def _set(buf: Any, i: int, value: Any, var: Variable, what: str) -> None:
         try:
             buf[i] = value
         except (ValueError, TypeError, OverflowError) as exc:
@@ -263,13 +303,16 @@ class CaptureWriter:
                 f"got {type(value).__name__} {getattr(value, 'shape', '')} ({exc})"
             ) from None
 
-    def append_batch(self, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> None:
+    def append_batch(self, inputs: Sequence[Any], outputs: Sequence[Any]) -> None:
         """Append ``n`` rows at once: arrays of shape ``(n, *var.shape)`` in spec order."""
         with self._lock:
-            n = None
+            self._usable()
+            batches: list[Any] = []
+            n: int | None = None
             for arr, var in zip((*inputs, *outputs), (*self._in_vars, *self._out_vars)):
                 if var.ragged:
                     n = self._check_ragged_batch(arr, var, n)
+                    batches.append(RaggedArray.trusted(np.asarray(arr.values, dtype=var.dtype), arr.offsets))
                     continue
                 shape = np.shape(arr)
                 if n is None:
@@ -279,15 +322,21 @@ class CaptureWriter:
                         f"variable {var.name!r}: expected shape ({n}, {', '.join(map(str, var.shape))}) "
                         f"in a batch of {n}, got {shape}"
                     )
+                try:
+                    batches.append(np.asarray(arr, dtype=var.dtype))
+                except (ValueError, TypeError, OverflowError) as exc:
+                    raise SpecError(f"variable {var.name!r}: cannot store values as {var.dtype}: {exc}") from None
             if not n:
                 return
-            self._flush_locked()
-            self._write(inputs, outputs, n)
+            self._batch_waiting = n  # counted as lost if flushing the rows before it fails
+            try:
+                self._flush_locked()
+            finally:
+                self._batch_waiting = 0
+            self._write(batches, n)
 
     @staticmethod
     def _check_ragged_batch(arr: Any, var: Variable, n: int | None) -> int:
-        from phasm.bindings.ragged import RaggedArray
-
         if not isinstance(arr, RaggedArray) or arr.element_shape != var.shape:
             raise SpecError(
                 f"variable {var.name!r}: a ragged variable takes a RaggedArray of elements of shape {var.shape}, "
@@ -300,33 +349,52 @@ class CaptureWriter:
     def flush(self) -> None:
         """Write buffered rows and commit them (they survive a crash from here on)."""
         with self._lock:
+            if self._broken is not None:
+                raise StoreError(self._broken)
             self._flush_locked()
 
     def _flush_locked(self) -> None:
         self._last_flush = time.monotonic()
         n = self._pending
-        if n == 0 or self._closed:
+        if n == 0 or self._closed or self._appender is None:
             return
-        self._write([b[:n] for b in self._buffers_in], [b[:n] for b in self._buffers_out], n)
+        self._write([b[:n] for b in (*self._buffers_in, *self._buffers_out)], n)
         self._pending = 0
 
-    def _write(self, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray], n: int) -> None:
-        start = self.rows_in_file
-        for ds, arr in zip((*self._datasets_in, *self._datasets_out), (*inputs, *outputs)):
-            ds.resize(start + n, axis=0)
-            try:
-                ds[start : start + n] = arr
-            except (ValueError, TypeError) as exc:
-                raise SpecError(f"dataset {ds.name}: cannot store values of dtype {np.asarray(arr).dtype}: {exc}") from None
-        # Commit the row count last: a reader trusts only rows below it.
-        self._rows_ds[0] = start + n
-        self._file.flush()
-        self.rows_in_file = start + n
+    def _write(self, batches: Sequence[Any], n: int) -> None:
+        assert self._appender is not None
+        try:
+            self._appender.append(batches, n)
+        except (OSError, RuntimeError) as exc:
+            self._fail(exc, n + self._batch_waiting)
         self.rows_written += n
+
+    def _fail(self, exc: BaseException, lost: int) -> None:
+        """A write failed: keep what is on disk, never touch the file again, say how many rows are safe."""
+        code, reason = write_failure(exc)
+        safe = self._appender.rows if self._appender is not None else 0
+        what = "the disk is full" if code in DISK_FULL else "cannot write"
+        self._broken = (f"{self.file_path}: {what} ({reason}): the {safe} rows committed before are safe; "
+                        f"{lost} captured rows were not written")
+        self._pending = 0
+        detach(self._file, self._vfd)
+        self._file = self._appender = self._vfd = None
+        self._let_go()
+        raise StoreError(self._broken) from None
 
     @property
     def pending_rows(self) -> int:
         return self._pending
+
+    @property
+    def rows_in_file(self) -> int:
+        """Rows committed in this writer's file (its earlier rows included)."""
+        return self._appender.rows if self._appender is not None else 0
+
+    @property
+    def broken(self) -> str | None:
+        """Why this writer stopped writing (a failed write), else ``None``."""
+        return self._broken
 
     def close(self) -> None:
         """Flush, close the file and release the main-file lock."""
@@ -334,14 +402,33 @@ class CaptureWriter:
             if self._closed:
                 return
             try:
-                self._flush_locked()
+                if self._broken is None:
+                    self._flush_locked()
             finally:
                 self._closed = True
-                try:
-                    self._file.close()
-                finally:
-                    self._release_lock()
-                    _open_writers.discard(self)
+                if self._file is not None:
+                    try:
+                        self._file.close()
+                    except H5_ERRORS:
+                        detach(self._file, self._vfd)
+                    self._file = self._appender = self._vfd = None
+                self._let_go()
+                _open_writers.discard(self)
+
+    def _disown(self) -> None:
+        """In a forked child: the file and the buffered rows are the parent's; never write or close them here."""
+        self._lock = threading.Lock()  # another thread of the parent may have held it at the fork
+        if self._vfd is not None:
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, self._vfd)
+            os.close(null)
+        if self._file is not None:
+            _inherited.append(self._file)
+        for fd in self._lock_fds:
+            os.close(fd)  # the parent's descriptor keeps its lock
+        self._file = self._appender = self._vfd = None
+        self._lock_fds, self._main_key, self._pending = [], None, 0
+        self._reopen = not self._closed and self._broken is None
 
     def __enter__(self) -> "CaptureWriter":
         return self
@@ -352,8 +439,22 @@ class CaptureWriter:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:
+        except StoreError as exc:
+            sys.stderr.write(f"phasm: {exc}\n")
+        except Exception:  # noqa: BLE001 - interpreter teardown
             pass
+
+
+def _after_fork_in_child() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _main_holders.clear()
+    _opening_locks.clear()
+    for w in list(_open_writers):
+        w._disown()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register
@@ -361,5 +462,7 @@ def _close_all_writers() -> None:
     for w in list(_open_writers):
         try:
             w.close()
-        except Exception:
+        except StoreError as exc:
+            sys.stderr.write(f"phasm: {exc}\n")
+        except Exception:  # noqa: BLE001 - never fail the interpreter's exit
             pass

@@ -29,7 +29,7 @@ import numpy as np
 
 from phasm.bindings.spec import Spec, Variable
 from phasm.errors import SpecError, StoreError
-from phasm.store.reader import RunningStats
+from phasm.store.running_stats import RunningStats
 
 if TYPE_CHECKING:
     from phasm.store.reader import CaptureStore

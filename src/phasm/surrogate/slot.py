@@ -91,9 +91,12 @@ class ModelSlot:
 
     # -- training -------------------------------------------------------------------
 
-    def fit(self, source: CaptureStore, spec: Spec, tolerance: Tolerance | None, backend: str | None,
+    def fit(self, source: CaptureStore | None, spec: Spec, tolerance: Tolerance | None, backend: str | None,
             kw: dict[str, Any]) -> tuple[ModelArtefact, TrainResult]:
-        """Train a model (and its gate) on ``source`` for ``spec``; nothing is attached."""
+        """Train a model (and its gate) on ``source`` for ``spec``; nothing is attached.
+
+        ``source`` is ``None`` when training from a ``physics=`` residual alone (nothing captured).
+        """
         from phasm.gate.calibrate import train_gated
 
         kw = dict(kw)
@@ -102,7 +105,7 @@ class ModelSlot:
                            default_gate=not self.user_gate, calibration_fraction=cal_fraction,
                            confidence=confidence, **kw)
 
-    def train(self, source: CaptureStore, spec: Spec, tolerance: Tolerance | None, backend: str | None,
+    def train(self, source: CaptureStore | None, spec: Spec, tolerance: Tolerance | None, backend: str | None,
               kw: dict[str, Any]) -> TrainResult:
         self.last_training = (backend, dict(kw))  # what retrain() repeats
         art, result = self.fit(source, spec, tolerance, backend, kw)

@@ -388,6 +388,18 @@ class Surrogate:
     def reset_stats(self) -> None:
         self.counters.reset()
 
+    # -- report --------------------------------------------------------------------------
+
+    def report(self, path: str | os.PathLike[str]) -> Path:
+        """Write a self-contained HTML report of this surrogate (spec, data, training, accuracy, gate, counters).
+
+        See :func:`phasm.report.report_surrogate`; needs matplotlib (``pip install 'phasm[report]'``).
+        """
+        from phasm.report.live import report_surrogate  # the report layer sits above: imported at call time only
+
+        path_written: Path = report_surrogate(self, path)
+        return path_written
+
 
 def surrogate(
     fn: Callable[..., Any] | None = None,

@@ -40,7 +40,6 @@ from phasm.train.model_folder import (FORMAT, FORMAT_VERSION, METADATA_FILE, Ver
 __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "ArtefactError", "ModelArtefact", "manifest_digest",
            "sha256_file", "spec_from_metadata"]
 
-_UNSET = object()
 KNOWN_FIELDS = frozenset({"format", "format_version", "phasm_version", "created", "spec", "spec_hash", "backend",
                           "normalisation", "transforms", "input_columns", "files", "metrics", "training", "manifest"})
 
@@ -96,8 +95,7 @@ class ModelArtefact:
         self.digest: str | None = None  # manifest digest of the folder it was saved to or loaded from
         self.has_members = backend.has_members
         self.has_std = backend.has_std
-        # The backend's raw->raw function with the standardisation folded in, if any (flat inputs only).
-        self._folded: Any = None if self.layout.ragged else _UNSET
+        self._inference: Any = None  # the engine answering predict (phasm.train.inference), chosen on first use
 
     # -- inference ----------------------------------------------------------
 
@@ -108,25 +106,37 @@ class ModelArtefact:
 
     def predict(self, X: Any) -> np.ndarray:
         """Raw inputs (``n`` rows of the input layout) -> raw outputs ``(n, n_out)`` (float32)."""
-        folded = self._folded
-        if folded is _UNSET:
-            kept = self.columns.kept
-            folded = self._folded = self.backend.fold_normalisation(
-                self.x_norm.mean[kept], self.x_norm.scale[kept], self.y_norm.mean, self.y_norm.scale)
-        if folded is not None and self._plain:
-            out: np.ndarray = folded(X)
-            return out
-        if folded is not None:  # the standardisation folded, the transforms and column choice around it
-            x_tf, y_tf = self.x_norm.transforms, self.y_norm.transforms
-            Xt = np.asarray(X, np.float32) if x_tf is None else x_tf.forward(X)
-            out = folded(np.ascontiguousarray(self.columns.select(Xt)))
-            if y_tf is not None:
-                out = y_tf.inverse(out)
-        else:
-            out = self.y_norm.inverse(self.backend.predict(self.backend_inputs(X)))
-        return self._outside_to_nan(X, out)
+        plan = self._inference
+        if plan is None:
+            plan = self._choose_inference()
+        out: np.ndarray = plan.predict(X)
+        return out
 
-    def _outside_to_nan(self, X: Any, out: np.ndarray) -> np.ndarray:
+    @property
+    def plain(self) -> bool:
+        """No transform and every input column read: the backend's folded function is raw -> raw."""
+        return bool(self._plain)
+
+    def model_rows(self, X: Any) -> np.ndarray:
+        """Raw inputs -> the rows a folded engine takes: transformed, the columns the model reads (not standardised)."""
+        x_tf = self.x_norm.transforms
+        Xt = np.asarray(X, np.float32) if x_tf is None else x_tf.forward(X)
+        return np.ascontiguousarray(self.columns.select(Xt), dtype=np.float32)
+
+    def caller_outputs(self, X: Any, out: np.ndarray) -> np.ndarray:
+        """A folded engine's answers (``(n, n_out)``, or ``(k, n, n_out)`` for members) -> the caller's scale,
+        NaN for calls outside the captured constants and duplicates."""
+        y_tf = self.y_norm.transforms
+        if y_tf is not None:
+            out = np.stack([y_tf.inverse(m) for m in out]) if out.ndim == 3 else y_tf.inverse(out)
+        if not self.columns.identity:
+            inside = self.columns.inside(X)
+            if not inside.all():
+                out = np.array(out, np.float32, copy=True)
+                out[..., ~inside, :] = np.nan
+        return out
+
+    def outside_to_nan(self, X: Any, out: np.ndarray) -> np.ndarray:
         """NaN answers for calls whose dropped constant or duplicate inputs differ from the captures."""
         if not self.columns.identity:
             inside = self.columns.inside(X)
@@ -135,10 +145,33 @@ class ModelArtefact:
                 out[~inside] = np.nan
         return out
 
+    def _choose_inference(self, engine: str | None = None, measure_again: bool = False) -> Any:
+        from phasm.train.inference import choose_inference
+
+        plan = self._inference = choose_inference(self, engine, measure_again=measure_again)
+        return plan
+
+    @property
+    def inference(self) -> Any:
+        """The engine answering :meth:`predict` and why (:class:`~phasm.train.inference.InferenceChoice`)."""
+        plan = self._inference if self._inference is not None else self._choose_inference()
+        return plan.choice
+
+    def use_engine(self, engine: str = "auto") -> Any:
+        """Choose the inference engine again: ``"auto"`` (measure now), ``"torch"`` (the backend's own), ``"onnx"``.
+
+        Returns the :class:`~phasm.train.inference.InferenceChoice`.
+        """
+        return self._choose_inference(engine, measure_again=True).choice
+
     def predict_members(self, X: Any) -> np.ndarray | None:
         """Per-member raw predictions ``(members, n, n_out)`` for ensemble backends, else ``None``."""
         if not self.has_members:
             return None
+        plan = self._inference if self._inference is not None else self._choose_inference()
+        if plan.members is not None:
+            out: np.ndarray = plan.members(X)
+            return out
         Z = self.backend.predict_members(self.backend_inputs(X))
         if Z is None:
             return None
@@ -158,7 +191,7 @@ class ModelArtefact:
         y_tf = self.y_norm.transforms
         if y_tf is not None:
             std = std * y_tf.derivative_inverse(self.y_norm.unstandardise(self.backend.predict(Z)))
-        return self._outside_to_nan(X, std)
+        return self.outside_to_nan(X, std)
 
     def describe_inputs(self) -> dict[str, Any]:
         """Transforms (other than ``standardise``) and dropped input columns, by name, for reports."""
@@ -175,6 +208,10 @@ class ModelArtefact:
         An existing folder is replaced only if it holds a phasm model and nothing else.
         """
         self.path, self.digest = write_folder(path, self.backend.save, self._metadata)
+        if self._inference is not None:  # loads of this folder in this process keep the engine (same answers)
+            from phasm.train.inference import remember_choice
+
+            remember_choice(self.digest, self._inference.choice)
         return self.path
 
     def _metadata(self) -> dict[str, Any]:
@@ -258,6 +295,9 @@ class ModelArtefact:
         if any(v.ragged for v in self.spec.inputs):
             return  # set models: their backend checks its own architecture against the weights
         X = np.repeat(self.x_norm.inverse(np.zeros((1, self.spec.n_in_features), np.float32)).astype(np.float64), 2, axis=0)
+        from phasm.train.inference import engine_setting
+
+        engine_setting()  # a bad $PHASM_ENGINE is said as such, not as a model that does not run
         try:
             out = self.predict(X)
         except (BackendError, ValueError, TypeError, IndexError, RuntimeError, FloatingPointError) as exc:

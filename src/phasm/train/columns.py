@@ -124,6 +124,16 @@ class InputColumns:
             ok &= (X[:, self._dup_cols].astype(np.float32) == X[:, self._dup_src].astype(np.float32)).all(axis=1)
         return ok
 
+    def fill(self, X: np.ndarray) -> np.ndarray:
+        """A copy of rows ``X (n, width)`` with the constants at their captured values and each duplicate
+        equal to its twin (rows :meth:`inside` accepts)."""
+        X = np.array(X, copy=True)
+        if len(self._const_cols):
+            X[:, self._const_cols] = self._const_vals
+        if len(self._dup_cols):
+            X[:, self._dup_cols] = X[:, self._dup_src]
+        return X
+
     def describe(self, names: Sequence[str]) -> dict[str, Any]:
         """What was dropped, by column name: ``{"constant": {name: value}, "duplicate": {name: twin}}``."""
         return {"constant": {names[j]: v for j, v in sorted(self.constant.items())},

@@ -21,7 +21,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from phasm.bindings.layout import FlatLayout
-from phasm.store.reader import CaptureStore, RunningStats
+from phasm.store.reader import CaptureStore
+from phasm.store.running_stats import RunningStats
 from phasm.train.columns import InputColumns
 from phasm.train.transforms import ColumnTransform
 
@@ -183,14 +184,17 @@ class StoreData:
     """
 
     def __init__(self, store: CaptureStore, *, val_fraction: float = 0.2, seed: int = 0, max_val_rows: int = 200_000,
+                 rows: np.ndarray | None = None, block_rows: int = BLOCK_ROWS,
                  x_transform: ColumnTransform | None = None, y_transform: ColumnTransform | None = None,
                  columns: InputColumns | None = None) -> None:
         self.store = store
+        self.block_rows = int(block_rows)
         self.x_transform, self.y_transform = x_transform, y_transform
         self.n_rows = len(store)
         if self.n_rows < 2:
             raise ValueError(f"store {store.path} has {self.n_rows} rows; need at least 2 to train")
         self.mask = split_mask(self.n_rows, val_fraction, seed)
+        self.rows = rows  # rows to use at all (None: every row), e.g. all but the calibration rows
         spec = store.spec
         assert spec is not None
         self.columns = columns if columns is not None else InputColumns.all(spec.n_in_features)
@@ -202,20 +206,24 @@ class StoreData:
         for X, Y in self._raw_pairs(train=False):
             val_x.append(X)
             val_y.append(Y)
+            if sum(map(len, val_x)) >= max_val_rows:  # never hold more validation rows than the cap
+                break
         Xv = np.concatenate(val_x)[:max_val_rows] if val_x else np.empty((0, self.n_in), np.float32)
         Yv = np.concatenate(val_y)[:max_val_rows] if val_y else np.empty((0, self.n_out), np.float32)
         self._raw_val = (Xv, Yv)
         self._Xv, self._Yv = self.columns.select(self.x_norm.transform(Xv)), self.y_norm.transform(Yv)
         self.n_val = len(self._Xv)
-        self.n_train = int((~self.mask).sum())
+        self.n_train = int((~self.mask if rows is None else ~self.mask & rows).sum())
         self.dropped_nonfinite = 0
 
     def _raw_pairs(self, train: bool, order: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        starts = np.arange(0, self.n_rows, BLOCK_ROWS)
+        starts = np.arange(0, self.n_rows, self.block_rows)
         for s in starts if order is None else starts[order]:
-            X, Y = self.store.matrices(int(s), int(s) + BLOCK_ROWS)
+            X, Y = self.store.matrices(int(s), int(s) + self.block_rows)
             keep = ~self.mask[s : s + len(X)] if train else self.mask[s : s + len(X)]
             keep = keep & np.isfinite(X).all(1) & np.isfinite(Y).all(1)
+            if self.rows is not None:
+                keep &= self.rows[s : s + len(X)]
             if self.x_transform is not None or self.y_transform is not None:  # e.g. the log of a value <= 0
                 keep &= np.isfinite(self._tx(X)).all(1) & np.isfinite(self._ty(Y)).all(1)
             yield X[keep], Y[keep]
@@ -233,7 +241,7 @@ class StoreData:
 
     def train_batches(self, batch_size: int, *, seed: int, shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         rng = np.random.default_rng(seed)
-        n_blocks = (self.n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
+        n_blocks = (self.n_rows + self.block_rows - 1) // self.block_rows
         order = rng.permutation(n_blocks) if shuffle else None
         for X, Y in self._raw_pairs(train=True, order=order):
             X, Y = self.columns.select(self.x_norm.transform(X)), self.y_norm.transform(Y)
@@ -254,15 +262,25 @@ class StoreData:
 
 
 def training_data(store: CaptureStore, *, val_fraction: float = 0.2, seed: int = 0, max_memory_bytes: int = 2 << 30,
-                  **prepare: Any) -> ArrayData | StoreData:
+                  rows: np.ndarray | None = None, **prepare: Any) -> ArrayData | StoreData:
     """In-memory data when the store fits in ``max_memory_bytes``, else streamed.
 
+    ``rows``: boolean per store row, the rows to train on (``None``: all).
     ``prepare``: ``x_transform``, ``y_transform``, ``columns`` (see :class:`ArrayData`).
     """
     spec = store.spec
     assert spec is not None
+    if rows is not None and np.shape(rows) != (len(store),):
+        raise ValueError(f"rows must be a boolean mask of the store's {len(store)} rows, got shape {np.shape(rows)}")
     need = len(store) * (spec.n_in_features + spec.n_out_features) * 4 * 3
     if need <= max_memory_bytes:
         X, Y = store.matrices()
+        if rows is not None:
+            X, Y = X[rows], Y[rows]
         return ArrayData(X, Y, val_fraction=val_fraction, seed=seed, **prepare)
-    return StoreData(store, val_fraction=val_fraction, seed=seed, **prepare)
+    # Held in memory: the validation rows (at most a fifth of the budget) and one block (a tenth).
+    row_bytes = 4 * (spec.n_in_features + spec.n_out_features)
+    max_val = max(1000, max_memory_bytes // (5 * row_bytes))
+    block = int(min(BLOCK_ROWS, max(1024, max_memory_bytes // (10 * row_bytes))))
+    return StoreData(store, val_fraction=val_fraction, seed=seed, rows=rows, max_val_rows=min(200_000, max_val),
+                     block_rows=block, **prepare)

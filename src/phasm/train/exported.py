@@ -1,4 +1,4 @@
-"""Models trained elsewhere: wrap a ``torch.export`` program (``.pt2``) as a model artefact.
+"""Models trained elsewhere: wrap a ``torch.export`` program (``.pt2``) or an ONNX file as a model artefact.
 
 The exported program maps a ``(batch, n_in)`` float32 tensor to ``(batch,
 n_out)``, with the spec's feature order (``phasm.bindings.spec.pack``).  By
@@ -6,6 +6,8 @@ default it is taken to work in the user's units (no standardisation); give
 ``x_mean/x_scale/y_mean/y_scale`` if it was trained on standardised data.
 Export it with a dynamic batch axis (``torch.export.Dim("batch")``;
 ``torch.export`` needs an example batch of at least 2 rows for that).
+
+An ONNX file goes through :func:`load_onnx` (verified as data, served by onnxruntime).
 
 Example
 -------
@@ -65,4 +67,61 @@ def load_exported(
         _norm(y_mean, y_scale, spec.n_out_features, "output"),
         training={"source": os.fspath(path), "trained": "elsewhere (torch.export program)"},
     )
+    return art
+
+
+def load_onnx(
+    path: str | os.PathLike[str],
+    spec: Spec,
+    *,
+    x_mean: Any = None,
+    x_scale: Any = None,
+    y_mean: Any = None,
+    y_scale: Any = None,
+    members: bool = False,
+    sha256: str | None = None,
+    serve_threads: int = 1,
+    serve_device: str | None = None,
+) -> ModelArtefact:
+    """A :class:`ModelArtefact` around an ONNX file made elsewhere, verified as data against ``spec``.
+
+    The model takes one float32 input ``(batch, n_in_features)`` in the spec's feature order and
+    returns ``(batch, n_out_features)`` first (``members=True``: then ``(members, batch, n_out)``, an
+    ensemble the trust gate can use).  Units and normalisation as for :func:`load_exported`.
+    The file is parsed as data and refused if it uses custom operator domains, model-local
+    functions, or external data outside its own folder; ``sha256`` pins its exact bytes.
+    Saving the artefact copies the graph (external data inlined) into the model folder.
+
+    Example
+    -------
+    >>> art = load_onnx("price.onnx", price.spec, sha256="9f2c...")   # doctest: +SKIP
+    >>> art.save("models/price"); price.load("models/price")          # doctest: +SKIP
+    """
+    import hashlib
+
+    from phasm.backends.onnx_backend import OnnxBackend
+    from phasm.errors import ArtefactError
+
+    if spec is None:
+        raise ValueError("load_onnx: the function's spec is needed to check the model's input and output widths")
+    if any(v.ragged for v in spec.inputs):
+        raise ValueError(f"load_onnx: {spec.function} has variable-length inputs; an ONNX file made elsewhere is "
+                         "loaded for fixed-width inputs only")
+    try:
+        data = open(path, "rb").read()
+    except OSError as exc:
+        raise ArtefactError(f"{path}: cannot read the ONNX file: {exc.strerror or exc}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and digest != str(sha256).lower():
+        raise ArtefactError(f"{path}: sha256 {digest[:12]}... is not the expected {str(sha256)[:12]}... "
+                            "(a different or corrupted file)")
+    backend = OnnxBackend.from_file(path, spec.n_in_features, spec.n_out_features, members=members,
+                                    serve_threads=serve_threads, serve_device=serve_device, data=data)
+    art = ModelArtefact(
+        spec, backend,
+        _norm(x_mean, x_scale, spec.n_in_features, "input"),
+        _norm(y_mean, y_scale, spec.n_out_features, "output"),
+        training={"source": os.fspath(path), "sha256": digest, "trained": "elsewhere (ONNX file)"},
+    )
+    art._check_runs()
     return art

@@ -30,7 +30,7 @@ from phasm.store.reader import CaptureStore
 from phasm.train.artefact import ModelArtefact
 from phasm.train.auto import AUTO, fit_auto
 from phasm.train.columns import InputColumns
-from phasm.train.data import BLOCK_ROWS, ArrayData, StoreData
+from phasm.train.data import BLOCK_ROWS, ArrayData, StoreData, training_data
 from phasm.train.package import TrainResult, fit_and_package
 from phasm.train.physics import prepare_physics, wants_physics
 from phasm.train.ragged import fit_ragged_model
@@ -53,12 +53,17 @@ def fit_model(
     search: int = 0,
     time_budget: float | None = None,
     selection_tolerance: Any = None,
+    rows: np.ndarray | None = None,
+    max_memory_bytes: int = MAX_MEMORY_BYTES,
     **params: Any,
 ) -> tuple[ModelArtefact, TrainResult]:
     """Train ``backend`` on ``source`` and return the artefact and the result.
 
     ``source`` is a capture store, or raw matrices ``(X, Y)`` with ``spec``
-    given.  Extra keyword arguments go to the backend's constructor, except
+    given.  From a store: ``rows`` (boolean, one per store row) limits training
+    to the rows marked (e.g. all but the calibration rows), and the rows are
+    loaded when they fit in ``max_memory_bytes``, streamed otherwise.  Extra
+    keyword arguments go to the backend's constructor, except
     ``physics=``, ``physics_weight=``, ``collocation=``, ``domain=`` and
     ``output_range=``: physics-informed training (:func:`phasm.train.physics.prepare_physics`;
     then ``source`` may be ``None``, training from the physics alone).
@@ -69,6 +74,7 @@ def fit_model(
     every variable, e.g. ``"standardise"`` for none).  ``search=N``: try ``N`` configurations with
     Optuna and keep the best on the validation split (:mod:`phasm.train.tune`).
     """
+    data: ArrayData | StoreData
     if wants_physics(params) or source is None:
         physics_backend = "torch" if isinstance(backend, str) and backend == AUTO else backend
         spec, est, data, record = prepare_physics(source, spec, backend=physics_backend, val_fraction=val_fraction,
@@ -78,28 +84,37 @@ def fit_model(
     if declared is not None and any(v.ragged for v in declared.inputs):
         # Variable-length inputs: set models on padded + masked batches (phasm.train.ragged).
         return fit_ragged_model(source, spec, backend=backend, val_fraction=val_fraction, seed=seed, verbose=verbose,
-                                transforms=transforms, time_budget=time_budget, search=search, **params)
-    spec, data, chosen = prepare_flat(source, spec, val_fraction=val_fraction, seed=seed, transforms=transforms)
+                                transforms=transforms, time_budget=time_budget, search=search,
+                                selection_tolerance=selection_tolerance, **params)
+    spec, data, chosen = prepare_flat(source, spec, val_fraction=val_fraction, seed=seed, transforms=transforms, rows=rows,
+                                      max_memory_bytes=max_memory_bytes)
     return fit_prepared(spec, data, backend=backend, seed=seed, val_fraction=val_fraction, verbose=verbose,
                         transforms=chosen, search=search, time_budget=time_budget, tolerance=selection_tolerance,
                         params=params)
 
 
 def prepare_flat(source: CaptureStore | tuple[np.ndarray, np.ndarray], spec: Spec | None, *, val_fraction: float,
-                 seed: int, transforms: Mapping[str, Any] | str | None = None,
+                 seed: int, transforms: Mapping[str, Any] | str | None = None, rows: np.ndarray | None = None,
                  max_memory_bytes: int = MAX_MEMORY_BYTES) -> tuple[Spec, ArrayData | StoreData, dict[str, Transform]]:
     """The training data of fixed-shape inputs: transforms chosen (the declared ones kept), constant and
     duplicate input columns set aside, standardised; in memory when it fits in ``max_memory_bytes``,
-    streamed from the store otherwise.  Returns ``(spec, data, transforms)``."""
+    streamed from the store otherwise; ``rows`` (boolean, one per store row): the store rows to train on.
+    Returns ``(spec, data, transforms)``."""
     streamed = False
     if isinstance(source, CaptureStore):
         spec = spec or source.spec
         assert spec is not None
         source.spec.check_compatible(spec, f"store {source.path}")  # type: ignore[union-attr]
+        if rows is not None and np.shape(rows) != (len(source),):
+            raise ValueError(f"rows must be a boolean mask of the store's {len(source)} rows, got shape {np.shape(rows)}")
         need = len(source) * (spec.n_in_features + spec.n_out_features) * 4 * 3
         streamed = need > max_memory_bytes
-        # Streamed: transforms are chosen on the first rows (rows a chosen log cannot take are dropped).
-        X, Y = source.matrices(0, BLOCK_ROWS) if streamed else source.matrices()
+        # Streamed: transforms are chosen on the first block (rows a chosen log cannot take are dropped);
+        # blocks of a tenth of the memory budget, as the streamed training reads them.
+        block = int(min(BLOCK_ROWS, max(1024, max_memory_bytes // (10 * 4 * (spec.n_in_features + spec.n_out_features)))))
+        X, Y = source.matrices(0, block) if streamed else source.matrices()
+        if rows is not None:
+            X, Y = X[np.asarray(rows)[: len(X)]], Y[np.asarray(rows)[: len(Y)]]
     else:
         if spec is None:
             raise ValueError("fit_model: a spec is required when training from arrays")
@@ -120,9 +135,17 @@ def prepare_flat(source: CaptureStore | tuple[np.ndarray, np.ndarray], spec: Spe
                                "y_transform": None if y_tf.identity else y_tf}
     if streamed:
         assert isinstance(source, CaptureStore)
-        blocks = (Xb[np.isfinite(Xb).all(1) & np.isfinite(Yb).all(1)] for Xb, Yb in source.iter_matrices(BLOCK_ROWS))
-        prepare["columns"] = InputColumns.detect(blocks)
-        data: ArrayData | StoreData = StoreData(source, val_fraction=val_fraction, seed=seed, **prepare)
+
+        def blocks() -> Any:
+            for start, (Xb, Yb) in zip(range(0, len(source), block), source.iter_matrices(block)):
+                keep = np.isfinite(Xb).all(1) & np.isfinite(Yb).all(1)
+                if rows is not None:
+                    keep &= np.asarray(rows)[start : start + len(Xb)]
+                yield Xb[keep]
+
+        prepare["columns"] = InputColumns.detect(blocks())
+        data: ArrayData | StoreData = training_data(source, val_fraction=val_fraction, seed=seed, rows=rows,
+                                                    max_memory_bytes=max_memory_bytes, **prepare)
     else:
         prepare["columns"] = InputColumns.detect([X[finite]])
         data = ArrayData(X, Y, val_fraction=val_fraction, seed=seed, **prepare)

@@ -47,6 +47,7 @@ class TrainResult:
     transforms: dict[str, str] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
     choice: dict[str, Any] = field(default_factory=dict)
+    inference: dict[str, Any] | None = None  # the engine chosen to serve the model (phasm.train.inference)
 
     @property
     def train_loss(self) -> list[float]:
@@ -77,6 +78,8 @@ class TrainResult:
         for name, m in self.metrics.items():
             lines.append(f"  {name}: rmse {m['rmse']:.4g}, max abs {m['max_abs']:.4g}, "
                          f"relative error p50 {m['rel_p50']:.3%} p90 {m['rel_p90']:.3%} p99 {m['rel_p99']:.3%}")
+        if self.inference is not None:
+            lines.append(f"  {self.inference['summary']}")
         return "\n".join(lines)
 
 
@@ -105,6 +108,8 @@ def fit_and_package(spec: Spec, est: Backend, data: Any, *, seed: int, val_fract
                          transforms={n: t.describe() + (f" ({t.why})" if t.why else "") for n, t in art.transforms.items()},
                          inputs={k: v for k, v in described.items() if k != "transforms" and v},
                          choice=dict(choice or {}))
+    engine = art.inference  # chosen by the validation predict above, or now
+    result.inference = {**engine.to_json(), "summary": engine.summary()}
     art.metrics = metrics
     art.training = {
         "seed": seed,

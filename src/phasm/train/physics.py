@@ -28,7 +28,7 @@ True
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -158,7 +158,7 @@ def _bounds(v: Variable, value: Any, what: str) -> tuple[np.ndarray, np.ndarray]
     return lo, hi
 
 
-def _check_names(given: Mapping[str, Any], variables: list[Variable], what: str) -> None:
+def _check_names(given: Mapping[str, Any], variables: Sequence[Variable], what: str) -> None:
     if not isinstance(given, Mapping):
         raise SpecError(f"{what} must be a dict {{name: (low, high)}}, got {type(given).__name__}")
     names = [v.name for v in variables]
@@ -184,7 +184,7 @@ def _input_domain(spec: Spec, domain: Mapping[str, Any], X: np.ndarray) -> tuple
     lower, upper, mean, scale, col = [], [], [], [], 0
     for v in spec.inputs:
         cols = X[:, col : col + v.size]
-        if v.name in domain:
+        if v.name is not None and v.name in domain:
             lo, hi = _bounds(v, domain[v.name], "domain")
             m, s = (lo + hi) / 2, (hi - lo) * UNIFORM_STD
         elif len(cols):
@@ -207,7 +207,7 @@ def _output_norm(spec: Spec, output_range: Mapping[str, Any], Y: np.ndarray) -> 
     mean, scale, col = [], [], 0
     for v in spec.outputs:
         cols = Y[:, col : col + v.size]
-        if v.name in output_range:
+        if v.name is not None and v.name in output_range:
             lo, hi = _bounds(v, output_range[v.name], "output_range")
             m, s = (lo + hi) / 2, (hi - lo) * UNIFORM_STD
         elif len(cols) >= 2:

@@ -42,7 +42,8 @@ from phasm.backends.registry import make_backend
 from phasm.bindings.layout import RaggedLayout, input_layout
 from phasm.bindings.ragged import RaggedArray, RaggedInputs, encode, length_buckets, row_max_lengths
 from phasm.bindings.spec import Spec, pack
-from phasm.store.reader import CaptureStore, RunningStats
+from phasm.store.reader import CaptureStore
+from phasm.store.running_stats import RunningStats
 from phasm.train.artefact import ModelArtefact
 from phasm.train.data import Standardiser, split_mask
 from phasm.train.package import TrainResult, fit_and_package
@@ -356,7 +357,7 @@ def fit_ragged_model(source: CaptureStore | tuple[Any, np.ndarray], spec: Spec |
     chosen = choose_for_values(spec, ragged_values(spec, X0, np.asarray(Y0)), check_declared(spec, transforms))
     x_tf = ColumnTransform.for_layout(spec.inputs, chosen)
     y_tf = ColumnTransform.for_variables(spec.outputs, chosen)
-    prepare = {"x_transform": None if x_tf.identity else x_tf, "y_transform": None if y_tf.identity else y_tf}
+    prepare: dict[str, Any] = {"x_transform": None if x_tf.identity else x_tf, "y_transform": None if y_tf.identity else y_tf}
     if isinstance(source, CaptureStore):
         data: RaggedData | RaggedStoreData = ragged_training_data(source, spec, val_fraction=val_fraction, seed=seed,
                                                                   **prepare)

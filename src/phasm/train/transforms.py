@@ -58,8 +58,7 @@ DECADES = 2.0  # a positive variable whose values span more than this many decad
 
 RULES = (
     "integer or boolean variables: standardise",
-    f"outputs with every value > 0 and max / min > 10^{DECADES:g}: log",
-    f"inputs with every value > 0, max / min > 10^{DECADES:g}, and the log less skewed than the values: log",
+    f"every value > 0, max / min > 10^{DECADES:g}, and the log less skewed than the values: log",
     f"outputs with every value in (0, 1), 1 - x spanning more than {DECADES:g} decades, and the logit less "
     "skewed than the values: logit",
     f"scalar outputs of both signs whose non-zero magnitudes span more than {DECADES:g} decades from their 10th "
@@ -208,10 +207,9 @@ def auto_transform(v: Variable, values: np.ndarray, *, output: bool) -> Transfor
         decades = _decades(hi / lo)
         if decades > DECADES:
             s_lin, s_log = _skew(a), _skew(np.log(a))
-            # An output's small values count as much as its large ones under a relative tolerance, whatever
-            # the spread (a jump across a phase boundary is bimodal on either scale); an input is logged
-            # only when its values crowd the low end (sampled log-uniformly, say).
-            if output or abs(s_log) < abs(s_lin):
+            # Only when the values crowd the low end (the log is less skewed): x**2 of a uniform x reaches 0
+            # too, and its log would be far harder to fit than the values.
+            if abs(s_log) < abs(s_lin):
                 return Transform("log", why=f"positive, spans {decades:.1f} decades ({lo:.3g} to {hi:.3g}); "
                                             f"skewness {s_lin:.2g}, of the log {s_log:.2g}")
     if output and 0 < lo and hi < 1:

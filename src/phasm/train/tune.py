@@ -35,7 +35,7 @@ from phasm.train.auto import AUTO, GP_CANDIDATE_ROWS, GP_MAX_INPUTS, GP_MAX_OUTP
 
 __all__ = ["SEARCH_SPACE", "tune_backend"]
 
-SEARCH_SPACE = {
+SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
     "width": (32, 64, 128, 256, 512),
     "depth": (1, 4),
     "activation": ("silu", "tanh", "gelu", "relu"),
