@@ -15,14 +15,16 @@ from phasm.bindings.optics import Arg, Return
 from phasm.bindings.ragged import RaggedArray
 from phasm.bindings.spec import Array, Scalar, Spec, Variable
 from phasm.errors import (
-    ArtefactError, BackendError, BackendUnavailable, GateError, ModelNotLoaded, OpticError, PhasmError,
-    SampleError, SpecError, StoreError, TargetError,
+    ArtefactError, BackendError, BackendUnavailable, BatchingError, GateError, ModeError, ModelNotLoaded, OpticError,
+    PhasmError, SampleError, SpecError, StoreError, TargetError,
 )
 from phasm.gate.base import FiniteGate, Gate
 from phasm.gate.conformal import CalibrationReport, ConformalGate
 from phasm.gate.domain import DomainGate
 from phasm.gate.range import RangeGate
 from phasm.gate.tolerance import Tolerance
+from phasm.surrogate.batching import batching
+from phasm.surrogate.deferred import Deferred, resolve
 from phasm.surrogate.mode import Mode
 from phasm.surrogate.stats import SurrogateStats
 from phasm.surrogate.wrapper import Surrogate, surrogate
@@ -30,8 +32,10 @@ from phasm.surrogate.wrapper import Surrogate, surrogate
 __all__ = [
     "Arg", "Array", "FiniteGate", "Gate", "Mode", "Return", "Scalar", "Spec",
     "Surrogate", "SurrogateStats", "Tolerance", "Variable", "__version__", "surrogate",
+    # transparent batching of per-call sites
+    "Deferred", "batching", "resolve",
     # one error family
-    "ArtefactError", "BackendError", "BackendUnavailable", "GateError", "ModelNotLoaded", "OpticError",
+    "ArtefactError", "BackendError", "BackendUnavailable", "BatchingError", "GateError", "ModeError", "ModelNotLoaded", "OpticError",
     "PhasmError", "SampleError", "SpecError", "StoreError", "TargetError",
     # optics for objects, globals, collections (bindings)
     "RaggedArray", "attr", "each", "fields", "glob", "item", "setter",

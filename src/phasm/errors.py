@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtefactError", "BackendError", "BackendUnavailable", "ExportError", "GateError", "GateNotFitted",
-    "ModelNotLoaded", "NotDescribable", "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreDamaged",
+    "ModeError", "ModelNotLoaded", "NotDescribable", "OpticError", "PhasmError", "ReportError", "SampleError", "SpecError", "StoreDamaged",
     "StoreError", "TargetError",
 ]
 
@@ -72,6 +72,10 @@ class ExportError(PhasmError, ValueError):
     """A model (or its gate) cannot be exported as native source code as asked."""
 
 
+class ModeError(PhasmError, ValueError):
+    """A call mode name (argument, attribute or environment variable) is not one phasm knows."""
+
+
 class ModelNotLoaded(PhasmError, RuntimeError):
     """Model mode was asked for but no model is attached."""
 
@@ -82,6 +86,10 @@ class TargetError(PhasmError, ValueError):
 
 class SampleError(PhasmError, ValueError):
     """A design of experiments (its input space, method or run record) cannot be built or resumed as asked."""
+
+
+class BatchingError(PhasmError, RuntimeError):
+    """Transparent batching cannot do as asked: a bad ``max_batch``, or a deferred value used while its own batch is computed."""
 
 
 class ReportError(PhasmError, ValueError):

@@ -285,3 +285,21 @@ def test_dotted_global_reaches_an_attribute_of_a_module_object(tmp_path, monkeyp
     assert sys.modules["detector_cfg_mod"].field.B == 3.5
     with pytest.raises(Exception, match="cannot import module 'no_such_pkg_xyz'"):
         phasm.glob("no_such_pkg_xyz.B").optic.get(frame)
+
+
+def test_a_read_only_inout_array_is_refused_naming_the_argument(tmp_path):
+    @phasm.surrogate(inputs={"f": phasm.Array((5, 1))}, outputs={"u": phasm.Array((5, 1), direction="inout")},
+                     store=tmp_path / "io.h5", mode="capture", backend="ridge", name="tests.relax_ro")
+    def relax(f, u):
+        u[:] = 0.5 * (u + f)
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        relax(rng.uniform(0, 1, (5, 1)), rng.uniform(0, 1, (5, 1)))
+    relax.train(degree=1)
+    relax.mode = "model"
+    frozen = np.ones((5, 1))
+    frozen.setflags(write=False)
+    with pytest.raises(phasm.OpticError, match="argument 'u': expected a writeable array .* got a read-only one"):
+        relax(np.zeros((5, 1)), frozen)
+    assert (frozen == 1).all()

@@ -102,3 +102,30 @@ def test_inference_refuses_non_numeric_arguments():
 def test_explicit_spec_must_name_real_arguments():
     with pytest.raises(SpecError, match="reads argument 'g'.*parameters are \\['f', 'alpha'\\]"):
         phasm.surrogate(grid_fn, inputs={"g": Array((7, 7))}, outputs={"u": Array((7, 7))})
+
+
+def test_an_array_with_no_elements_is_refused_before_any_store_is_made(tmp_path):
+    with pytest.raises(SpecError, match=r"variable 'a': shape \(4, 0\) has no elements; expected every dimension >= 1"):
+        Spec.from_declarations("m.f", {"a": phasm.Array((4, 0))}, {"y": Scalar()})
+    f = phasm.surrogate(lambda a, w: float(w.sum()), name="tests.empty_arg", store=tmp_path / "z.h5", mode="capture")
+    with pytest.raises(SpecError, match=r"variable 'a': shape \(4, 0\) has no elements"):
+        f(np.ones((4, 0)), np.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no half-made store, shard folder or lock left
+
+
+def test_a_big_endian_first_call_infers_the_native_dtype_and_shares_the_store(tmp_path):
+    def colsum(m):
+        return m.sum(0)
+
+    rng = np.random.default_rng(0)
+    first = phasm.surrogate(colsum, name="tests.colsum", store=tmp_path / "s.h5", mode="capture")
+    first(rng.uniform(0, 1, (4, 2)).astype(">f8"))  # as read from a FITS file
+    first.close()
+    assert first.spec["m"].dtype == np.dtype("float64") and first.spec["m"].dtype.isnative
+    second = phasm.surrogate(colsum, name="tests.colsum", store=tmp_path / "s.h5", mode="capture")
+    second(rng.uniform(0, 1, (4, 2)))
+    second.close()
+    assert second.spec.hash == first.spec.hash
+    from phasm.store import CaptureStore
+
+    assert len(CaptureStore(tmp_path / "s.h5")) == 2

@@ -170,3 +170,9 @@ def test_real_process_prints_one_line_and_debug_prints_the_traceback() -> None:
     debug = subprocess.run([*run, "--debug", "info", str(path)], capture_output=True, text=True, timeout=120)
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
     assert "phasm.errors.ArtefactError" in debug.stderr
+
+
+def test_info_on_a_folder_that_is_no_model_says_what_it_expected(tmp_path):
+    (tmp_path / "profile").mkdir()
+    line = one_error_line(runner.invoke(app, ["info", str(tmp_path / "profile")]))
+    assert "a folder without phasm.json; expected a model folder or a capture store (.h5)" in line

@@ -97,3 +97,16 @@ def test_info_counts_skipped_shards():
 
 def test_repair_of_nothing_is_one_line():
     one_line_error(runner.invoke(app, ["repair", "nowhere.h5"]), "no capture store at nowhere.h5")
+
+
+def test_info_of_a_ragged_variable_with_no_element_prints_no_inf(tmp_path):
+    f = phasm.surrogate(lambda hits, b: float(b), name="tests.empty_hits", store=tmp_path / "e.h5", mode="capture",
+                        inputs={"hits": phasm.each("hits", fields=["x", "y"], max_len=4), "b": phasm.Scalar()},
+                        outputs={"s": phasm.Scalar()})
+    for i in range(5):
+        f([], float(i))
+    f.close()
+    res = runner.invoke(app, ["info", str(tmp_path / "e.h5")])
+    assert res.exit_code == 0, res.output
+    row = next(line for line in res.output.splitlines() if "in:hits" in line)
+    assert "inf" not in row and "nan" not in row and " 0 " in row

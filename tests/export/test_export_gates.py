@@ -147,3 +147,25 @@ def test_per_region_gate_decides_as_python(tmp_path) -> None:
     res = compare(art, native, X)
     assert res.decisions_equal >= 0.999, res
     assert 0.2 < res.c_accepted < 0.98, res
+
+
+def expcos_call(a: float, b: float) -> float:
+    return float(np.exp(a) * np.cos(b) + 1)
+
+
+@needs_cc
+def test_range_gate_of_a_model_trained_without_tolerance(tmp_path) -> None:
+    """The quickstart's model (no tolerance: the default RangeGate) exports; C refuses what Python refuses."""
+    f = phasm.surrogate(expcos_call, name="t.expcos_call", store=tmp_path / "c.h5", backend="ridge", mode="capture")
+    for a, b in np.random.default_rng(7).uniform(0, 1, (1500, 2)):
+        f(float(a), float(b))
+    f.train(degree=2)
+    f.save(tmp_path / "model")
+    art = ModelArtefact.load(tmp_path / "model")
+    assert art.sections["gate"]["kind"] == "range"
+    native = build(tmp_path / "model", CCS[0], out=tmp_path / "native")
+    res = compare(art, native, sample_rows(art, 4000, seed=8) * 1.3 - 0.15)
+    assert res.decisions_equal == 1.0 and 0.3 < res.c_accepted < 0.99, res
+    assert res.gated_max_rel_error <= 1e-6, res
+    assert native.predict(np.array([[0.5, 0.5], [0.5, 3.0], [np.nan, 0.5]]), 1)[1].tolist() == [True, False, False]
+    assert "the captured range only, no miss-rate certificate" in (tmp_path / "native" / "m.h").read_text()

@@ -239,3 +239,15 @@ def test_only_the_inputs_whose_edges_matter_define_the_edge_regions() -> None:
     assert rec["partition"]["edge_features"] == [0] and np.shape(rec["partition"]["edge_low"])[1] == 1
     back = gate_from_json(rec)
     assert np.array_equal(back.predict_accept(a_edge, art)[1], gate.predict_accept(a_edge, art)[1])
+
+
+def test_describe_names_the_edge_inputs_and_says_which_regions_fall_back() -> None:
+    spec = phasm.Spec.from_declarations("t.named", {"nu": phasm.Scalar(), "x": phasm.Scalar()}, {"y": phasm.Scalar()})
+    A = np.random.default_rng(3).uniform(0, 1, (3000, 2))
+    Y = (np.exp(3 * A[:, 0]) * (1 + A[:, 1]))[:, None]
+    _, _, gate = train_calibrated((A, Y), spec, phasm.Tolerance(rel=1e-9, max_miss_rate=0.001), **RIDGE3)
+    assert not gate.report_.certified
+    for g in (gate, gate_from_json(json.loads(json.dumps(gate.to_json())))):
+        text = g.describe()
+        assert "edge bands of nu, x" in text or "edge bands of nu " in text or "edge bands of x " in text, text
+        assert "-inf" not in text and "falls back" in text, text

@@ -66,3 +66,19 @@ def test_cli_errors_are_one_line():
     assert res.exit_code == 1 and "argument 'P' has no default" in res.output
     res = runner.invoke(app, ["sample", "sim3.py:nope", "-s", "T=1000:1500", "--n", "8"])
     assert res.exit_code == 1 and "has no attribute 'nope'" in res.output
+
+
+def test_cli_adaptive_rounds_with_a_single_model_backend():
+    """A backend with neither members nor a native std (ridge) explores by the gate and held-out errors only."""
+    Path("sim4.py").write_text(SIM.replace("time.sleep(0.01)", "pass"))
+    res = runner.invoke(app, ["sample", "sim4.py:rate", "-s", "T=1000:1500", "-s", "P=1:40:log", "--n", "200",
+                              "--workers", "0", "--adaptive", "1", "--adaptive-batch", "40", "--rel", "0.05",
+                              "--max-miss-rate", "0.1", "--backend", "ridge", "-p", "degree=3", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "240 of 240 design rows stored" in res.output and "adaptive rounds" in res.output
+
+
+def test_cli_debug_shows_the_traceback():
+    Path("sim5.py").write_text(SIM)
+    res = runner.invoke(app, ["--debug", "sample", "sim5.py:rate", "-s", "T=1500:1000", "--n", "8", "--workers", "0"])
+    assert res.exit_code != 0 and res.exception is not None and "expected low < high" in str(res.exception)

@@ -203,6 +203,25 @@ def test_shadow_returns_original_and_records_model_error():
     assert st.shadow_misses == 1  # tolerance 1e-12 is tighter than float32 precision
 
 
+def wiggle(a: float, b: float) -> float:
+    return math.sin(5.0 * a) * math.exp(b)
+
+
+def test_stats_say_whether_a_tolerance_was_certified():
+    f = phasm.surrogate(wiggle, store="cap/w.h5", mode="capture", backend="ridge")
+    for a, b in np.random.default_rng(0).uniform(0, 1, (400, 2)):
+        f(float(a), float(b))
+    f.train(degree=1, tolerance=phasm.Tolerance(rel=1e-9, max_miss_rate=0.01))  # a line cannot do this
+    f.mode = "auto"
+    assert f(0.5, 0.5) == wiggle(0.5, 0.5)
+    assert f.stats.certified_bound is None and f.stats.tolerance
+    assert "tolerance given but not certified" in str(f.stats)
+    g = phasm.surrogate(wiggle, store="cap/w.h5", backend="ridge", mode="auto")
+    g.train(degree=1)
+    g(0.5, 0.5)
+    assert not g.stats.tolerance and "no accuracy bound certified (no tolerance)" in str(g.stats)
+
+
 def test_summarize_records_ranges_and_saves_them():
     f = phasm.surrogate(linear5, store="cap/f.h5", mode="summarize")
     rows = capture_rows(f, n=50)
@@ -230,11 +249,11 @@ def test_mode_resolution_order(monkeypatch):
 
 def test_unknown_mode_lists_valid_ones(monkeypatch):
     f = phasm.surrogate(linear5)
-    with pytest.raises(ValueError, match="original, capture, model, auto, shadow, summarize"):
+    with pytest.raises(phasm.ModeError, match="original, capture, model, auto, shadow, summarize"):
         f.mode = "fast"
     monkeypatch.setenv("PHASM_CALL_MODE", "turbo")
     g = phasm.surrogate(linear5)
-    with pytest.raises(ValueError, match="PHASM_CALL_MODE"):
+    with pytest.raises(phasm.ModeError, match="PHASM_CALL_MODE"):
         g(1.0, 2.0, 3.0, 4.0, 5.0)
 
 

@@ -92,6 +92,10 @@ class Backend:
     accepts_ragged: ClassVar[bool] = False
     #: answers are samples of a random function, not one value per input (generative models).
     stochastic: ClassVar[bool] = False
+    #: ``predict`` reads a C-contiguous float32 ``(n, n_in)`` matrix where it lies (no copy, no conversion),
+    #: and ``predict_into`` writes the answers into the caller's float32 ``(n, n_out)`` buffer without an
+    #: intermediate array; so does the function ``fold_normalisation`` returns, called as ``f(X, out)``.
+    zero_copy: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.params = params
@@ -119,6 +123,14 @@ class Backend:
     def predict(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def predict_into(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``predict(X)`` written into ``out`` (C-contiguous float32 ``(n, n_out)``), which is returned.
+
+        The default computes ``predict(X)`` and copies it; ``zero_copy`` backends write into ``out`` directly.
+        """
+        out[...] = self.predict(X)
+        return out
+
     def predict_members(self, X: np.ndarray) -> np.ndarray | None:
         """Per-member predictions ``(members, n, n_out)`` for ensembles (``has_members``); ``None`` otherwise."""
         return None
@@ -136,7 +148,9 @@ class Backend:
         ``(x - x_mean) / x_scale`` and ``y * y_scale + y_mean`` into their
         weights, which saves the separate array passes (most of the cost at
         batch 1).  ``None`` (the default): not supported, the caller
-        standardises.
+        standardises.  The function is called as ``f(X)``, or as ``f(X, out)``
+        with a float32 ``(n, n_out)`` buffer to write into (returned); a
+        ``zero_copy`` backend writes there without an intermediate array.
         """
         return None
 

@@ -79,6 +79,7 @@ class TorchBackend(Backend):
 
     name = "torch"
     supports_physics = True
+    zero_copy = True  # numpy float32 rows <-> CPU tensors through torch.from_numpy: the same memory
     requires = ("torch", "safetensors")
     extra = "torch"
 
@@ -169,21 +170,33 @@ class TorchBackend(Backend):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Standardised ``(n, n_in)`` float32 rows -> ``(n, n_out)``; no copy on CPU for contiguous float32 input."""
+        return self.predict_into(X, None)
+
+    def predict_into(self, X: np.ndarray, out: np.ndarray | None) -> np.ndarray:  # type: ignore[override]
+        """:meth:`predict` written into ``out`` (C-contiguous float32 ``(n, n_out)``; ``None``: a new array).
+
+        On CPU, ``X`` and ``out`` are wrapped with ``torch.from_numpy`` (the same memory, no copy) and the
+        last layer of the default MLP writes into ``out``; on a GPU the rows move once each way.
+        """
         module = getattr(self, "module_", None)
         if module is None:
             raise BackendError("torch: predict called before fit/load")
-        x = torch.from_numpy(X if (X.dtype == np.float32 and X.flags.c_contiguous) else np.ascontiguousarray(X, np.float32))
-        if x.ndim != 2 or x.shape[1] != self.n_in_:
-            raise BackendError(f"torch: X must be (n, {self.n_in_}) float32, got {tuple(x.shape)}")
+        x = as_rows(X, self.n_in_)
+        o = None if out is None else as_out(out, len(x), self.n_out_)
         plan = self._plan
         if plan is not None and self.device_.type == "cpu":
             # The plan's weights are detached and x does not require grad: no autograd graph is
             # recorded, so the inference_mode context (a few microseconds per call) is not needed.
-            return plan(x).numpy()
+            return plan(x, o).numpy()
         with torch.inference_mode():
             if self.device_.type == "cpu":
-                return module(x).numpy()
-            return (plan or module)(x.to(self.device_)).cpu().numpy()
+                y = module(x)
+            else:
+                y = (plan or module)(x.to(self.device_, non_blocking=True)).cpu()
+            if o is None:
+                return y.numpy()
+            o.copy_(y)
+            return o.numpy()
 
     # Folding (x - m) / s into the first layer multiplies the input by 1/s and subtracts m/s: in
     # float32 that loses digits when |m| >> s, so such models keep the separate standardisation.
@@ -200,13 +213,11 @@ class TorchBackend(Backend):
         plan = inference_plan(self.module_, fold=(x_mean, x_scale, y_mean, y_scale))
         if plan is None:
             return None
-        n_in = self.n_in_
+        n_in, n_out = self.n_in_, self.n_out_
 
-        def run(X: np.ndarray) -> np.ndarray:
-            x = torch.from_numpy(X if (X.dtype == np.float32 and X.flags.c_contiguous) else np.ascontiguousarray(X, np.float32))
-            if x.ndim != 2 or x.shape[1] != n_in:
-                raise BackendError(f"torch: X must be (n, {n_in}) float32, got {tuple(x.shape)}")
-            return plan(x).numpy()
+        def run(X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+            x = as_rows(X, n_in)
+            return plan(x, None if out is None else as_out(out, len(x), n_out)).numpy()
 
         return run
 
@@ -293,6 +304,25 @@ class TorchBackend(Backend):
         dev = pick_device(self.params["device"])
         self._set_module(self.module_.to(dev), dev)
         return self
+
+
+def as_rows(X: np.ndarray, n_in: int) -> torch.Tensor:
+    """Model input rows as a CPU tensor: C-contiguous float32 ``X`` is wrapped where it lies (no copy);
+    anything else is converted once."""
+    x = torch.from_numpy(X if (type(X) is np.ndarray and X.dtype == np.float32 and X.flags.c_contiguous)
+                         else np.ascontiguousarray(X, np.float32))
+    if x.ndim != 2 or x.shape[1] != n_in:
+        raise BackendError(f"torch: X must be (n, {n_in}) float32, got {tuple(x.shape)}")
+    return x
+
+
+def as_out(out: np.ndarray, n: int, n_out: int) -> torch.Tensor:
+    """The caller's output buffer as a tensor sharing its memory; it must be C-contiguous float32 ``(n, n_out)``."""
+    if (type(out) is not np.ndarray or out.dtype != np.float32 or not out.flags.c_contiguous
+            or not out.flags.writeable or out.shape != (n, n_out)):
+        raise BackendError(f"torch: out must be a writeable C-contiguous float32 array of shape ({n}, {n_out}), got "
+                           f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
+    return torch.from_numpy(out)
 
 
 def varying_columns(data: TrainingData) -> np.ndarray:

@@ -4,7 +4,9 @@
 plan runs the same kernels (``addmm`` and the activation) on the module's own
 weight tensors without it, bitwise the same output.  With the standardisation
 folded in (:func:`inference_plan` with ``fold=``), the plan maps raw inputs to
-raw outputs in one pass.
+raw outputs in one pass.  Given ``out``, a float32 tensor of the output's shape, the plan
+writes its answer there (the last ``addmm`` or skip sum targets it), so the caller's
+buffer receives the rows with no intermediate.
 """
 
 from __future__ import annotations
@@ -54,15 +56,26 @@ def inference_plan(module: torch.nn.Module, fold: tuple[np.ndarray, ...] | None 
             return None
         steps, skip_w = _fold(steps, skip_w, linears[0], linears[-1], select, *fold)
     addmm = torch.addmm
+    last = len(steps) - 1
+    # With an output tensor, the last affine map (or the skip sum) writes straight into it.
+    into = steps[last][0] == "linear" if steps else False
 
-    def run(x: torch.Tensor) -> torch.Tensor:
+    def run(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         if select is not None:
             x = x.index_select(1, select)
         h = x
-        for kind, arg in steps:
-            h = addmm(arg[1], h, arg[0]) if kind == "linear" else arg(h)
+        for i, (kind, arg) in enumerate(steps):
+            if kind != "linear":
+                h = arg(h)
+            elif out is not None and into and i == last and skip_w is None:
+                h = addmm(arg[1], h, arg[0], out=out)
+            else:
+                h = addmm(arg[1], h, arg[0])
         if skip_w is not None:
-            h = addmm(skip_w[1], x, skip_w[0]) + h
+            h = addmm(skip_w[1], x, skip_w[0]) + h if out is None else torch.add(addmm(skip_w[1], x, skip_w[0]), h, out=out)
+        elif out is not None and h is not out:
+            out.copy_(h)
+            h = out
         return h
 
     return run

@@ -228,7 +228,8 @@ class TorchSetsBackend(Backend):
         feats = [np.asarray(X.fixed, np.float32)]
         for layers, r in zip(phis, X.sets.values()):
             lengths = r.lengths
-            h = _np_mlp(np.asarray(r.values, np.float32).reshape(len(r.values), -1), layers, act)
+            width_in = int(np.prod(r.values.shape[1:], dtype=np.int64))  # (0, -1) cannot be inferred: no hits
+            h = _np_mlp(np.asarray(r.values, np.float32).reshape(len(r.values), width_in), layers, act)
             last_linear = layers[-2]  # the embedding layer (the activation after it is last)
             assert last_linear is not None
             width = last_linear[1].shape[0]

@@ -46,11 +46,14 @@ def describe_value(name: str, value: Any, *, batched: bool, what: str) -> tuple[
         )
     if arr.dtype.kind not in "biuf":
         raise SpecError(f"{what} {name!r} has non-numeric dtype {arr.dtype}; declare inputs=/outputs= explicitly")
+    # Native byte order: one program passing a big-endian array (read from a FITS or HDF5 file) and
+    # another a native one describe the same function, and share its store.
+    dtype = arr.dtype.newbyteorder("=")
     if batched:
         if arr.ndim == 0:
             raise SpecError(f"{what} {name!r} of a batched function must have a leading batch axis, got a scalar")
-        return tuple(arr.shape[1:]), arr.dtype
-    return tuple(arr.shape), arr.dtype
+        return tuple(arr.shape[1:]), dtype
+    return tuple(arr.shape), dtype
 
 
 def infer_spec(

@@ -179,8 +179,9 @@ class RaggedLayout(InputLayout[RaggedInputs]):
         sets = {}
         for v, x in zip(self.variables, values):
             if v.ragged:
+                # The element width comes from the spec: an empty collection has no shape to infer it from.
                 a = np.asarray(x, np.float32)
-                sets[str(v.name)] = RaggedArray.trusted(a.reshape(len(a), -1), np.array([0, len(a)], np.int64))
+                sets[str(v.name)] = RaggedArray.trusted(a.reshape(len(a), v.size), np.array([0, len(a)], np.int64))
         return RaggedInputs(fixed, sets)
 
     def pack_batch(self, values: Mapping[str, Any], n: int) -> RaggedInputs:
@@ -190,7 +191,7 @@ class RaggedLayout(InputLayout[RaggedInputs]):
         for v in self.variables:
             if v.ragged:
                 r = values[str(v.name)]
-                sets[str(v.name)] = RaggedArray.trusted(np.asarray(r.values, np.float32).reshape(len(r.values), -1),
+                sets[str(v.name)] = RaggedArray.trusted(np.asarray(r.values, np.float32).reshape(len(r.values), v.size),
                                                         r.offsets)
         return RaggedInputs(fixed, sets)
 
@@ -221,7 +222,7 @@ class RaggedLayout(InputLayout[RaggedInputs]):
         cols = [np.asarray(X.fixed, np.float64)]
         for r in X.sets.values():
             lengths = r.lengths
-            vals = np.asarray(r.values, np.float64).reshape(len(r.values), -1)
+            vals = np.asarray(r.values, np.float64).reshape(len(r.values), _element_size(r))
             sums = np.zeros((len(r), vals.shape[1]))
             if len(vals):
                 np.add.at(sums, np.repeat(np.arange(len(r)), lengths), vals)
@@ -232,10 +233,15 @@ class RaggedLayout(InputLayout[RaggedInputs]):
     def finite_rows(self, X: RaggedInputs) -> np.ndarray:
         ok = np.asarray(np.isfinite(X.fixed).all(axis=1))
         for r in X.sets.values():
-            bad = ~np.isfinite(r.values.reshape(len(r.values), -1)).all(axis=1)
+            bad = ~np.isfinite(r.values.reshape(len(r.values), _element_size(r))).all(axis=1)
             if bad.any():
                 ok[np.repeat(np.arange(len(r)), r.lengths)[bad]] = False
         return ok
+
+
+def _element_size(r: RaggedArray) -> int:
+    # reshape(n, -1) cannot infer the width of zero elements; the element shape is known.
+    return int(np.prod(r.values.shape[1:], dtype=np.int64))
 
 
 def input_layout(spec: Spec) -> FlatLayout | RaggedLayout:

@@ -105,6 +105,10 @@ class Arg(Optic):
                 f"argument {self.name!r}: cannot write back in place into a {type(target).__name__}; "
                 "in-place (inout) variables must be numpy arrays"
             )
+        flags = getattr(target, "flags", None)
+        if flags is not None and not flags.writeable:
+            raise OpticError(f"argument {self.name!r}: expected a writeable array (an inout variable is written in "
+                             "place), got a read-only one")
         target[...] = value
 
     @property
@@ -168,9 +172,11 @@ def describe_record(record: Any) -> str:
     'global:os.system'
     """
     try:
-        return _describe(record)
+        text = _describe(record)
     except Exception:  # a malformed record is shown as such, never an error
         return "<unreadable optic record>"
+    # Text from a file reaches terminals and reports: control characters (newlines, escapes) shown escaped.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _describe(d: Mapping[str, Any], root: bool = False) -> str:

@@ -70,6 +70,9 @@ class Variable:
         object.__setattr__(self, "dtype", np.dtype(self.dtype))
         if any(s < 0 for s in self.shape):
             raise SpecError(f"variable {self.name!r}: negative dimension in shape {self.shape}")
+        if 0 in self.shape and self.name is not None:  # checked once named; HDF5 cannot chunk it, nor a model use it
+            raise SpecError(f"variable {self.name!r}: shape {self.shape} has no elements; expected every dimension "
+                            ">= 1 (leave an always-empty array out of inputs=/outputs=)")
         if self.dtype.kind not in "biuf":
             raise SpecError(
                 f"variable {self.name!r}: dtype must be numeric (bool, int, uint, float), got {self.dtype}"

@@ -21,6 +21,8 @@ def info(path: Path = typer.Argument(..., help="A capture store (.h5) or a model
 
         print_model_info(path)
         return
+    if path.is_dir():  # a store is a file (its shards sit beside it): a folder here is a model folder or nothing
+        fail(f"{path}: a folder without phasm.json; expected a model folder or a capture store (.h5)")
     import warnings
 
     try:
@@ -39,6 +41,9 @@ def info(path: Path = typer.Argument(..., help="A capture store (.h5) or a model
     for col in ("variable", "count", "min", "max", "mean", "std"):
         t.add_column(col)
     for name, s in stats.items():
+        if not s["count"]:  # a variable-length input whose every collection was empty: no value to describe
+            t.add_row(name, "0", "-", "-", "-", "-")
+            continue
         t.add_row(name, str(s["count"]), f"{s['min']:.6g}", f"{s['max']:.6g}", f"{s['mean']:.6g}", f"{s['std']:.6g}")
     console.print(t)
 

@@ -12,9 +12,42 @@ from rich.table import Table
 from phasm.cli.common import console, print_spec
 
 
+NOT_RECORDED = "not recorded"
+
+
 def _num(value: Any, fmt: str) -> str:
     """``value`` formatted as a number, or as text if the record holds something else."""
+    if value is None:
+        return NOT_RECORDED
     return format(value, fmt) if isinstance(value, (int, float)) and not isinstance(value, bool) else escape(str(value))
+
+
+def _training_line(tr: dict[str, Any]) -> str:
+    """One line on how the model was trained: the fields the record holds, "not recorded" for the rest.
+
+    A model trained elsewhere (``fn.load_exported``, ``load_onnx``) records only where it came from.
+
+    >>> _training_line({"n_train": 90, "n_val": 10, "epochs": 5, "seconds": 1.5, "device": "cpu"})
+    'trained on 90 rows (10 validation), 5 epochs, 1.50 s on cpu'
+    >>> _training_line({"source": "net.pt2", "trained": "elsewhere (torch.export program)"})
+    'trained elsewhere (torch.export program), from net.pt2; rows, epochs and time not recorded'
+    """
+    if "trained" in tr:
+        where = f"trained {escape(str(tr['trained']))}"
+        if tr.get("source") is not None:
+            where += f", from {escape(str(tr['source']))}"
+        if tr.get("sha256") is not None:
+            where += f" (sha256 {escape(str(tr['sha256']))})"
+        return where + "; rows, epochs and time not recorded"
+    if not any(tr.get(k) is not None for k in ("n_train", "n_val", "epochs", "seconds", "device")):
+        return f"training: {NOT_RECORDED}"
+
+    def field(key: str, fmt: str = "") -> str:
+        value = tr.get(key)
+        return NOT_RECORDED if value is None else (_num(value, fmt) if fmt else escape(str(value)))
+
+    return (f"trained on {field('n_train')} rows ({field('n_val')} validation), {field('epochs')} epochs, "
+            f"{field('seconds', '.2f')} s on {field('device')}")
 
 
 def print_model_info(path: Path) -> None:
@@ -25,18 +58,18 @@ def print_model_info(path: Path) -> None:
     print_spec(spec_from_metadata(meta, path))
     b = meta["backend"]
     console.print(f"model: backend [bold]{escape(b['name'])}[/] {escape(str(b.get('version', '')))}, created "
-                  f"{escape(str(meta.get('created')))}, phasm {escape(str(meta.get('phasm_version')))}")
+                  f"{_num(meta.get('created'), '')}, phasm {_num(meta.get('phasm_version'), '')}")
     console.print(f"verified: manifest digest {meta['manifest']['digest']} over {escape(str(path / 'phasm.json'))} and "
                   f"{len(meta['files'])} weights file(s) (pin it with ModelArtefact.load(..., expect_digest=...))",
                   soft_wrap=True)
-    console.print(f"parameters: {escape(json.dumps(b.get('params', {})))}", soft_wrap=True)
-    tr = meta.get("training") or {}
-    if tr:
-        console.print(f"trained on {escape(str(tr.get('n_train')))} rows ({escape(str(tr.get('n_val')))} validation), "
-                      f"{escape(str(tr.get('epochs')))} epochs, {_num(tr.get('seconds', 0), '.2f')} s on "
-                      f"{escape(str(tr.get('device')))}")
-    transforms = {n: t for n, t in (meta.get("transforms") or {}).items()
-                  if isinstance(t, dict) and t.get("kind") not in (None, "standardise")}
+    record = meta.get("training")
+    tr: dict[str, Any] = record if isinstance(record, dict) else {}
+    elsewhere = tr.get("trained")
+    label = "parameters" if elsewhere is None else "backend parameters (for serving; not how it was trained)"
+    console.print(f"{label}: {escape(json.dumps(b.get('params', {})))}", soft_wrap=True)
+    console.print(_training_line(tr), soft_wrap=True)
+    recorded: dict[str, Any] = meta["transforms"] if isinstance(meta.get("transforms"), dict) else {}
+    transforms = {n: t for n, t in recorded.items() if isinstance(t, dict) and t.get("kind") not in (None, "standardise")}
     if transforms:
         console.print("transforms: " + "; ".join(
             f"{escape(str(n))} {escape(str(t.get('kind')))}" + (f" ({escape(str(t['why']))})" if t.get("why") else "")
@@ -59,7 +92,22 @@ def print_model_info(path: Path) -> None:
             t.add_row(escape(str(name)), _num(m.get("rmse"), ".4g"), _num(m.get("max_abs"), ".4g"),
                       _num(m.get("rel_p50"), ".3%"), _num(m.get("rel_p90"), ".3%"), _num(m.get("rel_p99"), ".3%"))
         console.print(t)
+    else:
+        console.print(f"validation error: {NOT_RECORDED} (no captures were held out for this model)")
     gate = meta.get("gate")
     if isinstance(gate, dict):
-        console.print(f"gate: {escape(json.dumps({k: v for k, v in gate.items() if not isinstance(v, (list, dict))}))}"
-                      + (" (details: `phasm gate`)" if "report" in gate else ""), soft_wrap=True)
+        console.print(f"gate: {escape(_gate_text(gate))}" + (" (details: `phasm gate`)" if "report" in gate else ""),
+                      soft_wrap=True)
+    else:
+        console.print("gate: none stored (the finite gate: every finite answer is trusted, unless the code gives gate=)")
+
+
+def _gate_text(record: dict[str, Any]) -> str:
+    """The stored gate in words (its ``describe()``), or its scalar fields when it cannot be read here."""
+    from phasm.errors import PhasmError
+    from phasm.gate import gate_from_json
+
+    try:
+        return str(gate_from_json(record).describe())
+    except (PhasmError, ValueError, KeyError, TypeError):
+        return json.dumps({k: v for k, v in record.items() if not isinstance(v, (list, dict))})

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from phasm.cli.common import console, fail, parse_params
+from phasm.cli.common import Settings, console, fail, parse_params
 
 
 def sample_command(
@@ -64,6 +64,8 @@ def sample_command(
                         retry_failed=retry_failed, progress=not quiet, adaptive=adaptive, adaptive_batch=adaptive_batch,
                         tolerance=tolerance, train_params=train_params)
     except (PhasmError, ValueError, TypeError, OSError) as exc:
+        if Settings.debug:  # `phasm --debug`: the traceback, as every command shows it
+            raise
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     console.print(result.summary())
     if result.rounds:

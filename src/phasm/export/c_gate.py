@@ -34,8 +34,9 @@ class GateEmitter:
 
     def emit(self) -> tuple[str, str]:
         g = self.plan
-        if g.domain:
+        if g.in_range:
             self._range()
+        if g.domain:
             if g.metric == "knn":
                 self._knn()
             else:

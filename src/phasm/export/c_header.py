@@ -129,6 +129,8 @@ def _comment_block(model: ModelPlan, gate: GatePlan, info: HeaderInfo, p: str) -
         lines.append("    (for calls from the distribution the captures came from)")
     elif gate.kind == "domain":
         lines.append("    no calibrated score: the domain checks only, no miss-rate certificate")
+    elif gate.kind == "range":
+        lines.append("    no calibrated score: the captured range only, no miss-rate certificate")
     else:
         lines.append("    no calibrated gate: every finite answer is trusted, no miss-rate certificate")
     lines += [
@@ -198,8 +200,9 @@ def _api(model: ModelPlan, gate: GatePlan, p: str, P: str) -> str:
     n_in, n_out, k = model.n_in, model.n_out, len(model.members)
     steps = [f"    if (!{p}_impl_inputs(in, x)) return 0;\n"]
     decl = [f"    float x[{n_in}], y[{n_out}];\n"]
-    if gate.domain:
+    if gate.in_range:
         steps.append(f"    if (!{p}_impl_in_range(x)) return 0;\n")
+    if gate.domain:
         if gate.metric == "knn":
             decl.append("    double dist, resid;\n")
             steps.append(f"    {p}_impl_neighbours(x, &dist, &resid);\n")

@@ -48,11 +48,11 @@ class CheckResult:
 
 
 def sample_rows(art: Any, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` random rows inside the model's captured input range (the domain gate's, else mean +- sqrt(3) std)."""
-    from phasm.gate import ConformalGate, DomainGate, gate_from_json
+    """``n`` random rows inside the model's captured input range (the domain or range gate's, else mean +- sqrt(3) std)."""
+    from phasm.gate import ConformalGate, DomainGate, RangeGate, gate_from_json
 
     gate = gate_from_json(art.sections.get("gate"))
-    domain = gate.domain if isinstance(gate, ConformalGate) else gate if isinstance(gate, DomainGate) else None
+    domain = gate.domain if isinstance(gate, ConformalGate) else gate if isinstance(gate, (DomainGate, RangeGate)) else None
     if domain is not None:
         lo, hi = np.asarray(domain.low_, np.float64), np.asarray(domain.high_, np.float64)
     else:  # mean +- sqrt(3) std on the model's scale (through its transforms), constants as captured

@@ -3,7 +3,9 @@
 Read from the gate JSON stored in the model folder (``phasm.json``, section ``"gate"``), through
 :func:`phasm.gate.gate_from_json`, so the checks Python applies apply here too:
 
-* ``kind``: ``"finite"`` (or no gate: only NaN/inf are refused), ``"domain"`` (a
+* ``kind``: ``"finite"`` (or no gate: only NaN/inf are refused), ``"range"`` (a
+  :class:`~phasm.gate.RangeGate`, the default without a tolerance: the widened captured range
+  only), ``"domain"`` (a
   :class:`~phasm.gate.DomainGate` alone) or ``"conformal"`` (a
   :class:`~phasm.gate.ConformalGate`; ``"ragged-conformal"`` and unknown kinds are refused);
 * of the domain gate (``gate["domain"]`` for a conformal gate): ``low``/``high`` (the captured
@@ -43,7 +45,7 @@ from phasm.export.kdtree import KDTree, build_kdtree
 
 SCORES = ("spread", "residual", "spread+residual", "distance")
 REGION_SOURCES = ("input", "distance", "score", "bands")
-EXPORTABLE_GATES = ("finite", "domain", "conformal")
+EXPORTABLE_GATES = ("finite", "range", "domain", "conformal")
 
 
 @dataclass
@@ -108,7 +110,7 @@ class OutputTolerance:
 class GatePlan:
     """Everything the generated gate needs (see the module docstring)."""
 
-    kind: str  # "finite" | "domain" | "conformal"
+    kind: str  # "finite" | "range" | "domain" | "conformal"
     low: np.ndarray | None = None  # float32 range, rounded outwards (Python compares float32 rows to it)
     high: np.ndarray | None = None
     metric: str | None = None  # "knn" | "mahalanobis"
@@ -140,13 +142,19 @@ class GatePlan:
 
     @property
     def domain(self) -> bool:
+        """A distance check to the training inputs (a domain gate's, alone or in a conformal gate)."""
         return self.kind in ("domain", "conformal")
+
+    @property
+    def in_range(self) -> bool:
+        """A check of every input against the captured (widened) range."""
+        return self.kind in ("range", "domain", "conformal")
 
 
 def gate_plan(record: dict[str, Any] | None, *, n_in: int, n_out: int, spec: Any = None,
               ensemble: bool = False) -> GatePlan:
     """The :class:`GatePlan` of a gate JSON record (``None``: the finite gate)."""
-    from phasm.gate import ConformalGate, DomainGate, FiniteGate, gate_from_json
+    from phasm.gate import ConformalGate, DomainGate, FiniteGate, RangeGate, gate_from_json
 
     kind = record.get("kind") if isinstance(record, dict) else None
     if record and kind not in EXPORTABLE_GATES:
@@ -184,8 +192,22 @@ def gate_plan(record: dict[str, Any] | None, *, n_in: int, n_out: int, spec: Any
         plan = _domain_plan(gate, n_in)
         plan.description = gate.describe()
         return plan
+    if isinstance(gate, RangeGate):
+        plan = GatePlan("range", description=gate.describe())
+        plan.low, plan.high = _bounds32(gate, n_in, "range")
+        plan.margin = gate.margin_
+        return plan
     raise ExportError(f"not exportable: gate kind {getattr(gate, 'kind', type(gate).__name__)!r}; "
-                      "exportable: finite, domain, conformal")
+                      f"exportable: {', '.join(EXPORTABLE_GATES)}")
+
+
+def _bounds32(gate: Any, n_in: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The gate's float64 range as float32 bounds rounded outwards, as Python compares float32 rows with it."""
+    low = np.asarray(gate.low_, np.float64)
+    if low.shape != (n_in,):
+        raise ExportError(f"gate record: the {what} gate has {low.shape[0]} input features, the model {n_in}")
+    return (np.nextafter(low.astype(np.float32), np.float32(-np.inf)),
+            np.nextafter(np.asarray(gate.high_, np.float64).astype(np.float32), np.float32(np.inf)))
 
 
 def _regions(gate: Any) -> Regions | None:
@@ -200,13 +222,9 @@ def _regions(gate: Any) -> Regions | None:
 def _domain_plan(domain: Any, n_in: int) -> GatePlan:
     if not hasattr(domain, "low_"):
         raise ExportError("the model's domain gate is not fitted")
-    low = np.asarray(domain.low_, np.float64)
-    if low.shape != (n_in,):
-        raise ExportError(f"gate record: the domain gate has {low.shape[0]} input features, the model {n_in}")
     plan = GatePlan("domain")
     # Python compares float32 model rows with float32 bounds rounded outwards; so does the C gate.
-    plan.low = np.nextafter(low.astype(np.float32), np.float32(-np.inf))
-    plan.high = np.nextafter(np.asarray(domain.high_, np.float64).astype(np.float32), np.float32(np.inf))
+    plan.low, plan.high = _bounds32(domain, n_in, "domain")
     plan.metric = domain.metric_
     plan.radius = float(domain.radius_)
     plan.margin = getattr(domain, "margin_", None)

@@ -68,6 +68,7 @@ from phasm.gate.certify import (
     min_rows_to_certify,
 )
 from phasm.gate.domain import KNN_MAX_FEATURES, DomainGate, decode_array, encode_array
+from phasm.gate.fastpath import RowPlan
 from phasm.gate.regions import MAX_BANDS, RegionPartition, choose_levels, edge_relevance
 from phasm.gate.stream import ArrayRows, TrainingSample
 from phasm.gate.tolerance import Tolerance
@@ -77,6 +78,7 @@ __all__ = ["ConformalGate", "clopper_pearson_upper", "FORMAT", "REGIONS", "SCORE
 SCORES = ("auto", "spread", "residual", "spread+residual", "distance")
 REGIONS = ("auto", "none", "edge", "distance", "edge+distance")
 EDGE_RELEVANCE = 1.2  # an input's edges count for the regions when the model does 20% worse there
+ROW_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # one row of these takes the RowPlan path
 FORMAT = 2  # gate record format: 2 = per-region thresholds; 1 (no "format" key) = one threshold
 
 
@@ -112,6 +114,7 @@ class ConformalGate(Gate):
     """
 
     kind = "conformal"
+    refuses_nonfinite_inputs = True  # predict_accept's mask excludes every non-finite input row
     legacy_: bool = False  # loaded from a record written before regions (one threshold)
 
     def __init__(self, tolerance: Tolerance, confidence: float = 0.95, score: str = "auto",
@@ -150,8 +153,36 @@ class ConformalGate(Gate):
 
         For an ensemble, members are evaluated once and ``Y`` is their mean.
         """
+        self._check()
+        plan = self._row_plan(X)
+        if plan is not None:
+            Y, spread = self._answer_one(X, model)
+            return Y, np.array([plan.decide(X.reshape(1, -1), Y, spread)[0]])
         Y, score, _ = self._evaluate(X, model, bands=False)
         return Y, score
+
+    def _answer_one(self, X: np.ndarray, model: Any) -> tuple[np.ndarray, Any]:
+        """One row's answer, and (for a spread score) a function giving its squared spread term,
+        computed as :meth:`_evaluate` computes it (called only when the domain accepts the row)."""
+        with np.errstate(invalid="ignore", over="ignore"):  # as _evaluate: non-finite answers are rejected
+            if "spread" not in self.score_:
+                return np.asarray(model.predict(X), np.float32), None
+            if model.has_members:
+                members = np.asarray(model.predict_members(X), np.float32)
+                Y = members.mean(axis=0)
+                return Y, lambda: self._ratio(members.std(axis=0, ddof=1), Y) ** 2
+            Y = np.asarray(model.predict(X), np.float32)
+            std = model.predict_std(X)
+            return Y, lambda: self._ratio(std, Y) ** 2
+
+    def _row_plan(self, X: Any) -> RowPlan | None:
+        """The one-row plan when ``X`` is one float32/float64 row of the gate's width, else ``None``."""
+        if type(X) is not np.ndarray or X.shape[:1] != (1,) or X.dtype not in ROW_DTYPES:
+            return None
+        plan = self.__dict__.get("_plan_")
+        if plan is None or not plan.made_from(self):  # first call, or the gate's state was replaced (a copy)
+            plan = self._plan_ = RowPlan.for_gate(self)
+        return plan if plan.usable and X.size == plan.n_in else None
 
     def _evaluate(self, X: np.ndarray, model: Any, bands: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Answer, score and region band of each row (domain-rejected rows: score ``inf``, outermost band)."""
@@ -243,6 +274,7 @@ class ConformalGate(Gate):
         """
         self._spec = spec if spec is not None else model.spec
         self.tolerance.check(self._spec)
+        self.__dict__.pop("_plan_", None)
         sample = TrainingSample.collect(train, self.domain.max_reference + self.max_tune_rows, self.seed)
         use_train = tune_on_train and sample.n >= self.domain.max_reference + 200
         tune_p = 0.0 if use_train else min(self.tune_fraction, self.max_tune_rows / max(cal.n_rows, 1))
@@ -350,11 +382,16 @@ class ConformalGate(Gate):
     def predict_accept(self, X: np.ndarray, model: Any) -> tuple[np.ndarray, np.ndarray]:
         """The model's answer and the trusted-row mask in one pass over the ensemble members."""
         self._check()
+        plan = self._row_plan(X)
+        if plan is not None:  # one call: the same decision without array passes
+            Y, spread = self._answer_one(X, model)
+            return Y, np.array([plan.accept(X.reshape(1, -1), Y, spread)])
         Y, score, band = self._evaluate(X, model)
         X2 = np.asarray(X).reshape(len(X), -1)
         # inf: rejected by the domain, even when a threshold is inf
+        # (a finite score implies a finite answer: the domain check refuses the others)
         trusted = np.isfinite(score) & (score <= self.thresholds_[band.astype(np.int64)])
-        return Y, trusted & finite_rows(X2) & finite_rows(Y)
+        return Y, trusted & finite_rows(X2)
 
     def region_of(self, X: np.ndarray) -> np.ndarray:
         """Region band ``(n,)`` of raw input rows: 0 (interior) to ``B`` (outermost, and every row
@@ -442,10 +479,13 @@ class ConformalGate(Gate):
         return self
 
     def describe(self) -> str:
-        where = self.regions_.describe()
+        spec = getattr(self, "_spec", None)
+        names = feature_names(spec) if spec is not None else []
+        where = self.regions_.describe(names if spec is not None and len(names) == spec.n_in_features else None)
         if self.legacy_:
             where += " (saved by an older phasm: retrain for per-region bounds)"
-        ts = ", ".join(f"{t:.3g}" for t in self.thresholds_)
+        # -inf: a region that could not be certified, where every call falls back
+        ts = ", ".join("falls back" if t == -np.inf else f"{t:.3g}" for t in self.thresholds_)
         return f"{self.domain.describe()}; {self.score_} score <= [{ts}] over {where}; {self.report_}"
 
 

@@ -31,6 +31,7 @@ from phasm.gate.base import Gate, finite_rows
 
 KNN_MAX_FEATURES = 16
 DIAGONAL_ABOVE = 256
+PARALLEL_ROWS = 512  # query rows from which the k-d tree search runs on every core
 
 
 def encode_array(a: np.ndarray) -> dict[str, Any]:
@@ -182,12 +183,13 @@ class DomainGate(Gate):
 
     def _knn(self, Z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Distances ``(n, k)`` (ascending) and indices of the ``k`` nearest reference rows."""
-        R = self.reference_.astype(np.float64)
-        k = min(k, len(R))
-        tree = self._tree()
+        k = min(k, len(self.reference_))
+        tree = self.search_tree()
         if tree is not None and len(Z):
-            d, i = tree.query(Z, k=k)
+            # Each row's search is independent: threads change the speed, never the answer.
+            d, i = tree.query(Z, k=k, workers=-1 if len(Z) >= PARALLEL_ROWS else 1)
             return np.asarray(d).reshape(len(Z), k), np.asarray(i).reshape(len(Z), k)
+        R = self.reference_.astype(np.float64)
         r2 = (R * R).sum(1)
         D = np.empty((len(Z), k))
         I = np.empty((len(Z), k), np.int64)
@@ -209,8 +211,9 @@ class DomainGate(Gate):
             raise GateError("DomainGate.neighbours needs metric='knn'")
         return self._knn(self._standardise(X), self.k_)
 
-    def _tree(self) -> Any:
-        """A k-d tree over the reference rows when scipy is installed (optional), else ``None`` (brute force)."""
+    def search_tree(self) -> Any:
+        """A k-d tree (``scipy.spatial.cKDTree``) over the reference rows when scipy is installed
+        (optional), else ``None`` (brute force); built once, never stored."""
         if "_tree_" not in self.__dict__:
             try:
                 from scipy.spatial import cKDTree
@@ -229,6 +232,12 @@ class DomainGate(Gate):
             high = np.nextafter(self.high_.astype(np.float32), np.float32(np.inf))
             cached = self._f32_ = (low, high, self.mean_.astype(np.float32), (1.0 / self.scale_).astype(np.float32))
         return cached
+
+    def bounds32(self) -> tuple[np.ndarray, np.ndarray]:
+        """The float32 range that float32 inputs are compared with (rounded outwards, see :meth:`check`)."""
+        self._check()
+        low, high, _, _ = self._f32()
+        return low, high
 
     def distance(self, X: np.ndarray) -> np.ndarray:
         """Distance ``(n,)`` of raw input rows to the training inputs (standardised units)."""

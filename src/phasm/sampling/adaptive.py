@@ -113,7 +113,7 @@ def acquisition(art: Any, gate: Any, tolerance: Tolerance, spec: Spec, X_pool: n
     if members is not None:
         mean = members.mean(axis=0)
         spread = tolerance_ratio(tolerance, spec, mean.astype(np.float64), (mean + members.std(axis=0, ddof=1)).astype(np.float64))
-    elif callable(getattr(art.backend, "predict_std", None)):  # a native predictive std (a Gaussian process)
+    elif art.has_std:  # a native predictive std (a Gaussian process): declared, every backend has the method
         mean = art.predict(X_pool).astype(np.float64)
         std = art.backend.predict_std(art.x_norm.transform(X_pool)) * art.y_norm.scale
         spread = tolerance_ratio(tolerance, spec, mean, mean + std)

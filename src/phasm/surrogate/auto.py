@@ -18,9 +18,12 @@ import numpy as np
 from phasm.bindings.layout import InputLayout
 from phasm.bindings.optics import CallFrame
 from phasm.gate.base import Gate, all_finite, finite_rows
+from phasm.surrogate.batching import Batch
 from phasm.surrogate.calls import Parts, observe, record, run_original
+from phasm.surrogate.deferred import guarded
+from phasm.surrogate.rows import results_of_rows
 
-__all__ = ["call_auto", "gated_predict"]
+__all__ = ["answer_call", "call_auto", "fallback_call", "flush_auto", "gated_predict"]
 
 
 def call_auto(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -42,6 +45,16 @@ def call_auto(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     t0 = time.perf_counter()
     Y, trusted = gated_predict(plan.layout, model, gate, X, n, plan.spec.n_out_features)
     c.time_model += time.perf_counter() - t0
+    return answer_call(p, frame, args, kwargs, positional, Y if positional or not p.batched else codec.own_rows(Y, X),
+                       trusted, n)
+
+
+def answer_call(p: Parts, frame: CallFrame, args: tuple[Any, ...], kwargs: dict[str, Any], positional: bool,
+                Y: np.ndarray, trusted: np.ndarray | bool, n: int) -> Any:
+    """One call after the gate: its ``n`` answers ``Y`` and the rows to trust (``True``: one trusted call).
+    Trusted rows are the model's; the others are the original's, and are captured."""
+    c = p.counters
+    codec = p.codec
     if trusted is True:  # one call, trusted: the latency-critical path
         c.model_rows += 1
         c.rows += 1
@@ -67,13 +80,63 @@ def call_auto(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if p.retrain_after_rows:
         p.retrain_if_due()
     if not p.batched:  # one call: the original answers it whole, and the row is captured
-        if positional:
-            frame = codec.frame(args, kwargs)
-        ins = codec.read_inputs(frame)
-        frame.result = run_original(p, args, kwargs)
-        record(p, frame, ins, count_rows=False)
-        return frame.result
+        return fallback_call(p, frame, args, kwargs, positional)
     return batched_fallback(p, frame, Y, mask, shadow)
+
+
+def fallback_call(p: Parts, frame: CallFrame, args: tuple[Any, ...], kwargs: dict[str, Any], positional: bool) -> Any:
+    """A refused call of an unbatched function: the original answers it, and the row is captured."""
+    codec = p.codec
+    if positional:
+        frame = codec.frame(args, kwargs)
+    ins = codec.read_inputs(frame)
+    frame.result = run_original(p, args, kwargs)
+    record(p, frame, ins, count_rows=False)
+    return frame.result
+
+
+def flush_auto(p: Parts, batch: Batch) -> list[Any]:
+    """``auto``, deferred: one gated model evaluation for every queued call; then each call as
+    :func:`answer_call` finishes it (refused rows: the original, one call at a time, captured)."""
+    c = p.counters
+    model, gate = p.slot.pair  # one read, as for one call
+    codec = p.codec
+    plan = codec.plan
+    if model is None or plan is None:  # the model went away after the calls: each runs now, as auto runs it
+        outcomes = []
+        for i in range(len(batch.calls)):
+            args, kwargs, _, _, _ = batch.call(i)
+            c.calls -= 1  # counted when it was queued; call_auto counts it again
+            outcomes.append(guarded(call_auto, p, args, kwargs))
+        return outcomes
+    X, sizes = batch.inputs()
+    N = len(X)
+    t0 = time.perf_counter()
+    Y, trusted = gated_predict(plan.layout, model, gate, X, N, plan.spec.n_out_features)
+    c.time_model += time.perf_counter() - t0
+    Y = codec.own_rows(Y, X)
+    mask = np.ones(N, bool) if trusted is True else np.asarray(trusted, bool).reshape(N)
+    if sizes is None and not p.shadow_fraction:
+        results = results_of_rows(plan, Y)
+        if results is not None:  # plain calls of floats: answers built at once, refused calls run one by one
+            refused = np.flatnonzero(~mask).tolist()
+            c.model_rows += N - len(refused)
+            c.model_calls += N - len(refused)
+            c.rows += N
+            for i in refused:
+                c.fallbacks += 1
+                if p.retrain_after_rows:
+                    p.retrain_if_due()
+                results[i] = guarded(fallback_call, p, CallFrame({}), batch.calls[i], {}, True)
+            return results
+    outcomes = []
+    row = 0
+    for i in range(len(batch.calls)):
+        args, kwargs, frame, positional, n = batch.call(i)
+        ok: np.ndarray | bool = mask[row : row + n] if p.batched else (True if mask[row] else np.zeros(1, bool))
+        outcomes.append(guarded(answer_call, p, frame, args, kwargs, positional, Y[row : row + n], ok, n))
+        row += n
+    return outcomes
 
 
 def gated_predict(layout: InputLayout[Any], model: Any, gate: Gate, X: Any, n: int,

@@ -2,7 +2,7 @@
 
 A handler is a function ``handler(parts, args, kwargs)``.  ``parts`` is the
 surrogate itself, seen through :class:`Parts`: its call codec, model slot,
-capture sink, counters and spec source, and a few settings.  Handlers touch
+capture sink, counters, spec source and batcher, and a few settings.  Handlers touch
 nothing else, so a mode is one small function (see :mod:`phasm.surrogate.handlers`).
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from phasm.bindings.optics import CallFrame
 from phasm.gate.tolerance import Tolerance
+from phasm.surrogate.batching import Batcher
 from phasm.surrogate.codec import CallCodec
 from phasm.surrogate.counters import Counters
 from phasm.surrogate.mode import Mode
@@ -39,6 +40,7 @@ class Parts(Protocol):
     sink: CaptureSink
     counters: Counters
     specs: SpecSource
+    batcher: Batcher
 
     @property
     def __wrapped__(self) -> Callable[..., Any]: ...

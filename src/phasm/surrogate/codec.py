@@ -34,14 +34,18 @@ from phasm.bindings.layout import FlatLayout, RaggedLayout, input_layout
 from phasm.bindings.optics import Arg, CallFrame, Return
 from phasm.bindings.spec import Spec, Variable, pack, unpack
 from phasm.errors import OpticError, SpecError
+from phasm.surrogate.buffers import RowBuffers
 
-__all__ = ["FAST_SCALAR_TYPES", "CallCodec", "CallPlan"]
+__all__ = ["FAST_SCALAR_TYPES", "FLOAT_TYPES", "CallCodec", "CallPlan"]
 
 # Python scalars that store into a scalar variable of a dtype kind without loss: skip the array check.
 FAST_SCALAR_TYPES: dict[tuple[tuple[int, ...], str], tuple[type, ...]] = {
     ((), "f"): (float, int), ((), "i"): (int,), ((), "u"): (int,), ((), "b"): (bool,)}
 
 INT64_MIN, UINT64_MAX = -(2**63), 2**64 - 1  # Python ints beyond these fit no number type
+
+# Float arguments a deferred call's row takes in bulk: each is a double rounded once to float32, as packing one call does.
+FLOAT_TYPES = frozenset({float, np.float64, np.float32})
 
 Getter = Callable[[CallFrame], Any]
 Putter = Callable[..., None]
@@ -70,6 +74,17 @@ class CallPlan:
             assert v.optic is not None
             self.out_plan.append((v.optic.put, v, col, v.size, v.dtype.kind))
             col += v.size
+        #: reused float32 model-input matrices, one per batch size and thread (batched calls gather into them)
+        self.buffers = RowBuffers(self.n_in)
+        #: per input variable, the array dtypes its check accepted already (batched calls skip the check for them)
+        self.accepted: list[set[np.dtype[Any]]] = [set() for _ in self.in_vars]
+        # Outputs written straight from the model's rows into the caller's array argument (one cast pass,
+        # no per-variable intermediate): float variables bound to an argument, in batched calls.
+        self.direct_out = [batched and type(v.optic) is Arg and not v.ragged and v.dtype.kind == "f"
+                           for v in self.out_vars]
+        # The model may write its answers straight into the caller's array: one float32 output, an argument.
+        self.bound_out = (batched and len(self.out_vars) == 1 and self.direct_out[0]
+                          and self.out_vars[0].dtype == np.float32)
         # One flat row per call, written field by field: the fast path.
         self.row_path = not batched and not self.layout.ragged and not any(v.ragged for v in self.out_vars)
         # Plain positional calls of a function whose inputs are its arguments and whose outputs are its
@@ -83,6 +98,24 @@ class CallPlan:
             for _, fast, v, c, size in self.in_plan:
                 assert isinstance(v.optic, Arg)
                 self.positional_plan.append((params.index(v.optic.name), fast, v, c, size))
+        # Calls whose arguments are the model's row, in order, all floats (deferred calls gather them in bulk).
+        self.float_row = (self.positional_plan is not None and len(self.positional_plan) == len(params)
+                          and all(i == c and size == 1 and v.dtype.kind == "f" and not v.shape
+                                  for i, _, v, c, size in self.positional_plan))
+        # How a call's return value is made of its scalar outputs, to build many at once:
+        # ("value", col, kind) | ("tuple", [(col, kind)...]) | ("dict", [(key, col, kind)...]) | None (per call).
+        self.result_form: tuple[Any, ...] | None = None
+        if positional and all(not v.shape for v in self.out_vars):
+            keys = [v.optic.key for v in self.out_vars if isinstance(v.optic, Return)]
+            cols = [(c, kind) for _, _, c, _, kind in self.out_plan]
+            if keys == [None]:
+                self.result_form = ("value", *cols[0])
+            elif keys and sorted(k for k in keys if isinstance(k, int)) == list(range(len(keys))):
+                self.result_form = ("tuple", [cols[keys.index(i)] for i in range(len(keys))])
+            elif keys and all(isinstance(k, str) for k in keys) and len(set(keys)) == len(keys):
+                self.result_form = ("dict", [(k, *cols[i]) for i, k in enumerate(keys)])
+        # A float row in, one scalar out: the deferred call's hot path.
+        self.value_row = self.float_row and self.result_form is not None and self.result_form[0] == "value"
 
 
 class CallCodec:
@@ -212,8 +245,10 @@ class CallCodec:
             values.append(v.check_value(value, batch=batch, where=f"{self.name}: input "))
         return values
 
-    def _read(self, variables: Sequence[Variable], frame: CallFrame, what: str) -> list[Any]:
-        batch = self.batch_size(frame) if self.batched else None
+    def _read(self, variables: Sequence[Variable], frame: CallFrame, what: str, *, batch: int | None = None,
+              copy_inout: bool = True) -> list[Any]:
+        if batch is None and self.batched:
+            batch = self.batch_size(frame)
         values = []
         for v in variables:
             assert v.optic is not None
@@ -224,7 +259,7 @@ class CallCodec:
             fast = batch is None and type(value) in FAST_SCALAR_TYPES.get((v.shape, v.dtype.kind), ())
             if not fast or (type(value) is int and not INT64_MIN <= value <= UINT64_MAX):
                 value = v.check_value(value, batch=batch, where=f"{self.name}: {what} ")
-                if what == "input" and v.direction == "inout":
+                if copy_inout and what == "input" and v.direction == "inout":
                     value = value.copy()
             values.append(value)
         return values
@@ -250,10 +285,46 @@ class CallCodec:
         if plan.layout.ragged:
             return plan.layout.pack_call(self.read_inputs(frame)), 1
         if self.batched:
-            n = self.batch_size(frame)
-            values = dict(zip((str(v.name) for v in plan.in_vars), self.read_inputs(frame)))
-            return plan.layout.pack_batch(values, n), n
+            return self._gather(plan, frame)
         return self._pack_row(plan, frame), 1
+
+    def _gather(self, plan: CallPlan, frame: CallFrame) -> tuple[np.ndarray, int]:
+        """A batched call's model inputs, validated, gathered in one pass into a reused float32 buffer.
+
+        Each input is cast as it is copied into its columns; one input that already is the model's
+        rows (C-contiguous float32 ``(n, n_in)``) is handed over as it lies, without a copy.  A numpy
+        array of the batch's shape and of a dtype already accepted for its variable skips
+        :meth:`Variable.check_value` (same checks, their outcome remembered per dtype).
+        """
+        n = -1
+        values = []
+        v: Variable | None = None
+        try:
+            for (get, _, v, _, _), accepted in zip(plan.in_plan, plan.accepted):
+                value = get(frame)
+                if n < 0:
+                    shape = np.shape(value)
+                    if not shape:
+                        raise SpecError(f"{self.name}: input {v.name!r} of a batched function needs a leading batch "
+                                        "axis, got a scalar")
+                    n = int(shape[0])
+                if not (type(value) is np.ndarray and value.dtype in accepted and value.shape == (n, *v.shape)):
+                    value = v.check_value(value, batch=n, where=f"{self.name}: input ")
+                    accepted.add(value.dtype)
+                values.append(value)
+        except OpticError as exc:
+            raise SpecError(f"{self.name}: input variable {v.name if v else '?'!r}: {exc}") from None
+        if len(values) == 1:
+            only = values[0]
+            if only.dtype == np.float32 and only.flags.c_contiguous:
+                return only.reshape(n, plan.n_in), n
+        X = plan.buffers.get(n)
+        for (_, _, _, col, size), value in zip(plan.in_plan, values):
+            if size == 1:
+                X[:, col] = value.reshape(n)
+            else:
+                X[:, col : col + size] = value.reshape(n, size)
+        return X, n
 
     def _pack_row(self, plan: CallPlan, frame: CallFrame) -> np.ndarray:
         """One call's model input row ``(1, n_in)``, validated, in one pass over the inputs."""
@@ -311,20 +382,55 @@ class CallCodec:
     # -- model answers --------------------------------------------------------------
 
     def put_outputs(self, frame: CallFrame, Y: np.ndarray) -> Any:
-        """Write model rows back through the output optics; returns the built return value."""
+        """Write model rows back through the output optics; returns the built return value.
+
+        A float output bound to an array argument of its dtype and shape (batched calls) is written
+        from ``Y`` straight into that array, cast as it is copied; nothing is copied when the model
+        already wrote it there (:meth:`bound_output`).
+        """
         plan = self._plan()
         if plan.row_path:
             return self._put_row(plan, frame, Y)
-        values = unpack(plan.out_vars, Y)
-        for v in plan.out_vars:
+        for (_, v, col, size, _), direct in zip(plan.out_plan, plan.direct_out):
+            block = Y[:, col : col + size]
+            if direct and self._write_direct(frame, v, block):
+                continue
             assert v.optic is not None
-            value: Any = values[str(v.name)]
+            value: Any = unpack((v,), block)[str(v.name)]
             if not self.batched:
                 value = value[0]
                 if not v.shape:
                     value = value.item()
             v.optic.put(frame, value, n_items=plan.n_items)
         return finish_frame(frame)  # builds a return value that output optics filled field by field
+
+    @staticmethod
+    def _write_direct(frame: CallFrame, v: Variable, block: np.ndarray) -> bool:
+        """Write model columns ``block`` into the array argument ``v`` is bound to, if it is a numpy array
+        of ``v``'s dtype and the batch's shape (``False``: not such an array; the optic writes it)."""
+        assert isinstance(v.optic, Arg)
+        target = frame.args.get(v.optic.name)
+        if type(target) is not np.ndarray or target.dtype != v.dtype or target.shape != (len(block), *v.shape):
+            return False
+        src = block.reshape(target.shape)
+        if src.ctypes.data != target.ctypes.data or src.strides != target.strides:  # not already there
+            target[...] = src
+        return True
+
+    def bound_output(self, frame: CallFrame, X: np.ndarray, n: int) -> np.ndarray | None:
+        """The caller's array the model may write its answers into, as ``(n, n_out)``: the function's one
+        output, a float32 C-contiguous array argument of the batch's shape that ``X`` does not overlap.
+        ``None`` otherwise (the answers are written back by :meth:`put_outputs`)."""
+        plan = self._plan()
+        if not plan.bound_out:
+            return None
+        v = plan.out_vars[0]
+        assert isinstance(v.optic, Arg)
+        target = frame.args.get(v.optic.name)
+        if (type(target) is not np.ndarray or target.dtype != np.float32 or not target.flags.c_contiguous
+                or not target.flags.writeable or target.shape != (n, *v.shape) or np.may_share_memory(target, X)):
+            return None
+        return target.reshape(n, plan.spec.n_out_features)
 
     def _put_row(self, plan: CallPlan, frame: CallFrame, Y: np.ndarray) -> Any:
         """One call's outputs from row ``Y[0]``: Python scalars for scalar variables, arrays of the
@@ -342,6 +448,14 @@ class CallCodec:
                 value = (np.rint(block) if kind in "iub" else block).astype(v.dtype)
             put(frame, value, n_items=n_items)
         return finish_frame(frame)
+
+    @staticmethod
+    def own_rows(Y: np.ndarray, X: Any) -> np.ndarray:
+        """``Y``, copied if it shares memory with the model inputs ``X`` (a reused buffer or the caller's
+        array): answers handed to the caller never alias the inputs."""
+        if type(X) is np.ndarray and np.may_share_memory(Y, X):
+            return Y.copy()
+        return Y
 
     def pack_outputs(self, outs: Sequence[Any], n: int, dtype: Any = np.float32) -> np.ndarray:
         """Output values (spec order, as :meth:`read_outputs` gives them) as model rows ``(n, n_out)``."""

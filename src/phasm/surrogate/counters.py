@@ -59,7 +59,7 @@ class Counters:
             acc["sum_rel"] += float(rel.sum())
             acc["max_abs"] = max(acc["max_abs"], float(mabs.max()))
 
-    def snapshot(self, *, gate: str = "", certified_bound: float | None = None) -> SurrogateStats:
+    def snapshot(self, *, gate: str = "", certified_bound: float | None = None, tolerance: bool = False) -> SurrogateStats:
         """The counters now, with the gate in use and its certified miss-rate bound (``None``: none certified)."""
         shadow = {
             k: {"max_rel": v["max_rel"], "mean_rel": v["sum_rel"] / max(self.shadow_rows, 1), "max_abs": v["max_abs"]}
@@ -69,5 +69,5 @@ class Counters:
             calls=self.calls, rows=self.rows, original_calls=self.original_calls, model_calls=self.model_calls,
             model_rows=self.model_rows, fallbacks=self.fallbacks, captured_rows=self.captured_rows,
             time_original_s=self.time_original, time_model_s=self.time_model, shadow_rows=self.shadow_rows,
-            shadow_misses=self.shadow_misses, shadow_error=shadow, gate=gate, certified_bound=certified_bound,
+            shadow_misses=self.shadow_misses, shadow_error=shadow, gate=gate, certified_bound=certified_bound, tolerance=tolerance,
         )

@@ -12,6 +12,8 @@ import os
 import re
 from enum import Enum
 
+from phasm.errors import ModeError
+
 
 class Mode(str, Enum):
     """What a wrapped call does."""
@@ -38,7 +40,7 @@ def parse_mode(value: "Mode | str", *, source: str = "mode") -> Mode:
         return Mode(str(value).strip().lower())
     except ValueError:
         valid = ", ".join(m.value for m in Mode)
-        raise ValueError(f"unknown call mode {value!r} (from {source}); valid modes: {valid}") from None
+        raise ModeError(f"unknown call mode {value!r} (from {source}); valid modes: {valid}") from None
 
 
 def env_var_for(name: str) -> str:

@@ -18,7 +18,8 @@ class SurrogateStats:
 
     ``original`` mode counts calls only (it does nothing else, timing included).  ``gate``
     describes the trust gate ``auto`` mode uses; ``certified_bound`` is the miss-rate bound
-    its calibration certified, ``None`` when no accuracy bound is certified (no tolerance).
+    its calibration certified, ``None`` when no accuracy bound is certified; ``tolerance`` says
+    whether the model was calibrated against a tolerance at all.
     """
 
     calls: int = 0
@@ -35,6 +36,7 @@ class SurrogateStats:
     shadow_error: dict[str, dict[str, float]] = field(default_factory=dict)
     gate: str = ""
     certified_bound: float | None = None
+    tolerance: bool = False
 
     @property
     def fallback_rate(self) -> float:
@@ -61,5 +63,6 @@ class SurrogateStats:
             parts.append(f"shadow rows {self.shadow_rows}, misses {self.shadow_misses}")
         if self.model_rows or self.fallbacks:  # the model was asked: say what its answers are worth
             parts.append(f"certified miss-rate bound {self.certified_bound:.2%}" if self.certified_bound is not None
+                         else "tolerance given but not certified: uncertified calls fall back" if self.tolerance
                          else "no accuracy bound certified (no tolerance)")
         return ", ".join(parts)

@@ -11,9 +11,13 @@ A :class:`Surrogate` is made of parts, each with one job, held as named attribut
 * ``sink`` (:class:`~phasm.surrogate.sink.CaptureSink`): the capture store writer
   (created under a lock) and ``summarize`` statistics;
 * ``counters`` (:class:`~phasm.surrogate.counters.Counters`): what ``fn.stats`` reports;
+* ``batcher`` (:class:`~phasm.surrogate.batching.Batcher`): the queue of deferred calls
+  inside ``phasm.batching()`` / ``fn.batching()``;
 
 and a table ``{Mode: handler}`` (:data:`~phasm.surrogate.handlers.HANDLERS`): a call is
-``handler(self, args, kwargs)`` for the active mode's handler, resolved when the mode is set.
+``handler(self, args, kwargs)`` for the active mode's handler, resolved when the mode is set
+(inside a batching block, a deferrable mode's handler is wrapped by
+:func:`~phasm.surrogate.batching.call_deferred`).
 
 Example
 -------
@@ -31,7 +35,7 @@ import functools
 import os
 import types
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, cast
 
 import numpy as np
 
@@ -43,7 +47,9 @@ from phasm.gate.tolerance import Tolerance
 from phasm.surrogate.calls import Handler, Parts
 from phasm.surrogate.codec import CallCodec
 from phasm.surrogate.counters import Counters
-from phasm.surrogate.handlers import HANDLERS
+from phasm.surrogate.batching import DEFAULT_MAX_BATCH, Batcher, Flush, answer_now
+from phasm.surrogate.batching import register as register_for_batching
+from phasm.surrogate.handlers import DEFERRABLE, HANDLERS
 from phasm.surrogate.mode import Mode, mode_from_env, parse_mode
 from phasm.surrogate.sink import CaptureSink
 from phasm.surrogate.slot import ModelSlot
@@ -60,7 +66,9 @@ __all__ = ["Surrogate", "surrogate"]
 
 def _resolve_mode_then_call(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The handler before the mode is known: read it from the environment, then dispatch."""
-    return HANDLERS[p.mode](p, args, kwargs)
+    surrogate = cast(Surrogate, p)
+    surrogate.mode  # resolves the mode, and with it the handler  # noqa: B018
+    return surrogate._handler(p, args, kwargs)
 
 
 class Surrogate:
@@ -110,6 +118,7 @@ class Surrogate:
         self.slot = ModelSlot(self.name, backend=backend, gate=gate)
         self.sink = CaptureSink(self.name, store, flush_rows=flush_rows)
         self.counters = Counters()
+        self.batcher = Batcher(self.name)
         self._captured_at_train = 0
         self._explicit_mode: Mode | None = None
         self._mode: Mode | None = None
@@ -118,6 +127,7 @@ class Surrogate:
             self.mode = mode
         if model is not None:
             self.load(model)
+        register_for_batching(self)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._handler(self, args, kwargs)
@@ -137,18 +147,28 @@ class Surrogate:
         mode = self._mode
         if mode is None:
             mode = mode_from_env(self.name)
-            self._mode, self._handler = mode, HANDLERS[mode]
+            self._mode = mode
+            self.refresh_handler()
         return mode
 
     @mode.setter
     def mode(self, value: Mode | str | None) -> None:
-        if value is None:
-            self._explicit_mode = None
-            self._mode, self._handler = None, _resolve_mode_then_call
-        else:
-            mode = parse_mode(value, source=f"{self.name}.mode")
-            self._explicit_mode = mode
-            self._mode, self._handler = mode, HANDLERS[mode]
+        mode = None if value is None else parse_mode(value, source=f"{self.name}.mode")
+        self.batcher.flush_pending()  # deferred calls are answered in the mode they were made in
+        self._explicit_mode = self._mode = mode
+        self.refresh_handler()
+
+    def refresh_handler(self) -> None:
+        """Resolve the handler calls go through: the mode's, wrapped for deferral while batching."""
+        mode = self._mode
+        if mode is None:
+            self._handler = _resolve_mode_then_call
+            return
+        handler = HANDLERS[mode]
+        flush = DEFERRABLE.get(mode)
+        if flush is not None and self.batcher.active:
+            handler = self.batcher.handler(flush, handler, self)
+        self._handler = handler
 
     @property
     def explicit_mode(self) -> Mode | None:
@@ -169,6 +189,7 @@ class Surrogate:
 
     @model.setter
     def model(self, art: ModelArtefact | None) -> None:
+        self.batcher.flush_pending()  # calls deferred earlier are answered by the model they were made with
         self.slot.set_model(art)
 
     @property
@@ -178,6 +199,7 @@ class Surrogate:
 
     @gate.setter
     def gate(self, gate: Gate) -> None:
+        self.batcher.flush_pending()
         self.slot.set_gate(gate)
 
     @property
@@ -241,11 +263,14 @@ class Surrogate:
     # -- store --------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write buffered captured rows to the store now."""
+        """Write buffered captured rows to the store now (calls deferred in a batching block answered first)."""
+        self.batcher.flush_pending()
         self.sink.flush()
 
     def close(self) -> None:
-        """Flush and close the capture store (a later capture reopens it); save summaries, if any."""
+        """Flush and close the capture store (a later capture reopens it); save summaries, if any.
+        Calls deferred in a batching block are answered first (``auto`` captures their fallbacks)."""
+        self.batcher.flush_pending()
         self.sink.close()
 
     def capture_store(self) -> CaptureStore:
@@ -264,13 +289,15 @@ class Surrogate:
 
     def train(self, backend: str | None = None, *, store: str | os.PathLike[str] | None = None,
               val_fraction: float = 0.2, seed: int = 0, verbose: bool = False,
-              calibration_fraction: float = 0.25, confidence: float = 0.95, **params: Any) -> TrainResult:
+              calibration_fraction: float = 0.25, confidence: float = 0.95, tolerance: Tolerance | None = None,
+              **params: Any) -> TrainResult:
         """Train a model on the captured rows and attach it; returns a :class:`~phasm.train.TrainResult`.
 
         ``backend`` defaults to the surrogate's backend (``"auto"``: chosen from the data, see
         :mod:`phasm.train.auto`); extra keyword arguments go to the backend (e.g. ``epochs=200``), or to
         training: ``transforms=`` (overrides the surrogate's), ``search=N`` (an Optuna search over N
-        configurations), ``time_budget=`` (seconds for ``auto``).  With a ``tolerance``, ``calibration_fraction`` of the
+        configurations), ``time_budget=`` (seconds for ``auto``).  ``tolerance`` given here replaces the
+        surrogate's (``fn.tolerance``) for this and later training.  With a ``tolerance``, ``calibration_fraction`` of the
         rows are held out to certify a :class:`~phasm.gate.ConformalGate` at ``confidence``
         (see :func:`phasm.gate.train_calibrated`); its report is ``fn.calibration``.  Without one,
         the gate trusts only inputs inside the captured range (a :class:`~phasm.gate.RangeGate`):
@@ -279,6 +306,8 @@ class Surrogate:
         from phasm.store.reader import CaptureStore
         from phasm.train.physics import physics_source
 
+        if tolerance is not None:
+            self.tolerance = tolerance
         source: CaptureStore | None
         if store is not None:
             source = CaptureStore(store)
@@ -296,6 +325,7 @@ class Surrogate:
             params.setdefault("transforms", self.transforms)
         kw = dict(val_fraction=val_fraction, seed=seed, verbose=verbose, calibration_fraction=calibration_fraction,
                   confidence=confidence, **params)
+        self.batcher.flush_pending()
         return self.slot.train(source, spec, self.tolerance, backend, kw)
 
     def retrain(self, backend: str | None = None, *, background: bool = True, process: bool | None = None,
@@ -358,6 +388,7 @@ class Surrogate:
         if expect is None:
             stored = Spec.from_json(ModelArtefact.read_metadata(path)["spec"])
             expect = self.specs.from_file(stored, f"model {path}")
+        self.batcher.flush_pending()
         self.slot.load(path, expect)
         if self.codec.spec is None:
             self.codec.bind(expect)
@@ -373,8 +404,98 @@ class Surrogate:
         if spec is None:
             raise SpecError(f"{self.name}: declare inputs/outputs (or call it once) before load_exported, "
                             "so the model's widths can be checked")
+        self.batcher.flush_pending()
         self.slot.load_exported(path, spec, norm)
         return self
+
+    # -- batching ------------------------------------------------------------------------
+
+    def batching(self, max_batch: int = DEFAULT_MAX_BATCH) -> Any:
+        """A ``with`` block in which this surrogate's ``model``/``auto`` calls (from any thread) return
+        deferred values, answered together ``max_batch`` rows at a time (see :func:`phasm.batching`).
+
+        Example
+        -------
+        >>> import numpy as np, phasm
+        >>> from phasm.train import fit_model
+        >>> @phasm.surrogate(inputs={"x": phasm.Scalar(), "y": phasm.Scalar()}, outputs={"z": phasm.Scalar()},
+        ...                  mode="model")
+        ... def area(x, y):
+        ...     return x * y
+        >>> X = np.random.default_rng(0).uniform(0, 2, (200, 2))
+        >>> area.model, _ = fit_model((X, X[:, :1] * X[:, 1:]), area.spec, backend="ridge", degree=2)
+        >>> with area.batching(max_batch=1024):
+        ...     zs = [area(x, 2.0) for x in (0.5, 1.0, 1.5)]   # deferred values: queued, nothing computed
+        ...     zs[0].done()
+        False
+        >>> [round(float(z), 3) for z in zs]                   # computed together when the block ended
+        [1.0, 2.0, 3.0]
+        """
+        return self.batcher.block(self, max_batch)
+
+    def batch(self, calls: Iterable[Any]) -> list[Any]:
+        """Call the function once per item of ``calls`` (an argument tuple, or a dict of keyword arguments)
+        and return the results in order, plain values.
+
+        In ``model`` and ``auto`` mode the calls are answered together: their inputs are checked (a bad
+        one raises before anything runs), then one model evaluation answers them all (in ``auto``, the
+        refused ones are run by the original, one call at a time, or per call for a batched function,
+        and captured); a call's error is raised once all are answered.  Other modes run the calls one
+        by one, as a loop would.
+
+        Example
+        -------
+        >>> import numpy as np, phasm
+        >>> from phasm.train import fit_model
+        >>> @phasm.surrogate(inputs={"x": phasm.Scalar(), "y": phasm.Scalar()}, outputs={"z": phasm.Scalar()},
+        ...                  mode="model")
+        ... def area(x, y):
+        ...     return x * y
+        >>> X = np.random.default_rng(0).uniform(0, 2, (200, 2))
+        >>> area.model, _ = fit_model((X, X[:, :1] * X[:, 1:]), area.spec, backend="ridge", degree=2)
+        >>> [round(z, 3) for z in area.batch([(0.5, 2.0), {"x": 1.5, "y": 2.0}])]
+        [1.0, 3.0]
+        """
+        items = list(calls)
+        flush = self._flush_now()
+        if flush is None:
+            return [self(**c) if isinstance(c, Mapping) else self(*c) for c in items]
+        return answer_now(self, flush, [dict(c) if isinstance(c, Mapping) else c for c in items])
+
+    def map(self, *iterables: Iterable[Any]) -> list[Any]:
+        """Like the built-in ``map``: ``fn(a, b)`` for ``a, b`` taken together from ``iterables``, answered
+        together as :meth:`batch` answers them; results in order.  Float arrays, one per argument of a
+        function of scalars, go to the model as columns, with no per-call Python work.
+
+        Example
+        -------
+        >>> import numpy as np, phasm
+        >>> from phasm.train import fit_model
+        >>> @phasm.surrogate(inputs={"x": phasm.Scalar(), "y": phasm.Scalar()}, outputs={"z": phasm.Scalar()},
+        ...                  mode="model")
+        ... def area(x, y):
+        ...     return x * y
+        >>> X = np.random.default_rng(0).uniform(0, 2, (200, 2))
+        >>> area.model, _ = fit_model((X, X[:, :1] * X[:, 1:]), area.spec, backend="ridge", degree=2)
+        >>> [round(z, 3) for z in area.map(np.array([0.5, 1.0, 1.5]), np.array([2.0, 2.0, 2.0]))]
+        [1.0, 2.0, 3.0]
+        """
+        flush = self._flush_now()
+        plan = self.codec.plan
+        if (flush is not None and plan is not None and plan.float_row and len(iterables) == plan.n_in
+                and all(type(c) is np.ndarray and c.ndim == 1 and c.dtype in (np.float32, np.float64)
+                        and len(c) == len(iterables[0]) for c in iterables)):  # type: ignore[arg-type]
+            return answer_now(self, flush, columns=tuple(iterables))  # type: ignore[arg-type]
+        return self.batch(zip(*iterables))
+
+    def _flush_now(self) -> Flush | None:
+        """The batch step of the current mode when calls in hand can be answered together now, else ``None``."""
+        flush = DEFERRABLE.get(self.mode)
+        plan = self.codec.plan
+        if flush is None or plan is None or self.slot.pair[0] is None or plan.layout.ragged:
+            return None
+        self.batcher.flush_pending()  # calls deferred earlier are answered first, in order
+        return flush
 
     # -- counters ------------------------------------------------------------------------
 
@@ -383,7 +504,8 @@ class Surrogate:
         """Counters since creation (or :meth:`reset_stats`), with the gate and what it certifies."""
         cal = self.slot.calibration
         return self.counters.snapshot(gate=self.slot.gate.describe(),
-                                      certified_bound=cal.miss_rate_bound if cal is not None and cal.certified else None)
+                                      certified_bound=cal.miss_rate_bound if cal is not None and cal.certified else None,
+                                      tolerance=cal is not None)
 
     def reset_stats(self) -> None:
         self.counters.reset()

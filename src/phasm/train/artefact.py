@@ -104,12 +104,22 @@ class ModelArtefact:
         Z = self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale, self._x_pre)
         return Z if self.columns.identity else self.columns.select(Z)
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Raw inputs (``n`` rows of the input layout) -> raw outputs ``(n, n_out)`` (float32)."""
+    def predict(self, X: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Raw inputs (``n`` rows of the input layout) -> raw outputs ``(n, n_out)`` (float32).
+
+        ``out``: a C-contiguous float32 ``(n, n_out)`` array to write the answers into (and return); an
+        engine that can (a ``zero_copy`` backend with the standardisation folded in) writes there with no
+        intermediate, others copy their answers into it.
+        """
         plan = self._inference
         if plan is None:
             plan = self._choose_inference()
-        out: np.ndarray = plan.predict(X)
+        if out is None:
+            Y: np.ndarray = plan.predict(X)
+            return Y
+        if plan.predict_into is not None:
+            return plan.predict_into(X, out)  # type: ignore[no-any-return]
+        out[...] = plan.predict(X)
         return out
 
     @property

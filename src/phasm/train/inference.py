@@ -84,6 +84,8 @@ class InferencePlan:
     predict: Callable[[np.ndarray], np.ndarray]
     members: Callable[[np.ndarray], np.ndarray] | None
     choice: InferenceChoice
+    #: ``f(X, out)``: the answers written into the caller's float32 ``(n, n_out)`` buffer (``None``: not offered)
+    predict_into: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 def engine_setting(engine: str | None = None) -> str:
@@ -116,15 +118,19 @@ def engine_status() -> str:
     return f"CPU inference: onnxruntime {onnxruntime.__version__}{gpu}; {how}"
 
 
-def _native(art: Any) -> tuple[Callable[[Any], np.ndarray], Callable[[Any], np.ndarray] | None]:
-    """The model's own engine: the backend's folded raw -> raw function, or standardise -> predict -> unstandardise.
+def _native(art: Any) -> tuple[Callable[[Any], np.ndarray], Callable[[Any], np.ndarray] | None,
+                              Callable[[np.ndarray, np.ndarray], np.ndarray] | None]:
+    """The model's own engine: the backend's folded raw -> raw function, or standardise -> predict -> unstandardise;
+    its members; and ``f(X, out)`` when the folded function writes into ``out`` itself (``zero_copy`` backends).
 
     With transforms or set-aside input columns, the folded function runs between :meth:`ModelArtefact.model_rows`
-    and :meth:`ModelArtefact.caller_outputs` (the transforms, column choice and checks stay in numpy).
+    and :meth:`ModelArtefact.caller_outputs` (the transforms, column choice and checks stay in numpy; no
+    writing into the caller's buffer then).
     """
     backend, xn, yn, layout = art.backend, art.x_norm, art.y_norm, art.layout
     kept = art.columns.kept
     core = None if layout.ragged else backend.fold_normalisation(xn.mean[kept], xn.scale[kept], yn.mean, yn.scale)
+    into = core if core is not None and backend.zero_copy and art.plain else None
     if core is None:
         def folded(X: Any) -> np.ndarray:
             return art.outside_to_nan(X, yn.inverse(backend.predict(art.backend_inputs(X))))  # type: ignore[no-any-return]
@@ -140,7 +146,7 @@ def _native(art: Any) -> tuple[Callable[[Any], np.ndarray], Callable[[Any], np.n
             if not art.columns.identity:
                 out[:, ~art.columns.inside(X)] = np.nan
             return out  # type: ignore[no-any-return]
-    return folded, members
+    return folded, members, into
 
 
 def _on_cpu(backend: Any) -> bool:
@@ -197,7 +203,7 @@ def choose_inference(art: Any, engine: str | None = None, *, measure_again: bool
     setting = engine_setting(engine)
     backend = art.backend
     if art.layout.ragged:  # variable-length rows: the backend encodes and runs them itself
-        predict, members = _native(art)
+        predict, members, _ = _native(art)
         return InferencePlan(predict, members, InferenceChoice(
             backend.name, "set model: its backend encodes and runs the rows (backend 'onnx' with trainer "
             "'torch-sets' serves it with onnxruntime)", seconds=time.perf_counter() - t0))
@@ -205,11 +211,12 @@ def choose_inference(art: Any, engine: str | None = None, *, measure_again: bool
         predict, members = _onnx_plan(art, backend)
         return InferencePlan(predict, members, InferenceChoice("onnx", "the model is an ONNX graph",
                                                                seconds=time.perf_counter() - t0))
-    predict, members = _native(art)
+    predict, members, into = _native(art)
     native = backend.name
 
     def keep(reason: str, timings: dict[str, dict[int, float]] | None = None) -> InferencePlan:
-        return InferencePlan(predict, members, InferenceChoice(native, reason, timings or {}, time.perf_counter() - t0))
+        return InferencePlan(predict, members, InferenceChoice(native, reason, timings or {}, time.perf_counter() - t0),
+                             into)
 
     if setting == "torch":
         return keep(f"{ENGINE_ENV}=torch")
@@ -245,6 +252,8 @@ def choose_inference(art: Any, engine: str | None = None, *, measure_again: bool
         return InferencePlan(o_predict, o_members, InferenceChoice("onnx", reason, timings, time.perf_counter() - t0,
                                                                    import_s))
     plan = _measure(art, predict, members, o_predict, o_members, native, t0)
+    if plan.predict is predict:  # the native engine kept: it may write into the caller's buffer
+        plan.predict_into = into
     plan.choice.import_seconds = import_s
     if digest:
         if len(_CHOSEN) >= 256:

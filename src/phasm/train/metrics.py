@@ -25,13 +25,22 @@ from phasm.bindings.spec import Spec
 
 
 def per_call_relative_error(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Relative L2 error per row of ``(n, k)`` blocks."""
+    """Relative L2 error per row of ``(n, k)`` blocks.
+
+    A row whose truth is NaN or infinite gets NaN; the floor comes from the finite rows only, so such a
+    row never changes the others' errors.
+
+    >>> per_call_relative_error(np.array([[1.0], [np.nan], [0.0]]), np.array([[1.1], [1.0], [0.0]])).round(3)
+    array([0.1, nan, 0. ])
+    """
     true = np.asarray(true, np.float64).reshape(len(true), -1)
     pred = np.asarray(pred, np.float64).reshape(len(pred), -1)
     num = np.linalg.norm(pred - true, axis=1)
     den = np.linalg.norm(true, axis=1)
-    floor = 1e-9 * max(float(np.median(den)) if len(den) else 0.0, 1e-30)
-    return num / np.maximum(den, floor)
+    finite = np.isfinite(den)
+    floor = 1e-9 * max(float(np.median(den[finite])) if finite.any() else 0.0, 1e-30)
+    with np.errstate(invalid="ignore"):
+        return np.where(finite, num / np.maximum(den, floor), np.nan)
 
 
 def output_metrics(spec: Spec, Y_true: np.ndarray, Y_pred: np.ndarray) -> dict[str, dict[str, Any]]:

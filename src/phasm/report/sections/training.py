@@ -19,6 +19,8 @@ SHOWN = {"seed", "val_fraction", "n_train", "n_val", "calibration_rows", "droppe
 
 
 def _compact(value: Any) -> str:
+    if value is None:  # a hyper-parameter left at None is chosen by the backend (device, threads, time limit)
+        return "default"
     return json.dumps(value, sort_keys=True, default=str) if isinstance(value, (dict, list, tuple)) else str(value)
 
 
@@ -38,8 +40,11 @@ def render(s: SurrogateData) -> Html | None:
         ("validation share", pct(r.get("val_fraction"))),
         ("trained", t.created), ("by phasm", t.phasm_version or "-"),
     ])
+    elsewhere = r.get("trained")  # fn.load_exported / load_onnx: only where the model came from is recorded
+    caption = (f"Parameters of the {t.backend} backend" if elsewhere is None else
+               f"Serving parameters of the {t.backend} backend (the model was trained {elsewhere}: not how it was trained)")
     params = table(["hyper-parameter", "value"], [[k, _compact(v)] for k, v in sorted(t.params.items())],
-                   caption=f"Parameters of the {t.backend} backend", row_headers=True) if t.params else None
+                   caption=caption, row_headers=True) if t.params else None
     others = [[k, _compact(v)] for k, v in sorted(r.items()) if k not in SHOWN]
     settings = table(["setting", "value"], others, caption="Further entries of the training record",
                      row_headers=True) if others else None
@@ -55,6 +60,8 @@ def render(s: SurrogateData) -> Html | None:
 def _loss_figure(r: dict[str, Any]) -> Html | None:
     train = np.asarray(r.get("train_loss") or [], np.float64)
     val = np.asarray(r.get("val_loss") or [], np.float64)
+    if not len(train) and not len(val):
+        return note("no loss curve recorded")
     if max(len(train), len(val)) < 2:
         final = ", ".join(f"{what} loss {curve[-1]:.4g}" for what, curve in (("training", train), ("validation", val))
                           if len(curve))
