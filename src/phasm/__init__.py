@@ -44,8 +44,8 @@ __all__ = [
     "CalibrationReport", "ConformalGate", "DomainGate", "RangeGate",
     # stochastic functions: generative surrogates gated on distributions
     "DistributionGate", "DistributionTolerance",
-    # designs of experiments on Dask (loaded on first use)
-    "sample",
+    # designs of experiments on Dask, a search over model settings (loaded on first use)
+    "sample", "tune",
 ]
 
 
@@ -54,8 +54,12 @@ def __getattr__(name: str):  # lazy: `import phasm` loads no sampling code (nor 
         from phasm.sampling.run import sample
 
         return sample
+    if name == "tune":
+        from phasm.surrogate.tuning import tune
+
+        return tune
     raise AttributeError(f"module 'phasm' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | {"sample"})
+    return sorted(set(globals()) | {"sample", "tune"})

@@ -77,3 +77,30 @@ def test_registered_and_bad_params() -> None:
         GPBackend(max_train=1)
     with pytest.raises(BackendError, match="before fit"):
         GPBackend().predict(np.zeros((1, 2), np.float32))
+
+
+def test_fits_a_sharp_resonance() -> None:
+    # A Breit-Wigner peak 30x its tails: from length scales of 1 the optimiser settled on white noise
+    # (every length scale at its bound) and the GP predicted the mean everywhere.
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.uniform(86, 96, 500), rng.uniform(2, 3, 500)])
+    E, G = X[:, 0], X[:, 1]
+    Y = (1000 * (E * G) ** 2 / ((E * E - 91.19 ** 2) ** 2 + (91.19 * G) ** 2))[:, None]
+    spec = phasm.Spec.from_declarations("t.bw", {"E": phasm.Scalar(), "G": phasm.Scalar()}, {"y": phasm.Scalar()})
+    art, result = fit_model((X, Y), spec, backend="gp")
+    assert result.metrics["y"]["rel_p90"] < 0.01, result.metrics
+    assert min(art.backend.state()["length_scale"]) > 0.01
+
+
+def test_field_outputs_fit_on_components_and_one_row_std_matches_a_batch() -> None:
+    rng = np.random.default_rng(2)
+    P = rng.uniform(0, 1, (300, 3))
+    grid = np.linspace(0, 1, 60)
+    Y = np.sin(3 * P[:, :1] + grid[None, :] * (1 + P[:, 1:2])) * np.exp(P[:, 2:3])  # 60 outputs
+    data = ArrayData(P, Y, val_fraction=0.2)
+    gp = GPBackend()
+    gp.fit(data)
+    Xv, Yv = data.validation()
+    assert float(np.sqrt(np.mean((gp.predict(Xv) - Yv) ** 2))) < 0.01  # standardised units
+    one = np.vstack([gp.predict_std(Xv[i : i + 1]) for i in range(10)])
+    np.testing.assert_allclose(one, gp.predict_std(Xv[:10]), rtol=1e-5, atol=1e-6)

@@ -65,7 +65,7 @@ def test_mlp_export_answers_as_torch(activation, skip):
     assert close(art.predict(X.astype(np.float32)), ref, art.y_norm.scale)
     # the standardised graph (the backend contract) agrees with torch's predict too
     converted = OnnxBackend.from_backend(art.backend)
-    Z = art.x_norm.transform(X)
+    Z = art.backend_inputs(X)
     assert close(converted.predict(Z), art.backend.predict(Z), 1.0)
 
 
@@ -74,7 +74,8 @@ def test_offsets_small_enough_fold_into_the_weights():
     X[:, 3] -= 1000.0  # now every |mean / scale| is small: the standardisation goes into the first layer
     art, _ = fit_model((X, Y), spec5(), backend="torch", hidden=(16,), epochs=2)
     converted = OnnxBackend.from_backend(art.backend)
-    folded = converted.folded_model(art.x_norm.mean, art.x_norm.scale, art.y_norm.mean, art.y_norm.scale)
+    kept = art.columns.kept  # the constant column is set aside before the network
+    folded = converted.folded_model(art.x_norm.mean[kept], art.x_norm.scale[kept], art.y_norm.mean, art.y_norm.scale)
     ops = [n.op_type for n in folded.graph.node]
     assert "Sub" not in ops and "Div" not in ops and ops.count("Gemm") == 2
     art.use_engine("torch")
@@ -83,7 +84,8 @@ def test_offsets_small_enough_fold_into_the_weights():
     assert close(art.predict(X), ref, art.y_norm.scale)
     X2, Y2 = data5()  # with the large offset: explicit nodes, still the same answers
     art2, _ = fit_model((X2, Y2), spec5(), backend="torch", hidden=(16,), epochs=2)
-    folded2 = OnnxBackend.from_backend(art2.backend).folded_model(art2.x_norm.mean, art2.x_norm.scale,
+    kept = art2.columns.kept
+    folded2 = OnnxBackend.from_backend(art2.backend).folded_model(art2.x_norm.mean[kept], art2.x_norm.scale[kept],
                                                                   art2.y_norm.mean, art2.y_norm.scale)
     assert [n.op_type for n in folded2.graph.node][:2] == ["Sub", "Div"]
 

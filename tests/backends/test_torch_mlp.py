@@ -122,10 +122,21 @@ def _skip_model() -> ModelArtefact:
 
 def test_constant_inputs_are_dropped_and_skip_path_used() -> None:
     art = _skip_model()
-    assert art.backend.state() == {"kind": "mlp", "n_in": 3, "n_out": 2, "n_used": 2}
+    # The trainer sets the constant column aside: the network reads the two that vary.
+    assert art.columns.constant == {2: 7.0}
+    assert art.backend.state() == {"kind": "mlp", "n_in": 2, "n_out": 2, "n_used": 2}
+    # Handed data with a constant column directly, the backend drops it itself.
+    from phasm.backends.torch_mlp import TorchBackend
+    from phasm.train.data import ArrayData
+
+    X, _ = smooth_data(200)
+    X = np.c_[X, np.full(len(X), 7.0)]
+    net = TorchBackend(hidden=(8,), skip=True, epochs=3)
+    net.fit(ArrayData(X, np.c_[X[:, 0] - X[:, 1], np.sin(X[:, 0])]))
+    assert net.state() == {"kind": "mlp", "n_in": 3, "n_out": 2, "n_used": 2}
     with torch.inference_mode():
         x = torch.randn(5, 3)
-        np.testing.assert_array_equal(art.backend._plan(x).numpy(), art.backend.module_(x).numpy())
+        np.testing.assert_array_equal(net._plan(x).numpy(), net.module_(x).numpy())
 
 
 def test_spec_mismatch_names_the_variable(trained, tmp_path: Path) -> None:
@@ -306,9 +317,10 @@ def test_folded_standardisation_matches_separate_passes(skip):
     art, _ = fit_model((X, Y), spec, backend="torch", hidden=(16, 16), epochs=3, skip=skip, seed=0)
     art.use_engine("torch")  # the backend's own plan (not onnxruntime)
     folded = art.predict(X[:50].astype(np.float32))
-    norms = (art.x_norm.mean, art.x_norm.scale, art.y_norm.mean, art.y_norm.scale)
+    kept = art.columns.kept
+    norms = (art.x_norm.mean[kept], art.x_norm.scale[kept], art.y_norm.mean, art.y_norm.scale)
     assert art.backend.fold_normalisation(*norms) is not None  # the folded plan is in use
-    separate = art.y_norm.inverse(art.backend.predict(art.x_norm.transform(X[:50])))
+    separate = art.y_norm.inverse(art.backend.predict(art.backend_inputs(X[:50])))
     np.testing.assert_allclose(folded, separate, rtol=2e-5, atol=2e-5 * np.abs(separate).max())
 
 

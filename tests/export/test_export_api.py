@@ -74,12 +74,15 @@ def test_refuses_bad_gates_transforms_and_arguments(calibrated, tmp_path) -> Non
     broken["domain"] = {"kind": "domain"}
     with pytest.raises(ExportError, match="gate record cannot be read"):
         export_model(art, "c", "m", tmp_path, gate=broken)
-    art.sections["transforms"] = {"a": "log"}
+    import types
+
+    saved = art.transforms
+    art.transforms = {"a": types.SimpleNamespace(kind="cube", scale=1.0, low=0.0, high=1.0)}  # not in the table
     try:
-        with pytest.raises(ExportError, match="per-variable transforms"):
+        with pytest.raises(ExportError, match="transform 'cube', which the exporter does not generate"):
             export_model(art, "c", "m", tmp_path)
     finally:
-        del art.sections["transforms"]
+        art.transforms = saved
     with pytest.raises(ExportError, match="lang: expected one of c, cpp, fortran, got 'java'"):
         export_model(art, "java", "m", tmp_path)
     for bad in ("1abc", "a-b", "", "double", "_x", "x" * 41):

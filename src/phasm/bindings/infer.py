@@ -69,6 +69,16 @@ def infer_spec(
     ``mutated``: array arguments the call changed in place (-> ``inout``).
     ``skip``: arguments that are not model inputs (e.g. ``self``).
     """
+    return Spec(function, tuple(infer_variables(frame, mutated=mutated, batched=batched, skip=skip)), batched)
+
+
+def infer_variables(frame: CallFrame, *, mutated: Iterable[str] = (), batched: bool = False, skip: Iterable[str] = (),
+                    taken: Iterable[str] = (), outputs: bool = True) -> list[Variable]:
+    """The variables :func:`infer_spec` infers from a finished call, as a list (inputs, then outputs).
+
+    ``taken``: names already used (inferred output names avoid them); ``outputs=False``: the return
+    value is not looked at.
+    """
     mutated = set(mutated)
     skip = set(skip)
     variables: list[Variable] = []
@@ -84,8 +94,8 @@ def infer_spec(
         shape, dtype = describe_value(name, value, batched=batched, what="argument")
         direction = "inout" if name in mutated else "in"
         variables.append(Variable(name, shape, dtype, direction, Arg(name)))
-    result = frame.result
-    taken = {str(v.name) for v in variables}
+    result = frame.result if outputs else None
+    taken = {str(v.name) for v in variables} | set(taken)
     if result is None:
         pass
     elif not batched and _is_record(result):  # built again from the model's outputs on write-back
@@ -107,7 +117,7 @@ def infer_spec(
         name = _unique("result", taken)
         shape, dtype = describe_value(name, result, batched=batched, what="return value")
         variables.append(Variable(name, shape, dtype, "out", Return()))
-    return Spec(function, tuple(variables), batched)
+    return variables
 
 
 def _is_record(value: Any) -> bool:
@@ -208,7 +218,8 @@ def resolve_inferred(spec: Spec, *, frame: CallFrame | None = None, template: Sp
 # -- a spec read from a file, bound to a function by the code's own conventions -----------
 
 
-def bind_by_signature(stored: Spec, params: Sequence[str], *, function: str, batched: bool, what: str) -> Spec:
+def bind_by_signature(stored: Spec, params: Sequence[str], *, function: str, batched: bool, what: str,
+                      declared: Sequence[Variable] = ()) -> Spec:
     """Bind a spec read from a file (a store or model folder: no optics) to a function whose code declares
     no variables, the way :func:`infer_spec` would bind the function's own call.
 
@@ -217,7 +228,8 @@ def bind_by_signature(stored: Spec, params: Sequence[str], *, function: str, bat
     ``return`` records say which; nothing else in them is used).  Anything else (a variable that is not
     an argument, an array changed in place, object fields, collections, globals) is never taken from a
     file: it is an error that says to declare the variables, or to call the function once first so that
-    its spec comes from the call.
+    its spec comes from the call.  ``declared``: variables the code declares (a partial declaration):
+    those keep their optics, the others are bound as above.
 
     >>> stored = Spec.from_json({"function": "m.f", "variables": [
     ...     {"name": "x", "shape": [], "dtype": "<f8", "direction": "in", "optic": {"kind": "global", "module": "os", "name": "x"}},
@@ -227,7 +239,8 @@ def bind_by_signature(stored: Spec, params: Sequence[str], *, function: str, bat
     """
     advice = (f"declare the variables of {function} (inputs=/outputs=), or call it once (e.g. in capture mode) "
               "before loading, so that its bindings come from the code")
-    outs = [v for v in stored.variables if v.direction == "out"]
+    mine = {str(v.name): v for v in declared}
+    outs = [v for v in stored.variables if v.direction == "out" and v.name not in mine]
     keys: list[Any] = []
     for v in outs:
         rec = v.recorded_optic
@@ -243,6 +256,13 @@ def bind_by_signature(stored: Spec, params: Sequence[str], *, function: str, bat
     by_name = dict(zip((v.name for v in outs), keys))
     variables = []
     for v in stored.variables:
+        if v.name in mine:
+            d = mine[str(v.name)]
+            infer = d.meta.get("infer") or ()
+            meta = {k: x for k, x in d.meta.items() if k != "infer"}
+            variables.append(replace(d, shape=v.shape if "shape" in infer else d.shape,
+                                     dtype=v.dtype if "dtype" in infer else d.dtype, meta=meta))
+            continue
         if v.direction == "out":
             optic: Optic = Return(by_name[v.name])
         elif v.ragged or v.name not in params or v.direction == "inout":

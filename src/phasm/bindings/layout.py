@@ -32,7 +32,7 @@ Example
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Generic, Mapping, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Generic, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -42,6 +42,8 @@ from phasm.bindings.spec import Spec, Variable, pack
 __all__ = ["FlatLayout", "InputLayout", "RaggedLayout", "input_layout"]
 
 InputsT = TypeVar("InputsT")
+#: ``(block, start) -> block``: a map of the normalisation columns ``start, start + 1, ...`` of a block
+BlockMap = Callable[[np.ndarray, int], np.ndarray]
 
 
 class InputLayout(Generic[InputsT]):
@@ -69,8 +71,12 @@ class InputLayout(Generic[InputsT]):
         """The calls ``index`` of ``X``."""
         raise NotImplementedError
 
-    def standardise(self, X: InputsT, mean: np.ndarray, scale: np.ndarray) -> InputsT:
-        """``(X - mean) / scale`` per normalisation column, float32."""
+    def standardise(self, X: InputsT, mean: np.ndarray, scale: np.ndarray, pre: BlockMap | None = None) -> InputsT:
+        """``(X - mean) / scale`` per normalisation column, float32.
+
+        ``pre(block, start)``: applied first to each block of normalisation columns ``start ...``
+        (a per-variable transform such as a log; for sets, to their element features).
+        """
         raise NotImplementedError
 
     def encode(self, X: InputsT) -> np.ndarray:
@@ -116,7 +122,9 @@ class FlatLayout(InputLayout[np.ndarray]):
     def take(self, X: np.ndarray, index: Any) -> np.ndarray:
         return X[index]
 
-    def standardise(self, X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    def standardise(self, X: np.ndarray, mean: np.ndarray, scale: np.ndarray, pre: BlockMap | None = None) -> np.ndarray:
+        if pre is not None:
+            X = pre(np.asarray(X, np.float32), 0)
         return ((np.asarray(X, np.float32) - mean) / scale).astype(np.float32, copy=False)
 
     def encode(self, X: np.ndarray) -> np.ndarray:
@@ -193,13 +201,16 @@ class RaggedLayout(InputLayout[RaggedInputs]):
     def take(self, X: RaggedInputs, index: Any) -> RaggedInputs:
         return X.take(np.asarray(index))
 
-    def standardise(self, X: RaggedInputs, mean: np.ndarray, scale: np.ndarray) -> RaggedInputs:
+    def standardise(self, X: RaggedInputs, mean: np.ndarray, scale: np.ndarray,
+                    pre: BlockMap | None = None) -> RaggedInputs:
         nf = X.fixed.shape[1]
-        fixed = ((np.asarray(X.fixed, np.float32) - mean[:nf]) / scale[:nf]).astype(np.float32)
+        fixed = np.asarray(X.fixed, np.float32) if pre is None else pre(np.asarray(X.fixed, np.float32), 0)
+        fixed = ((fixed - mean[:nf]) / scale[:nf]).astype(np.float32)
         sets, col = {}, nf
         for name, r in X.sets.items():
             k = r.values.shape[1]
-            vals = ((np.asarray(r.values, np.float32) - mean[col : col + k]) / scale[col : col + k]).astype(np.float32)
+            vals = np.asarray(r.values, np.float32) if pre is None else pre(np.asarray(r.values, np.float32), col)
+            vals = ((vals - mean[col : col + k]) / scale[col : col + k]).astype(np.float32)
             sets[name] = RaggedArray.trusted(vals, r.offsets)
             col += k
         return RaggedInputs(fixed, sets)

@@ -36,7 +36,7 @@ import numpy as np
 from phasm.bindings.optics import Arg, Optic, Return, describe_record
 from phasm.errors import SpecError
 
-__all__ = ["Array", "DIRECTIONS", "Scalar", "Spec", "SpecError", "Variable", "pack", "unpack"]
+__all__ = ["Array", "DIRECTIONS", "Scalar", "Spec", "SpecError", "Variable", "declare_variables", "pack", "unpack"]
 
 DIRECTIONS = ("in", "out", "inout")
 
@@ -277,30 +277,7 @@ class Spec:
         value: the whole value for a single output, else the tuple item in
         declaration order.
         """
-        variables: list[Variable] = []
-        for name, decl in (inputs or {}).items():
-            decl = _as_variable(decl, name)
-            if decl.direction == "out":
-                raise SpecError(f"variable {name!r} is declared in inputs with direction 'out'; put it in outputs")
-            variables.append(replace(decl, name=name, optic=decl.optic or Arg(name)))
-        outs = []
-        for n, d in (outputs or {}).items():
-            d = _as_variable(d, n)
-            # Declarations default to "in"; in outputs that means "out".
-            outs.append((n, replace(d, direction="out") if d.direction == "in" else d))
-        returned = [(n, d) for n, d in outs if d.direction == "out" and d.optic is None]
-        for name, decl in outs:
-            if decl.optic is None:
-                if decl.direction == "inout":
-                    optic: Optic = Arg(name)
-                elif len(returned) == 1:
-                    optic = Return()
-                else:
-                    optic = Return([n for n, _ in returned].index(name))
-            else:
-                optic = decl.optic
-            variables.append(replace(decl, name=name, optic=optic))
-        return cls(function, tuple(variables), batched)
+        return cls(function, tuple(declare_variables(inputs, outputs)), batched)
 
     # -- views ------------------------------------------------------------
 
@@ -392,6 +369,35 @@ class Spec:
 
     def describe(self) -> str:
         return "\n".join(v.describe() for v in self.variables)
+
+
+def declare_variables(inputs: Mapping[str, Variable] | None, outputs: Mapping[str, Variable] | None) -> list[Variable]:
+    """The variables of ``{name: declaration}`` mappings, named and bound as :meth:`Spec.from_declarations`
+    binds them (inputs first); either mapping may be missing (a partial declaration)."""
+    variables: list[Variable] = []
+    for name, decl in (inputs or {}).items():
+        decl = _as_variable(decl, name)
+        if decl.direction == "out":
+            raise SpecError(f"variable {name!r} is declared in inputs with direction 'out'; put it in outputs")
+        variables.append(replace(decl, name=name, optic=decl.optic or Arg(name)))
+    outs = []
+    for n, d in (outputs or {}).items():
+        d = _as_variable(d, n)
+        # Declarations default to "in"; in outputs that means "out".
+        outs.append((n, replace(d, direction="out") if d.direction == "in" else d))
+    returned = [(n, d) for n, d in outs if d.direction == "out" and d.optic is None]
+    for name, decl in outs:
+        if decl.optic is None:
+            if decl.direction == "inout":
+                optic: Optic = Arg(name)
+            elif len(returned) == 1:
+                optic = Return()
+            else:
+                optic = Return([n for n, _ in returned].index(name))
+        else:
+            optic = decl.optic
+        variables.append(replace(decl, name=name, optic=optic))
+    return variables
 
 
 def _as_variable(decl: Any, name: str) -> Variable:

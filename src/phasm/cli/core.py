@@ -72,11 +72,16 @@ def backends() -> None:
 def train(
     store: Path = typer.Argument(..., help="Capture store to train on."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write."),
-    backend: str = typer.Option("torch", help="Backend name (see `phasm backends`)."),
+    backend: str = typer.Option("auto", help="Backend name (see `phasm backends`); auto: chosen from the data."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs (learned backends)."),
     val_fraction: float = typer.Option(0.2, help="Held-out validation share."),
     seed: int = typer.Option(0, help="Random seed."),
     param: list[str] = typer.Option([], "--param", "-p", help="Backend parameter KEY=VALUE (JSON value), repeatable."),
+    transform: list[str] = typer.Option([], "--transform", "-t",
+                                        help="VARIABLE=KIND (log, asinh, logit, standardise, none), repeatable; "
+                                             "the others are chosen from the captures."),
+    search: int = typer.Option(0, help="Try this many MLP configurations (Optuna) and keep the best."),
+    time_budget: Optional[float] = typer.Option(None, help="Seconds for backend auto (or the search) to spend."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train a model on a capture store and save it as a model folder (with the captured-range gate; a generative
@@ -87,21 +92,31 @@ def train(
 
     check_range("--val-fraction", val_fraction, low=0.0, high=1.0, high_open=True)
     check_range("--epochs", epochs, low=1)
+    check_range("--search", search, low=0)
+    check_range("--time-budget", time_budget, low=0, low_open=True)
     check_model_destination("--out", out)
     params = parse_params(param)
     if epochs is not None:
         params["epochs"] = epochs
-    check_backend_params(backend, params)
+    if backend != "auto":
+        check_backend_params(backend, params)
+    transforms = {}
+    for item in transform:
+        name, sep, kind = item.partition("=")
+        if not sep or not name or not kind:
+            fail(f"--transform {item!r}: expected VARIABLE=KIND, e.g. tau=log")
+        transforms[name] = kind
     source = CaptureStore(store)
     try:
-        if getattr(get_backend(backend), "stochastic", False):  # generative: a stochastic function's samples
+        if backend != "auto" and get_backend(backend).stochastic:  # generative: a stochastic function's samples
             from phasm.train.stochastic import fit_generator
 
             art, result = fit_generator(source, backend=backend, val_fraction=val_fraction, seed=seed,
                                         verbose=not quiet, **params)
         else:
             art, result = train_gated(source, source.spec, None, backend=backend, val_fraction=val_fraction,
-                                      seed=seed, verbose=not quiet, **params)
+                                      seed=seed, verbose=not quiet, transforms=transforms or None, search=search,
+                                      time_budget=time_budget, **params)
     except ValueError as exc:  # documented refusals (no finite rows...); phasm's own errors pass up
         fail(str(exc))
     art.save(out)

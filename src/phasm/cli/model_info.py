@@ -69,6 +69,20 @@ def print_model_info(path: Path) -> None:
     label = "parameters" if elsewhere is None else "backend parameters (for serving; not how it was trained)"
     console.print(f"{label}: {escape(json.dumps(b.get('params', {})))}", soft_wrap=True)
     console.print(_training_line(tr), soft_wrap=True)
+    recorded: dict[str, Any] = meta["transforms"] if isinstance(meta.get("transforms"), dict) else {}
+    transforms = {n: t for n, t in recorded.items() if isinstance(t, dict) and t.get("kind") not in (None, "standardise")}
+    if transforms:
+        console.print("transforms: " + "; ".join(
+            f"{escape(str(n))} {escape(str(t.get('kind')))}" + (f" ({escape(str(t['why']))})" if t.get("why") else "")
+            for n, t in transforms.items()), soft_wrap=True)
+    dropped: dict[str, Any] = tr["inputs_not_read"] if isinstance(tr.get("inputs_not_read"), dict) else {}
+    for what, cols in dropped.items():
+        if isinstance(cols, dict) and cols:
+            console.print(f"{escape(str(what))} inputs, not read by the model (calls with other values fall back): "
+                          + ", ".join(f"{escape(str(k))} = {escape(str(v))}" for k, v in cols.items()), soft_wrap=True)
+    choice: dict[str, Any] = tr["choice"] if isinstance(tr.get("choice"), dict) else {}
+    if choice.get("why"):
+        console.print(f"chosen: {escape(str(choice['why']))}", soft_wrap=True)
     metrics = meta.get("metrics") or {}
     if metrics:
         t = Table(title="validation error")

@@ -90,6 +90,7 @@ def generate_header(model: ModelPlan, gate: GatePlan, info: HeaderInfo, p: str) 
         "\n/* ---- implementation ---------------------------------------------------------------- */\n\n",
         _io_functions(model, info, p),
         EXP_CODE.format(p=p) + "\n" if uses_exp else "",
+        model.transforms.code(p),
         m_funcs, "\n",
         g_funcs, "\n" if g_funcs else "",
         _api(model, gate, p, P),
@@ -176,8 +177,8 @@ def _io_functions(model: ModelPlan, info: HeaderInfo, p: str) -> str:
         f"    uint32_t bits;\n    memcpy(&bits, &v, sizeof bits);\n"
         f"    return ((bits >> 23) & 0xffu) != 0xffu;\n}}\n\n"
         f"/* The caller's row -> the model's float32 row; 0 when a value is NaN, infinite or beyond float32.\n"
-        f"   Per-variable transforms (log and the like), when models carry them, go here and in\n"
-        f"   {p}_impl_outputs: every path of the API goes through these two functions. */\n"
+        f"   The trust gate judges this row as given; per-variable transforms (log and the like) are the\n"
+        f"   model's own ({p}_impl_tx, {p}_impl_ty, when it has any). */\n"
         f"static inline int {p}_impl_inputs(const double *in, float *x)\n{{\n"
         f"    int i, ok = 1;\n"
         f"    for (i = 0; i < {n_in}; ++i) {{\n"

@@ -204,9 +204,27 @@ class ModelEmitter:
 
     # -- the whole model ------------------------------------------------------
 
-    def _standardise(self) -> str:
+    def _standardise(self, src: str = "x") -> str:
         p, n_in = self.p, self.plan.n_in
-        return f"    for (i = 0; i < {n_in}; ++i) z[i] = (x[i] - {p}_impl_x_mean[i]) / {p}_impl_x_scale[i];\n"
+        return f"    for (i = 0; i < {n_in}; ++i) z[i] = ({src}[i] - {p}_impl_x_mean[i]) / {p}_impl_x_scale[i];\n"
+
+    def _transform_in(self) -> tuple[str, str, str]:
+        """Declarations, the call of ``<p>_impl_tx`` and the source row name (``x`` without transforms)."""
+        tf = self.plan.transforms
+        if tf.inputs_identity:
+            return "", "", "x"
+        return f"    float t[{self.plan.n_in}];\n    int ok;\n", f"    ok = {self.p}_impl_tx(x, t);\n", "t"
+
+    def _transform_out(self, buf: str, rows: int) -> str:
+        """The inverse output transforms over ``rows`` answers in ``buf``, and NaN answers for refused rows."""
+        p, tf, n_out = self.p, self.plan.transforms, self.plan.n_out
+        code = ""
+        if not tf.outputs_identity:
+            code += "".join(f"    {p}_impl_ty({buf} + {m * n_out});\n" for m in range(rows))
+        if not tf.inputs_identity:
+            code += (f"    if (!ok)  /* no transform for an input, or an input the model does not read differs */\n"
+                     f"        for (j = 0; j < {rows * n_out}; ++j) {buf}[j] = {p}_impl_nan();\n")
+        return code
 
     def _members_function(self) -> str:
         """``<p>_impl_members(x, r)``: every member's answer in the caller's units, ``r[m * N_OUT + j]``."""
@@ -214,12 +232,16 @@ class ModelEmitter:
         n_in, n_out, k = plan.n_in, plan.n_out, len(plan.members)
         head = (f"/* Every member's answer in the caller's units (float32), r[m * {n_out} + j]: the spread score's input. */\n"
                 f"static inline void {p}_impl_members(const float *x, float *r)\n{{\n")
+        t_decl, t_call, src = self._transform_in()
         if plan.folded:
-            return head + f"    {p}_impl_m0(x, r);\n}}\n"
+            tail = self._transform_out("r", 1)
+            return (head + t_decl + ("    int j;\n" if tail else "") + t_call + f"    {p}_impl_m0({src}, r);\n"
+                    + tail + "}\n")
         calls = "".join(f"    {p}_impl_m{m}(z, r + {m * n_out});\n" for m in range(k))
-        return (head + f"    float z[{n_in}];\n    int i, j;\n" + self._standardise() + calls
+        return (head + t_decl + f"    float z[{n_in}];\n    int i, j;\n" + t_call + self._standardise(src) + calls
                 + f"    for (i = 0; i < {k}; ++i)\n"
-                + f"        for (j = 0; j < {n_out}; ++j) r[i * {n_out} + j] = r[i * {n_out} + j] * {p}_impl_y_scale[j] + {p}_impl_y_mean[j];\n}}\n")
+                + f"        for (j = 0; j < {n_out}; ++j) r[i * {n_out} + j] = r[i * {n_out} + j] * {p}_impl_y_scale[j] + {p}_impl_y_mean[j];\n"
+                + self._transform_out("r", k) + "}\n")
 
     def _model_function(self) -> str:
         """``<p>_impl_model(x, y)``: the answer of phasm's ``model`` mode, float32 in, float32 out."""
@@ -227,8 +249,11 @@ class ModelEmitter:
         n_in, n_out, k = plan.n_in, plan.n_out, len(plan.members)
         head = (f"/* The model's answer for one model row x (phasm's `model` mode): {plan.description}. */\n"
                 f"static inline void {p}_impl_model(const float *x, float *y)\n{{\n")
+        t_decl, t_call, src = self._transform_in()
         if plan.folded:
-            return head + f"    {p}_impl_m0(x, y);  /* standardisation folded into the weights */\n}}\n"
+            tail = self._transform_out("y", 1)
+            return (head + t_decl + ("    int j;\n" if tail else "") + t_call
+                    + f"    {p}_impl_m0({src}, y);  /* standardisation folded into the weights */\n" + tail + "}\n")
         calls = "".join(f"    {p}_impl_m{m}(z, o + {m * n_out});\n" for m in range(k))
         # numpy's float32 mean over members adds them in order, then divides.
         combine = (f"    for (j = 0; j < {n_out}; ++j) {{\n"
@@ -236,5 +261,5 @@ class ModelEmitter:
                    + (f"        for (i = 1; i < {k}; ++i) s += o[i * {n_out} + j];\n" if k > 1 else "")
                    + (f"        s = s / {c_float(k)};\n" if k > 1 else "")
                    + f"        y[j] = s * {p}_impl_y_scale[j] + {p}_impl_y_mean[j];\n    }}\n")
-        return (head + f"    float z[{n_in}], o[{k * n_out}];\n    int i, j;\n" + self._standardise() + calls
-                + combine + "}\n")
+        return (head + t_decl + f"    float z[{n_in}], o[{k * n_out}];\n    int i, j;\n" + t_call
+                + self._standardise(src) + calls + combine + self._transform_out("y", 1) + "}\n")

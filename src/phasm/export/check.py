@@ -55,10 +55,16 @@ def sample_rows(art: Any, n: int, seed: int = 0) -> np.ndarray:
     domain = gate.domain if isinstance(gate, ConformalGate) else gate if isinstance(gate, (DomainGate, RangeGate)) else None
     if domain is not None:
         lo, hi = np.asarray(domain.low_, np.float64), np.asarray(domain.high_, np.float64)
-    else:
-        m, s = art.x_norm.mean.astype(np.float64), art.x_norm.scale.astype(np.float64)
-        lo, hi = m - np.sqrt(3) * s, m + np.sqrt(3) * s
-    return np.random.default_rng(seed).uniform(lo, hi, (n, len(lo)))
+    else:  # mean +- sqrt(3) std on the model's scale (through its transforms), constants as captured
+        z = np.full((1, len(art.x_norm.mean)), np.sqrt(3), np.float32)
+        lo, hi = (np.asarray(art.x_norm.inverse(sign * z), np.float64)[0] for sign in (-1, 1))
+        lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+        for col, value in getattr(art.columns, "constant", {}).items():
+            lo[col] = hi[col] = value
+    X = np.random.default_rng(seed).uniform(lo, hi, (n, len(lo)))
+    for col, twin in getattr(art.columns, "duplicate", {}).items():
+        X[:, col] = X[:, twin]
+    return X
 
 
 def python_auto(art: Any, gate: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,10 @@ arithmetic exactly as phasm's Python ``model`` mode runs it:
 
 Anything else is refused with :class:`~phasm.errors.ExportError` naming what cannot be exported.
 
-Per-variable transforms (log and the like, applied before standardisation) are read in one place,
-:func:`phasm.export.transforms.variable_transforms`; the plan carries them to the generators.
+Per-variable transforms (log and the like, applied before standardisation) and the input columns a
+model reads (constants and duplicates in the captures are not read) are read in one place,
+:func:`phasm.export.transforms.variable_transforms`; the plan carries them to the generators, and
+members index the caller's full input row (their column selection composed with the model's).
 
 Example
 -------
@@ -108,11 +110,13 @@ def model_plan(art: Any) -> ModelPlan:
     y_mean = np.asarray(art.y_norm.mean, np.float32)
     y_scale = np.asarray(art.y_norm.scale, np.float32)
     transforms = variable_transforms(art)
+    columns = getattr(art, "columns", None)
+    kept = None if columns is None or columns.identity else np.asarray(columns.kept, np.int64)
     if name == "ensemble":
         member_name = getattr(backend, "member", "?")
         if member_name not in ("torch", "ridge"):
             raise ExportError(f"not exportable: an ensemble of {member_name!r} members; exportable: {', '.join(EXPORTABLE)}")
-        members = [_member(m, member_name, i) for i, m in enumerate(backend.members_)]
+        members = [_on_columns(_member(m, member_name, i), kept, n_in) for i, m in enumerate(backend.members_)]
         kinds = {m.kind for m in members}
         desc = (f"ensemble of {len(members)} {'torch MLPs' if member_name == 'torch' else 'ridge models'}: "
                 + _describe(members[0], n_in, n_out))
@@ -120,11 +124,14 @@ def model_plan(art: Any) -> ModelPlan:
                          desc, [f"member kinds {sorted(kinds)}"])
     if name not in ("torch", "ridge"):
         raise ExportError(f"not exportable: backend {name!r}; exportable: {', '.join(EXPORTABLE)}")
-    member = _member(backend, name, None)
+    member = _on_columns(_member(backend, name, None), kept, n_in)
     folded = False
     if isinstance(member, MLPMember):
-        # Python folds exactly when the inputs' means sit within FOLD_MAX_OFFSET standard deviations.
+        # Python folds exactly when the inputs' means sit within FOLD_MAX_OFFSET standard deviations
+        # (over the columns the model reads).
         offset = np.abs(x_mean.astype(np.float64) / x_scale.astype(np.float64))
+        if kept is not None:
+            offset = offset[kept]
         limit = float(getattr(type(backend), "FOLD_MAX_OFFSET", 16.0))
         if not (offset.size and float(offset.max()) > limit):
             member = fold_standardisation(member, x_mean, x_scale, y_mean, y_scale)
@@ -142,6 +149,18 @@ def _member(backend: Any, name: str, index: int | None) -> MLPMember | RidgeMemb
         raise ExportError(f"not exportable: {where} is a custom torch module ({kind!r} kind, a torch.export program); "
                           f"exportable: {', '.join(EXPORTABLE)}")
     return _mlp(backend, where)
+
+
+def _on_columns(member: MLPMember | RidgeMember, kept: np.ndarray | None, n_in: int) -> MLPMember | RidgeMember:
+    """``member`` reading the caller's full row: its columns (of the ``kept`` ones) mapped to full-row columns."""
+    if kept is None:
+        return member
+    if isinstance(member, MLPMember):
+        select = kept if member.select is None else kept[np.asarray(member.select, np.int64)]
+        return MLPMember(np.asarray(select, np.int64), member.layers, member.skip)
+    terms = np.asarray(member.terms, np.int64)
+    full = np.where(terms < len(kept), kept[np.minimum(terms, len(kept) - 1)], n_in)  # the padding slot moves to n_in
+    return RidgeMember(full.astype(np.int64), member.coef)
 
 
 def _ridge(backend: Any) -> RidgeMember:
@@ -212,5 +231,5 @@ def _describe(member: Any, n_in: int, n_out: int) -> str:
     if member.skip is not None:
         parts.append("linear skip path")
     if member.select is not None:
-        parts.append(f"reads {len(member.select)} of {n_in} inputs (the others were constant in training)")
+        parts.append(f"reads {len(member.select)} of {n_in} inputs (the others were constant, or duplicates, in training)")
     return ", ".join(parts)

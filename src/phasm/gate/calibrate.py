@@ -49,7 +49,7 @@ def train_calibrated(
     spec: Spec | None,
     tolerance: Tolerance,
     *,
-    backend: Any = "torch",
+    backend: Any = "auto",
     calibration_fraction: float = 0.25,
     val_fraction: float = 0.2,
     confidence: float = 0.95,
@@ -110,6 +110,7 @@ def train_calibrated(
     if n_cal < 10 or n_train < 2:
         raise GateError(f"train_calibrated: {n_cal + n_train} rows are too few to train and calibrate "
                         f"({n_train} train, {n_cal} calibration)")
+    params.setdefault("selection_tolerance", tolerance)  # backend "auto" scores its candidates against it
     art, result = fit_model(train_source, spec, backend=backend, val_fraction=val_fraction, seed=seed,
                             verbose=verbose, **fit_kw, **params)
     # Candidate thresholds come from training rows' scores (independent of the calibration rows),
@@ -149,7 +150,7 @@ def _train_calibrated_ragged(source: Any, spec: Spec, tolerance: Tolerance, *, b
     return art, result, gate
 
 
-def train_gated(source: Any, spec: Spec | None, tolerance: Tolerance | None, *, backend: Any = "torch",
+def train_gated(source: Any, spec: Spec | None, tolerance: Tolerance | None, *, backend: Any = "auto",
                 default_gate: bool = True, calibration_fraction: float = 0.25, confidence: float = 0.95,
                 **kw: Any) -> tuple[Any, Any]:
     """Train a model for ``spec`` on a capture store with the gate ``auto`` mode will use, stored in the

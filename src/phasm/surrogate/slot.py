@@ -54,7 +54,7 @@ class ModelSlot:
     ``user_gate``: the gate was given by the user (``gate=``): training and loading keep it.
     """
 
-    def __init__(self, name: str, *, backend: str = "torch", gate: Gate | None = None, stochastic: bool = False) -> None:
+    def __init__(self, name: str, *, backend: str = "auto", gate: Gate | None = None, stochastic: bool = False) -> None:
         self.name = name
         self.backend = backend
         #: a stochastic function: generative models only, drawing from ``sample_seed``'s stream

@@ -93,6 +93,7 @@ class Surrogate:
         flush_rows: int = 1024,
         shadow_fraction: float = 0.0,
         stochastic: bool = False,
+        transforms: Mapping[str, Any] | str | None = None,
     ) -> None:
         functools.update_wrapper(self, fn)
         self.__wrapped__: Callable[..., Any] = fn
@@ -101,6 +102,14 @@ class Surrogate:
         self.stochastic = bool(stochastic)
         check_stochastic_settings(self.name, self.stochastic, tolerance, shadow_fraction)
         self.tolerance = tolerance
+        #: per-variable transforms for :meth:`train` (``{"tau": "log"}``); the others are chosen from the captures
+        self.transforms = transforms
+        if transforms is not None:  # names of transforms are checked now; variable names once the spec is known
+            from phasm.train.transforms import parse_declared
+
+            for var, kind in ({"*": transforms} if isinstance(transforms, str) else dict(transforms)).items():
+                if kind != "auto":
+                    parse_declared(str(var), kind)
         self.shadow_fraction = float(shadow_fraction)
         #: retrain in the background, in ``auto`` mode, after this many new captured rows
         self.retrain_after_rows: int | None = None
@@ -115,7 +124,7 @@ class Surrogate:
                                 skip=skip)
         if self.specs.declared is not None:
             self.codec.bind(self.specs.declared)
-        self.slot = ModelSlot(self.name, backend=backend or ("flow" if self.stochastic else "torch"), gate=gate,
+        self.slot = ModelSlot(self.name, backend=backend or ("flow" if self.stochastic else "auto"), gate=gate,
                               stochastic=self.stochastic)
         self.sink = CaptureSink(self.name, store, flush_rows=flush_rows)
         self.counters = Counters()
@@ -295,9 +304,11 @@ class Surrogate:
               **params: Any) -> TrainResult:
         """Train a model on the captured rows and attach it; returns a :class:`~phasm.train.TrainResult`.
 
-        ``backend`` defaults to the surrogate's backend (``"torch"``); extra keyword arguments go
-        to the backend (e.g. ``epochs=200``).  ``tolerance`` given here replaces the surrogate's
-        (``fn.tolerance``) for this and later training.  With a ``tolerance``, ``calibration_fraction`` of the
+        ``backend`` defaults to the surrogate's backend (``"auto"``: chosen from the data, see
+        :mod:`phasm.train.auto`); extra keyword arguments go to the backend (e.g. ``epochs=200``), or to
+        training: ``transforms=`` (overrides the surrogate's), ``search=N`` (an Optuna search over N
+        configurations), ``time_budget=`` (seconds for ``auto``).  ``tolerance`` given here replaces the
+        surrogate's (``fn.tolerance``) for this and later training.  With a ``tolerance``, ``calibration_fraction`` of the
         rows are held out to certify a :class:`~phasm.gate.ConformalGate` at ``confidence``
         (see :func:`phasm.gate.train_calibrated`); its report is ``fn.calibration``.  Without one,
         the gate trusts only inputs inside the captured range (a :class:`~phasm.gate.RangeGate`):
@@ -322,6 +333,8 @@ class Surrogate:
             spec = self.bind_spec(source.spec, f"store {source.path}") if source.spec is not None else self.codec.spec
         if spec is None:
             raise StoreError(f"{self.name}: store {getattr(source, 'path', None)} holds no spec")
+        if self.transforms is not None:
+            params.setdefault("transforms", self.transforms)
         kw = dict(val_fraction=val_fraction, seed=seed, verbose=verbose, calibration_fraction=calibration_fraction,
                   confidence=confidence, **params)
         self.batcher.flush_pending()
@@ -551,6 +564,7 @@ def surrogate(
     flush_rows: int = 1024,
     shadow_fraction: float = 0.0,
     stochastic: bool = False,
+    transforms: Mapping[str, Any] | str | None = None,
 ) -> Any:
     """Wrap a function so a trained model may answer its calls.
 
@@ -560,12 +574,17 @@ def surrogate(
     ----------
     name: defaults to ``module.qualname``; also names ``PHASM_CALL_MODE_<NAME>``.
     inputs, outputs: explicit declarations (``phasm.Scalar()``, ``phasm.Array(shape)``, optics);
-        without them the spec is inferred from the first call.
+        without them the spec is inferred from the first call.  Either may be given alone, and list
+        only the variables that need declaring: the first call infers the rest (the other arguments
+        as inputs, the return value as outputs).
     store: HDF5 capture store path.
     batched: the function is vectorised: every input and output has a leading batch axis.
     model: a model folder to load now (its spec is checked against this function's; its
         bindings never replace the code's).
-    backend: the default backend for :meth:`Surrogate.train` (``"torch"``; ``"flow"`` when stochastic).
+    backend: the default backend for :meth:`Surrogate.train`; ``"auto"`` (default): chosen from the
+        captures (a Gaussian process for small, low-dimensional ones, else an MLP sized from the rows;
+        see :mod:`phasm.train.auto`); ``"torch"`` always means the torch MLP; ``"flow"`` by default
+        when stochastic.
     tolerance: the error tolerance (see :class:`phasm.Tolerance`); training then certifies a gate.
         For a stochastic function, bounds on distributions (:class:`phasm.DistributionTolerance`):
         training then decides a :class:`~phasm.gate.distribution.DistributionGate`.
@@ -576,6 +595,10 @@ def surrogate(
     stochastic: the function draws random numbers: training fits a generative model (``flow``,
         ``vae``) whose answers are samples, one per call or row; ``fn.seed(...)`` or the function's
         own random argument makes them reproducible (see :mod:`phasm.surrogate.stochastic`).
+    transforms: per-variable transforms the model learns on, ``{"tau": "log", "P": "log"}`` (names:
+        ``log``, ``asinh``, ``logit``, ``standardise``, ``none``); undeclared variables get theirs
+        from the captures (see :mod:`phasm.train.transforms`).  The tolerance is judged on the
+        caller's scale either way.
 
     Example
     -------
@@ -589,6 +612,6 @@ def surrogate(
     def make(f: Callable[..., Any]) -> Surrogate:
         return Surrogate(f, name=name, inputs=inputs, outputs=outputs, store=store, batched=batched, mode=mode,
                          model=model, backend=backend, tolerance=tolerance, gate=gate, flush_rows=flush_rows,
-                         shadow_fraction=shadow_fraction, stochastic=stochastic)
+                         shadow_fraction=shadow_fraction, stochastic=stochastic, transforms=transforms)
 
     return make if fn is None else make(fn)

@@ -31,7 +31,9 @@ from phasm.backends.registry import get_backend
 from phasm.bindings.layout import InputLayout, input_layout
 from phasm.bindings.spec import Spec
 from phasm.errors import ArtefactError, BackendError, BackendUnavailable, SpecError
+from phasm.train.columns import InputColumns
 from phasm.train.data import Standardiser
+from phasm.train.transforms import ColumnTransform, Transform, transforms_from_json, transforms_to_json
 from phasm.train.model_folder import (FORMAT, FORMAT_VERSION, METADATA_FILE, VerifiedFolder, manifest_digest,
                                       read_folder, sha256_file, write_folder)
 
@@ -39,7 +41,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "ArtefactError", "ModelA
            "sha256_file", "spec_from_metadata"]
 
 KNOWN_FIELDS = frozenset({"format", "format_version", "phasm_version", "created", "spec", "spec_hash", "backend",
-                          "normalisation", "files", "metrics", "training", "manifest"})
+                          "normalisation", "transforms", "input_columns", "files", "metrics", "training", "manifest"})
 
 
 class ModelArtefact:
@@ -50,6 +52,12 @@ class ModelArtefact:
     :class:`~phasm.bindings.ragged.RaggedInputs` for variable-length inputs), and
     returns raw output rows ``(n, n_out_features)``.  ``has_members`` / ``has_std``:
     the backend's declared capabilities, for gates.
+
+    ``transforms``: each variable's :class:`~phasm.train.transforms.Transform` (a log, ...), applied
+    before the standardisation and inverted after the backend answers; ``columns``: the input columns
+    the backend reads (:class:`~phasm.train.columns.InputColumns`: constants and duplicates in the
+    captures are not read; a call whose constant differs from its captured value gets NaN answers).
+    Both are recorded in ``phasm.json`` as data.
     """
 
     def __init__(
@@ -63,23 +71,38 @@ class ModelArtefact:
         training: dict[str, Any] | None = None,
         sections: dict[str, Any] | None = None,
         created: str | None = None,
+        transforms: dict[str, Transform] | None = None,
+        columns: InputColumns | None = None,
     ) -> None:
         self.spec = spec
         self.backend = backend
-        self.x_norm = x_norm
-        self.y_norm = y_norm
+        self.transforms = dict(transforms or {})
+        self.columns = columns if columns is not None else InputColumns.all(spec.n_in_features)
+        self.layout: InputLayout[Any] = input_layout(spec)
+        # The normalisation carries the per-column transforms (the artefact's record is the one source).
+        x_tf = ColumnTransform.for_layout(spec.inputs, self.transforms)
+        y_tf = ColumnTransform.for_variables(spec.outputs, self.transforms)
+        self.x_norm = Standardiser(x_norm.mean, x_norm.scale, None if x_tf.identity else x_tf)
+        self.y_norm = Standardiser(y_norm.mean, y_norm.scale, None if y_tf.identity else y_tf)
+        self._x_pre = None if x_tf.identity else x_tf.forward_block
+        # Nothing between the caller's rows and the backend but the standardisation: the fast path.
+        self._plain = x_tf.identity and y_tf.identity and self.columns.identity
         self.metrics = metrics or {}
         self.training = training or {}
         self.sections = sections or {}  # e.g. {"gate": {...}} written by higher layers
         self.created = created or time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.path: Path | None = None
         self.digest: str | None = None  # manifest digest of the folder it was saved to or loaded from
-        self.layout: InputLayout[Any] = input_layout(spec)
         self.has_members = backend.has_members
         self.has_std = backend.has_std
         self._inference: Any = None  # the engine answering predict (phasm.train.inference), chosen on first use
 
     # -- inference ----------------------------------------------------------
+
+    def backend_inputs(self, X: Any) -> Any:
+        """Raw inputs -> the rows the backend takes: transformed, standardised, the columns it reads."""
+        Z = self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale, self._x_pre)
+        return Z if self.columns.identity else self.columns.select(Z)
 
     def predict(self, X: Any, out: np.ndarray | None = None) -> np.ndarray:
         """Raw inputs (``n`` rows of the input layout) -> raw outputs ``(n, n_out)`` (float32).
@@ -97,6 +120,39 @@ class ModelArtefact:
         if plan.predict_into is not None:
             return plan.predict_into(X, out)  # type: ignore[no-any-return]
         out[...] = plan.predict(X)
+        return out
+
+    @property
+    def plain(self) -> bool:
+        """No transform and every input column read: the backend's folded function is raw -> raw."""
+        return bool(self._plain)
+
+    def model_rows(self, X: Any) -> np.ndarray:
+        """Raw inputs -> the rows a folded engine takes: transformed, the columns the model reads (not standardised)."""
+        x_tf = self.x_norm.transforms
+        Xt = np.asarray(X, np.float32) if x_tf is None else x_tf.forward(X)
+        return np.ascontiguousarray(self.columns.select(Xt), dtype=np.float32)
+
+    def caller_outputs(self, X: Any, out: np.ndarray) -> np.ndarray:
+        """A folded engine's answers (``(n, n_out)``, or ``(k, n, n_out)`` for members) -> the caller's scale,
+        NaN for calls outside the captured constants and duplicates."""
+        y_tf = self.y_norm.transforms
+        if y_tf is not None:
+            out = np.stack([y_tf.inverse(m) for m in out]) if out.ndim == 3 else y_tf.inverse(out)
+        if not self.columns.identity:
+            inside = self.columns.inside(X)
+            if not inside.all():
+                out = np.array(out, np.float32, copy=True)
+                out[..., ~inside, :] = np.nan
+        return out
+
+    def outside_to_nan(self, X: Any, out: np.ndarray) -> np.ndarray:
+        """NaN answers for calls whose dropped constant or duplicate inputs differ from the captures."""
+        if not self.columns.identity:
+            inside = self.columns.inside(X)
+            if not inside.all():
+                out = np.array(out, np.float32, copy=True)
+                out[~inside] = np.nan
         return out
 
     def _choose_inference(self, engine: str | None = None, measure_again: bool = False) -> Any:
@@ -126,14 +182,33 @@ class ModelArtefact:
         if plan.members is not None:
             out: np.ndarray = plan.members(X)
             return out
-        Z = self.backend.predict_members(self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale))
-        return None if Z is None else self.y_norm.inverse(Z)
+        Z = self.backend.predict_members(self.backend_inputs(X))
+        if Z is None:
+            return None
+        out = self.y_norm.inverse(Z)
+        if not self.columns.identity:
+            out[:, ~self.columns.inside(X)] = np.nan
+        return out
 
     def predict_std(self, X: Any) -> np.ndarray:
-        """The backend's native predictive standard deviation ``(n, n_out)`` in raw units (``has_std`` backends)."""
-        Z = self.layout.standardise(X, self.x_norm.mean, self.x_norm.scale)
+        """The backend's native predictive standard deviation ``(n, n_out)`` in raw units (``has_std`` backends).
+
+        Through a transformed output (a log, ...) the std is carried to raw units by the slope of the
+        inverse transform at the predicted value (first order).
+        """
+        Z = self.backend_inputs(X)
         std: np.ndarray = np.asarray(self.backend.predict_std(Z), np.float32) * self.y_norm.scale
-        return std
+        y_tf = self.y_norm.transforms
+        if y_tf is not None:
+            std = std * y_tf.derivative_inverse(self.y_norm.unstandardise(self.backend.predict(Z)))
+        return self.outside_to_nan(X, std)
+
+    def describe_inputs(self) -> dict[str, Any]:
+        """Transforms (other than ``standardise``) and dropped input columns, by name, for reports."""
+        from phasm.train.columns import column_names
+
+        return {"transforms": {n: t.describe() for n, t in self.transforms.items() if t.kind != "standardise"},
+                **({} if self.columns.identity else self.columns.describe(column_names(self.spec.inputs)))}
 
     # -- persistence ----------------------------------------------------------
 
@@ -143,6 +218,10 @@ class ModelArtefact:
         An existing folder is replaced only if it holds a phasm model and nothing else.
         """
         self.path, self.digest = write_folder(path, self.backend.save, self._metadata)
+        if self._inference is not None:  # loads of this folder in this process keep the engine (same answers)
+            from phasm.train.inference import remember_choice
+
+            remember_choice(self.digest, self._inference.choice)
         return self.path
 
     def _metadata(self) -> dict[str, Any]:
@@ -163,6 +242,8 @@ class ModelArtefact:
                 "state": self.backend.state(),
             },
             "normalisation": {"x": self.x_norm.to_json(), "y": self.y_norm.to_json()},
+            "transforms": transforms_to_json(self.transforms),
+            **({} if self.columns.identity else {"input_columns": self.columns.to_json()}),
             "metrics": self.metrics,
             "training": self.training,
             **{k: v for k, v in self.sections.items() if k not in KNOWN_FIELDS},
@@ -197,14 +278,23 @@ class ModelArtefact:
         except (KeyError, ValueError, TypeError, OverflowError) as exc:
             raise ArtefactError(f"{path}: bad normalisation record: {type(exc).__name__}: "
                                 f"{' '.join(str(exc).split())}") from exc
+        try:
+            transforms = transforms_from_json(meta.get("transforms"), spec, "transforms")
+            columns = (InputColumns.from_json(meta["input_columns"], spec.n_in_features, "input_columns")
+                       if "input_columns" in meta else None)
+        except SpecError as exc:
+            raise ArtefactError(f"{path}: {exc}") from None
+        if columns is not None and any(v.ragged for v in spec.inputs):
+            raise ArtefactError(f"{path}: input_columns: a model with variable-length inputs reads every column")
         state = meta["backend"].get("state", {})
-        for key, width in (("n_in", spec.n_in_features), ("n_out", spec.n_out_features)):
+        n_used = spec.n_in_features if columns is None else len(columns.kept)
+        for key, width in (("n_in", n_used), ("n_out", spec.n_out_features)):
             if key in state and state[key] != width:
                 raise ArtefactError(f"{path}: the backend state says {key}={state[key]!r}; the spec has {width}")
         backend = _load_backend(folder, meta["backend"])
         sections = {k: v for k, v in meta.items() if k not in KNOWN_FIELDS}
         art = cls(spec, backend, x_norm, y_norm, metrics=meta.get("metrics"), training=meta.get("training"),
-                  sections=sections, created=meta.get("created"))
+                  sections=sections, created=meta.get("created"), transforms=transforms, columns=columns)
         art.path = path
         art.digest = folder.digest
         art._check_runs()
@@ -214,7 +304,7 @@ class ModelArtefact:
         """Predict two rows (at the input mean) and check the output's shape: a model that loads also runs."""
         if any(v.ragged for v in self.spec.inputs):
             return  # set models: their backend checks its own architecture against the weights
-        X = np.repeat(self.x_norm.mean[None, :].astype(np.float64), 2, axis=0)
+        X = np.repeat(self.x_norm.inverse(np.zeros((1, self.spec.n_in_features), np.float32)).astype(np.float64), 2, axis=0)
         from phasm.train.inference import engine_setting
 
         engine_setting()  # a bad $PHASM_ENGINE is said as such, not as a model that does not run
@@ -248,9 +338,10 @@ def _checked_fields(folder: VerifiedFolder) -> dict[str, Any]:
     meta = folder.meta
     types: dict[str, type | tuple[type, ...]] = {
         "spec": dict, "spec_hash": str, "backend": dict, "normalisation": dict, "files": dict,
-        "metrics": dict, "training": dict, "created": str, "phasm_version": str}
+        "metrics": dict, "training": dict, "created": str, "phasm_version": str, "transforms": dict,
+        "input_columns": dict}
     for key, typ in types.items():
-        if key not in meta and key in ("metrics", "training", "created", "phasm_version"):
+        if key not in meta and key in ("metrics", "training", "created", "phasm_version", "transforms", "input_columns"):
             continue
         if key not in meta:
             raise ArtefactError(f"{folder.path}: {METADATA_FILE} has no field {key!r}")

@@ -121,17 +121,31 @@ def engine_status() -> str:
 def _native(art: Any) -> tuple[Callable[[Any], np.ndarray], Callable[[Any], np.ndarray] | None,
                               Callable[[np.ndarray, np.ndarray], np.ndarray] | None]:
     """The model's own engine: the backend's folded raw -> raw function, or standardise -> predict -> unstandardise;
-    its members; and ``f(X, out)`` when the folded function writes into ``out`` itself (``zero_copy`` backends)."""
+    its members; and ``f(X, out)`` when the folded function writes into ``out`` itself (``zero_copy`` backends).
+
+    With transforms or set-aside input columns, the folded function runs between :meth:`ModelArtefact.model_rows`
+    and :meth:`ModelArtefact.caller_outputs` (the transforms, column choice and checks stay in numpy; no
+    writing into the caller's buffer then).
+    """
     backend, xn, yn, layout = art.backend, art.x_norm, art.y_norm, art.layout
-    folded = None if layout.ragged else backend.fold_normalisation(xn.mean, xn.scale, yn.mean, yn.scale)
-    into = folded if folded is not None and backend.zero_copy else None
-    if folded is None:
+    kept = art.columns.kept
+    core = None if layout.ragged else backend.fold_normalisation(xn.mean[kept], xn.scale[kept], yn.mean, yn.scale)
+    into = core if core is not None and backend.zero_copy and art.plain else None
+    if core is None:
         def folded(X: Any) -> np.ndarray:
-            return yn.inverse(backend.predict(layout.standardise(X, xn.mean, xn.scale)))  # type: ignore[no-any-return]
+            return art.outside_to_nan(X, yn.inverse(backend.predict(art.backend_inputs(X))))  # type: ignore[no-any-return]
+    elif art.plain:
+        folded = core
+    else:
+        def folded(X: Any) -> np.ndarray:
+            return art.caller_outputs(X, core(art.model_rows(X)))  # type: ignore[no-any-return]
     members = None
     if backend.has_members:
         def members(X: Any) -> np.ndarray:
-            return yn.inverse(backend.predict_members(layout.standardise(X, xn.mean, xn.scale)))  # type: ignore[no-any-return]
+            out = yn.inverse(backend.predict_members(art.backend_inputs(X)))
+            if not art.columns.identity:
+                out[:, ~art.columns.inside(X)] = np.nan
+            return out  # type: ignore[no-any-return]
     return folded, members, into
 
 
@@ -142,11 +156,19 @@ def _on_cpu(backend: Any) -> bool:
 
 def _onnx_plan(art: Any, converted: Any) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray] | None]:
     xn, yn = art.x_norm, art.y_norm
-    engine = converted.folded_engine(xn.mean, xn.scale, yn.mean, yn.scale)
+    kept = art.columns.kept
+    engine = converted.folded_engine(xn.mean[kept], xn.scale[kept], yn.mean, yn.scale)
+    run, run_all = engine.run, engine.run_all
+    if not art.plain:  # transforms and the column choice around the session (see _native)
+        def run(X: Any) -> np.ndarray:
+            return art.caller_outputs(X, engine.run(art.model_rows(X)))  # type: ignore[no-any-return]
+
+        def run_all(X: Any) -> Any:
+            outs = engine.run_all(art.model_rows(X))
+            return [art.caller_outputs(X, np.asarray(o)) for o in outs]
     if converted.k_:
-        run_all = engine.run_all
-        return engine.run, (lambda X: run_all(X)[1])
-    return engine.run, None
+        return run, (lambda X: run_all(X)[1])
+    return run, None
 
 
 def _call_us(fn: Callable[[np.ndarray], Any], X: np.ndarray) -> float:
@@ -158,7 +180,17 @@ def _call_us(fn: Callable[[np.ndarray], Any], X: np.ndarray) -> float:
 def _probe_rows(art: Any, n: int) -> np.ndarray:
     rng = np.random.default_rng(0)
     z = rng.standard_normal((n, len(art.x_norm.mean))).astype(np.float32)
-    return (z * art.x_norm.scale + art.x_norm.mean).astype(np.float32)
+    rows = np.asarray(art.x_norm.inverse(z), np.float32)  # raw units, through any transform
+    return rows if art.columns.identity else art.columns.fill(rows).astype(np.float32)
+
+
+def remember_choice(digest: str | None, choice: InferenceChoice) -> None:
+    """Keep ``choice`` for the model folder of manifest ``digest`` (just saved): its loads in this process
+    use the same engine, so they give the same answers as the model that was saved."""
+    if digest:
+        if len(_CHOSEN) >= 256:
+            _CHOSEN.pop(next(iter(_CHOSEN)))
+        _CHOSEN[digest] = choice
 
 
 def choose_inference(art: Any, engine: str | None = None, *, measure_again: bool = False) -> InferencePlan:
@@ -243,7 +275,9 @@ def _measure(art: Any, predict: Callable[[np.ndarray], np.ndarray], members: Any
         X = _probe_rows(art, n)
         ref, got = predict(X), o_predict(X)  # also the warm-up call of each engine at this size
         spread = np.maximum(np.abs(art.y_norm.scale), 1e-30)
-        err = float(np.max(np.abs(np.asarray(got, np.float64) - ref) / spread))
+        y_tf = art.y_norm.transforms  # compared on the scale the model learnt (a log: relative differences)
+        ref_m, got_m = (ref, got) if y_tf is None else (y_tf.forward(ref), y_tf.forward(got))
+        err = float(np.max(np.abs(np.asarray(got_m, np.float64) - ref_m) / spread))
         if not np.isfinite(err) or err > AGREEMENT:
             return keep(f"onnxruntime's answers differ from {native}'s by {err:.2g} output scales at batch {n}")
         deadline = time.perf_counter() + BUDGET_S / len(PROBE_BATCHES)
@@ -271,6 +305,14 @@ def export_onnx(art: Any, path: str | os.PathLike[str]) -> Path:
     """
     from phasm.backends.onnx_backend import OnnxBackend
 
+    if not art.plain:
+        # The file maps raw inputs to raw outputs with the standardisation folded in; a log or other transform,
+        # or the checks of set-aside constant and duplicate inputs, are not written into the graph.
+        what = "; ".join(f"{k}: {v}" for k, v in art.describe_inputs().items() if v)
+        raise BackendError(f"export_onnx: {art.spec.function} is learnt on transformed variables or a subset of its "
+                           f"inputs ({what}), which an ONNX file of the network alone would not apply; train with "
+                           "transforms=\"standardise\" for an ONNX export, or export to C (phasm export --lang c), "
+                           "which applies them")
     converted = OnnxBackend.from_backend(art.backend, serve_device="cpu")
     if converted is None:
         raise BackendError(f"backend {art.backend.name!r} has no ONNX form (the default torch MLP, ensembles of it "

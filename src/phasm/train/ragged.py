@@ -47,6 +47,7 @@ from phasm.store.running_stats import RunningStats
 from phasm.train.artefact import ModelArtefact
 from phasm.train.data import Standardiser, split_mask
 from phasm.train.package import TrainResult, fit_and_package
+from phasm.train.transforms import ColumnTransform
 
 __all__ = ["EncodedRows", "RaggedData", "RaggedStoreData", "encode", "fit_ragged_model", "ragged_matrices",
            "ragged_training_data"]
@@ -89,12 +90,17 @@ class RaggedData:
 
     def __init__(self, X: RaggedInputs, Y: np.ndarray, *, val_fraction: float = 0.2, seed: int = 0,
                  x_norm: Standardiser | None = None, y_norm: Standardiser | None = None,
-                 layout: RaggedLayout | None = None) -> None:
+                 layout: RaggedLayout | None = None, x_transform: ColumnTransform | None = None,
+                 y_transform: ColumnTransform | None = None) -> None:
         Y = np.asarray(Y, np.float32)
         if Y.ndim != 2 or len(Y) != len(X):
             raise ValueError(f"RaggedData: Y must be (n, k) with n = {len(X)} input rows, got {Y.shape}")
         self.layout = layout if layout is not None else RaggedLayout.of(X)
-        finite = self.layout.finite_rows(X) & np.isfinite(Y).all(axis=1)
+        raw_X = X
+        X = _transformed(self.layout, X, x_transform)
+        TY = Y if y_transform is None else y_transform.forward(Y)
+        finite = (self.layout.finite_rows(X) & np.isfinite(TY).all(axis=1) & np.isfinite(Y).all(axis=1)
+                  & self.layout.finite_rows(raw_X))
         self.dropped_nonfinite = int((~finite).sum())
         mask = split_mask(len(Y), val_fraction, seed)  # split first: the same rows as streaming from a store
         tr, va = np.flatnonzero(~mask & finite), np.flatnonzero(mask & finite)[:MAX_VAL_ROWS]
@@ -105,14 +111,19 @@ class RaggedData:
             for r in Xt.sets.values():
                 parts.append(Standardiser.fit([r.values]) if len(r.values) else
                              Standardiser(np.zeros(r.values.shape[1], np.float32), np.ones(r.values.shape[1], np.float32)))
-            x_norm = Standardiser(np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts]))
+            x_norm = Standardiser(np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts]),
+                                  x_transform)
+            if x_transform is not None and x_transform.unstandardised.any():
+                x_norm = Standardiser(np.where(x_transform.unstandardised, 0.0, x_norm.mean).astype(np.float32),
+                                      np.where(x_transform.unstandardised, 1.0, x_norm.scale).astype(np.float32),
+                                      x_transform)
         self.x_norm = x_norm
-        self.y_norm = y_norm or Standardiser.fit([Y[tr]])
+        self.y_norm = y_norm or Standardiser.fit([TY[tr]], y_transform)
         self._Xt = self.layout.standardise(Xt, self.x_norm.mean, self.x_norm.scale)
-        self._Yt = self.y_norm.transform(Y[tr])
-        self._Xv_raw, self._Yv_raw = X.take(va), Y[va]
-        self._Xv = self.layout.standardise(self._Xv_raw, self.x_norm.mean, self.x_norm.scale)
-        self._Yv = self.y_norm.transform(Y[va])
+        self._Yt = self.y_norm.standardise(TY[tr])
+        self._Xv_raw, self._Yv_raw = raw_X.take(va), Y[va]
+        self._Xv = self.layout.standardise(X.take(va), self.x_norm.mean, self.x_norm.scale)
+        self._Yv = self.y_norm.standardise(TY[va])
         self._lengths = row_max_lengths(self._Xt)
         self.n_in = self.n_fixed + sum(self.set_dims)
         self.n_out = Y.shape[1]
@@ -161,8 +172,10 @@ class RaggedStoreData:
     """
 
     def __init__(self, store: Any, spec: Spec, *, val_fraction: float = 0.2, seed: int = 0,
-                 block_rows: int = 16384, max_val_rows: int = MAX_VAL_ROWS) -> None:
+                 block_rows: int = 16384, max_val_rows: int = MAX_VAL_ROWS, x_transform: ColumnTransform | None = None,
+                 y_transform: ColumnTransform | None = None) -> None:
         self.store, self.spec, self.block_rows = store, spec, int(block_rows)
+        self.x_transform, self.y_transform = x_transform, y_transform
         self.layout = RaggedLayout.for_variables(spec.inputs)
         self.n_rows = len(store)
         self.mask = split_mask(self.n_rows, val_fraction, seed)
@@ -170,19 +183,19 @@ class RaggedStoreData:
         val_x: list[RaggedInputs] = []
         val_y: list[np.ndarray] = []
         self.n_train = self.dropped_nonfinite = 0
-        for X, Y, train, held_out in self._blocks():
+        for X, Y, TX, TY, train, held_out in self._blocks():
             self.dropped_nonfinite += int(len(Y) - train.sum() - held_out.sum())
             if set_accs is None:
                 set_accs = [RunningStats() for _ in X.sets]
                 self.n_fixed, self.set_names, self.set_dims = self.layout.n_fixed, self.layout.set_names, self.layout.set_dims
                 self.n_out = Y.shape[1]
-            Xt = X.take(np.flatnonzero(train))
+            Xt = TX.take(np.flatnonzero(train))
             if self.n_fixed:
                 fixed_acc.update(Xt.fixed, axis=0)
             for acc, r in zip(set_accs, Xt.sets.values()):
                 if len(r.values):
                     acc.update(r.values, axis=0)
-            y_acc.update(Y[train], axis=0)
+            y_acc.update(TY[train], axis=0)
             self.n_train += int(train.sum())
             held = np.flatnonzero(held_out)
             if held.size and sum(len(v) for v in val_y) < max_val_rows:
@@ -192,8 +205,16 @@ class RaggedStoreData:
             raise ValueError(f"store {store.path} has no rows to train on")
         parts = ([_standardiser(fixed_acc, self.n_fixed)] if self.n_fixed else []) + [
             _standardiser(acc, k) for acc, k in zip(set_accs, self.set_dims)]
-        self.x_norm = Standardiser(np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts]))
-        self.y_norm = _standardiser(y_acc, self.n_out)
+        mean, scale = np.concatenate([p.mean for p in parts]), np.concatenate([p.scale for p in parts])
+        if x_transform is not None and x_transform.unstandardised.any():
+            mean = np.where(x_transform.unstandardised, 0.0, mean).astype(np.float32)
+            scale = np.where(x_transform.unstandardised, 1.0, scale).astype(np.float32)
+        self.x_norm = Standardiser(mean, scale, x_transform)
+        y_norm = _standardiser(y_acc, self.n_out)
+        if y_transform is not None and y_transform.unstandardised.any():
+            y_norm = Standardiser(np.where(y_transform.unstandardised, 0.0, y_norm.mean).astype(np.float32),
+                                  np.where(y_transform.unstandardised, 1.0, y_norm.scale).astype(np.float32))
+        self.y_norm = Standardiser(y_norm.mean, y_norm.scale, y_transform)
         if val_x:
             Xv = RaggedInputs(np.concatenate([v.fixed for v in val_x]),
                               {k: RaggedArray.concat([v.sets[k] for v in val_x]) for k in self.set_names})
@@ -204,28 +225,33 @@ class RaggedStoreData:
                                         {k: RaggedArray(np.empty((0, d), np.float32), np.zeros(1, np.int64))
                                          for k, d in zip(self.set_names, self.set_dims)})
             self._Yv_raw = np.empty((0, self.n_out), np.float32)
-        self._Xv = self.layout.standardise(self._Xv_raw, self.x_norm.mean, self.x_norm.scale)
+        self._Xv = self.layout.standardise(self._Xv_raw, self.x_norm.mean, self.x_norm.scale,
+                                           None if x_transform is None else x_transform.forward_block)
         self._Yv = self.y_norm.transform(self._Yv_raw)
         self.n_in = self.n_fixed + sum(self.set_dims)
         self.n_val = len(self._Yv)
 
-    def _blocks(self, order: np.ndarray | None = None) -> Iterator[tuple[RaggedInputs, np.ndarray, np.ndarray, np.ndarray]]:
-        """Raw blocks with masks of their finite training rows and finite held-out rows."""
+    def _blocks(self, order: np.ndarray | None = None) -> Iterator[tuple[RaggedInputs, np.ndarray, RaggedInputs,
+                                                                         np.ndarray, np.ndarray, np.ndarray]]:
+        """Raw blocks, the same transformed, with masks of their finite training rows and finite held-out rows."""
         starts = np.arange(0, self.n_rows, self.block_rows)
         for s in starts if order is None else starts[order]:
             X, Y = ragged_matrices(self.spec, *self.store.read(int(s), int(s) + self.block_rows))
-            finite = self.layout.finite_rows(X) & np.isfinite(Y).all(axis=1)
+            TX = _transformed(self.layout, X, self.x_transform)
+            TY = Y if self.y_transform is None else self.y_transform.forward(Y)
+            finite = (self.layout.finite_rows(X) & np.isfinite(Y).all(axis=1) & self.layout.finite_rows(TX)
+                      & np.isfinite(TY).all(axis=1))
             in_val = self.mask[s : s + len(Y)]
-            yield X, Y, finite & ~in_val, finite & in_val
+            yield X, Y, TX, TY, finite & ~in_val, finite & in_val
 
     def train_batches(self, batch_size: int, *, seed: int, shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         rng = np.random.default_rng(seed) if shuffle else None
         n_blocks = len(range(0, self.n_rows, self.block_rows))
         order = rng.permutation(n_blocks) if rng is not None else None
-        for X, Y, train, _ in self._blocks(order):
+        for _, _, TX, TY, train, _ in self._blocks(order):
             rows = np.flatnonzero(train)
-            Xt = self.layout.standardise(X.take(rows), self.x_norm.mean, self.x_norm.scale)
-            Yt = self.y_norm.transform(Y[rows])
+            Xt = self.layout.standardise(TX.take(rows), self.x_norm.mean, self.x_norm.scale)
+            Yt = self.y_norm.standardise(TY[rows])
             for idx in length_buckets(row_max_lengths(Xt), batch_size, rng):
                 yield encode(Xt.take(idx)), Yt[idx]
 
@@ -241,7 +267,7 @@ class RaggedStoreData:
 
 
 def ragged_training_data(store: Any, spec: Spec, *, val_fraction: float = 0.2, seed: int = 0,
-                         max_memory_bytes: int = 2 << 30) -> "RaggedData | RaggedStoreData":
+                         max_memory_bytes: int = 2 << 30, **prepare: Any) -> "RaggedData | RaggedStoreData":
     """In-memory :class:`RaggedData` when the store fits in ``max_memory_bytes`` (estimated from its first rows), else streamed."""
     n = len(store)
     probe = min(n, 1024)
@@ -251,18 +277,54 @@ def ragged_training_data(store: Any, spec: Spec, *, val_fraction: float = 0.2, s
     row_bytes = (X.fixed.nbytes + sum(r.values.nbytes + r.offsets.nbytes for r in X.sets.values()) + Y.nbytes) / probe
     if row_bytes * n * 3 <= max_memory_bytes:
         X, Y = ragged_matrices(spec, *store.read())
-        return RaggedData(X, Y, val_fraction=val_fraction, seed=seed, layout=RaggedLayout.for_variables(spec.inputs))
-    return RaggedStoreData(store, spec, val_fraction=val_fraction, seed=seed)
+        return RaggedData(X, Y, val_fraction=val_fraction, seed=seed, layout=RaggedLayout.for_variables(spec.inputs),
+                          **prepare)
+    return RaggedStoreData(store, spec, val_fraction=val_fraction, seed=seed, **prepare)
+
+
+def _transformed(layout: RaggedLayout, X: RaggedInputs, transform: ColumnTransform | None) -> RaggedInputs:
+    """``X`` with the per-column transforms applied (fixed columns and set element features)."""
+    if transform is None:
+        return X
+    zeros, ones = np.zeros(layout.n_features, np.float32), np.ones(layout.n_features, np.float32)
+    return layout.standardise(X, zeros, ones, transform.forward_block)
+
+
+def ragged_values(spec: Spec, X: RaggedInputs, Y: np.ndarray) -> dict[str, np.ndarray]:
+    """Each variable's captured values (a set: its elements' values), to choose transforms from."""
+    values: dict[str, np.ndarray] = {}
+    col = 0
+    for v in spec.inputs:
+        if v.ragged:
+            values[str(v.name)] = np.asarray(X.sets[str(v.name)].values)
+        else:
+            values[str(v.name)] = np.asarray(X.fixed[:, col : col + v.size])
+            col += v.size
+    col = 0
+    for v in spec.outputs:
+        values.setdefault(str(v.name), np.asarray(Y[:, col : col + v.size]))
+        col += v.size
+    return values
 
 
 def fit_ragged_model(source: CaptureStore | tuple[Any, np.ndarray], spec: Spec | None = None, *,
-                     backend: str | Backend = "torch-sets", val_fraction: float = 0.2, seed: int = 0,
-                     verbose: bool = False, **params: Any) -> tuple[ModelArtefact, TrainResult]:
+                     backend: str | Backend = "auto", val_fraction: float = 0.2, seed: int = 0,
+                     verbose: bool = False, transforms: Any = None, time_budget: float | None = None,
+                     selection_tolerance: Any = None, search: int = 0, **params: Any) -> tuple[ModelArtefact, TrainResult]:
     """Train a set model on a store (or ``(RaggedInputs, Y)``) whose spec has ragged inputs.
 
-    ``backend="torch"`` means its set variant ``"torch-sets"``; a backend must
-    declare ``accepts_ragged = True``.  Returns ``(ModelArtefact, TrainResult)``.
+    ``backend="torch"`` means its set variant ``"torch-sets"``, and ``"auto"`` means ``"torch-sets"``
+    with its batch size and epochs sized from the rows (:func:`phasm.train.auto.sets_settings`); a
+    backend must declare ``accepts_ragged = True``.  ``transforms``: as :func:`phasm.train.fit_model`'s
+    (chosen on the first rows of a store too large for memory).  Returns ``(ModelArtefact, TrainResult)``.
     """
+    from phasm.train.auto import AUTO, sets_settings
+    from phasm.train.transforms import check_declared, choose_for_values
+
+    if int(search) > 0:
+        raise ValueError(f"{getattr(spec, 'function', 'fit_ragged_model')}: search= tunes models of fixed-shape inputs; "
+                         "for variable-length inputs pass the torch-sets settings (epochs=, phi_hidden=, ...)")
+
     if isinstance(source, CaptureStore):
         spec = spec or source.spec
         assert spec is not None
@@ -272,8 +334,15 @@ def fit_ragged_model(source: CaptureStore | tuple[Any, np.ndarray], spec: Spec |
     layout = input_layout(spec)
     if not isinstance(layout, RaggedLayout):
         raise ValueError(f"{spec.function}: no variable-length inputs; use phasm.train.fit_model")
+    choice: dict[str, Any] = {}
     if isinstance(backend, str):
-        est = make_backend("torch-sets" if backend == "torch" else backend, **params)
+        if backend == AUTO:
+            n = len(source) if isinstance(source, CaptureStore) else len(source[1])
+            params = {**sets_settings(int(n * (1 - val_fraction))), **params}
+            choice = {"mode": AUTO, "chosen": "torch-sets",
+                      "why": f"torch-sets (DeepSets): the backend for variable-length inputs {layout.set_names}, "
+                             f"batch {params['batch_size']}, {params['epochs']} epochs for {n} rows", "candidates": []}
+        est = make_backend("torch-sets" if backend in ("torch", AUTO) else backend, **params)
     else:
         est = backend
     if not est.accepts_ragged:
@@ -282,10 +351,20 @@ def fit_ragged_model(source: CaptureStore | tuple[Any, np.ndarray], spec: Spec |
             f"{layout.set_names}; use backend='torch-sets'"
         )
     if isinstance(source, CaptureStore):
-        data: RaggedData | RaggedStoreData = ragged_training_data(source, spec, val_fraction=val_fraction, seed=seed)
+        X0, Y0 = ragged_matrices(spec, *source.read(0, min(len(source), 65536)))
     else:
-        data = RaggedData(*source, val_fraction=val_fraction, seed=seed, layout=layout)
+        X0, Y0 = source
+    chosen = choose_for_values(spec, ragged_values(spec, X0, np.asarray(Y0)), check_declared(spec, transforms))
+    x_tf = ColumnTransform.for_layout(spec.inputs, chosen)
+    y_tf = ColumnTransform.for_variables(spec.outputs, chosen)
+    prepare: dict[str, Any] = {"x_transform": None if x_tf.identity else x_tf, "y_transform": None if y_tf.identity else y_tf}
+    if isinstance(source, CaptureStore):
+        data: RaggedData | RaggedStoreData = ragged_training_data(source, spec, val_fraction=val_fraction, seed=seed,
+                                                                  **prepare)
+    else:
+        data = RaggedData(*source, val_fraction=val_fraction, seed=seed, layout=layout, **prepare)
     if data.n_train < 1:
         raise ValueError(f"no finite training rows for {spec.function}")
     return fit_and_package(spec, est, data, seed=seed, val_fraction=val_fraction, verbose=verbose,
-                           training={"ragged": {"sets": data.set_names, "set_dims": data.set_dims}})
+                           training={"ragged": {"sets": data.set_names, "set_dims": data.set_dims}},
+                           transforms=chosen, choice=choice)
