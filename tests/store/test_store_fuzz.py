@@ -15,7 +15,7 @@ import warnings
 import h5py
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from known_store import check_rows, write_known
 
@@ -161,6 +161,9 @@ FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fi
 
 @settings(max_examples=60, **FUZZ)
 @given(kind=st.sampled_from(sorted(KINDS)), mutations=st.lists(MUTATION, min_size=1, max_size=3))
+# A flipped low bit in the next-to-last offset of a ragged variable: the checksums (computed on
+# clamped offsets) matched, repair said "ok" and the store still did not read.
+@example(kind="ragged", mutations=[("flip", [(0.375, 0.998046875, 1)])])
 def test_damaged_files_give_written_rows_or_one_line_errors(base_stores, tmp_path_factory, kind, mutations):
     fuzz_once(base_stores, tmp_path_factory, kind, mutations)
 

@@ -399,6 +399,7 @@ def _salvage_blocks(f: Any, state: FileState) -> tuple[list[tuple[int, int]], bo
         in_block = state.log[(ends > start) & (ends <= stop)]
         try:
             data, bases = read_span(f, state.spec, start, stop, strict=False)
+            sound = offsets_sound(f, state.spec, start, stop)
         except H5_ERRORS:
             whole = False
             continue
@@ -408,7 +409,7 @@ def _salvage_blocks(f: Any, state: FileState) -> tuple[list[tuple[int, int]], bo
                     for c, col in enumerate(cols)]
 
         # Fast path: the block's rows verify up to its last commit.
-        if len(in_block) and int(in_block[-1, 0]) == stop and crcs(start, stop, [0] * len(cols)) == list(
+        if sound and len(in_block) and int(in_block[-1, 0]) == stop and crcs(start, stop, [0] * len(cols)) == list(
                 cumulative(in_block)[-1]):
             kept.append((start, stop))
             continue
@@ -416,7 +417,8 @@ def _salvage_blocks(f: Any, state: FileState) -> tuple[list[tuple[int, int]], bo
         seg_starts, seg_crcs = segments(in_block)
         for record, a, expected in zip(in_block, seg_starts, seg_crcs):
             a, b = int(a), int(record[0])
-            if start <= a < b and crcs(a, b, [0] * len(cols)) == list(expected):
+            if start <= a < b and (sound or offsets_sound(f, state.spec, a, b)) and crcs(
+                    a, b, [0] * len(cols)) == list(expected):
                 kept.append((a, b))
     merged: list[tuple[int, int]] = []
     for a, b in kept:
@@ -425,6 +427,19 @@ def _salvage_blocks(f: Any, state: FileState) -> tuple[list[tuple[int, int]], bo
         else:
             merged.append((a, b))
     return merged, whole
+
+
+def offsets_sound(f: Any, spec: Spec, lo: int, hi: int) -> bool:
+    """Whether every ragged variable's offsets for rows ``[lo, hi)`` read as stored (in range, not
+    decreasing).  Checksums are computed on clamped offsets; a row whose offset had to be clamped
+    does not verify, even when its clamped values match (a flipped bit in a row's end)."""
+    for group, v in variables(spec):
+        if v.ragged:
+            name = dataset_name(group, v)
+            off = np.asarray(f[name + OFFSETS][lo : hi + 1], dtype=np.int64)
+            if len(off) != hi - lo + 1 or off[0] < 0 or off[-1] > f[name + VALUES].shape[0] or np.any(np.diff(off) < 0):
+                return False
+    return True
 
 
 def _salvage_by_chunks(f: Any, state: FileState) -> list[tuple[int, int]]:
