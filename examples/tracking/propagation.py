@@ -25,7 +25,6 @@ torch.Size([3, 4])
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +34,7 @@ import torch
 
 import phasm
 from detector import TOLERANCE, Z0, Z_DETECTOR
+from fitting import fit_scaled_mse
 from propagate import KAPPA, propagate, propagate_one
 
 DECLARATIONS = dict(
@@ -121,36 +121,9 @@ def train_helix_net(X: np.ndarray, Y: np.ndarray, *, dz: float, hidden: Sequence
     with torch.no_grad():
         resid = Y[~val] - probe.helix(torch.from_numpy(X[~val])).numpy()
     net = HelixNet(X[~val].mean(0), X[~val].std(0), resid.mean(0), resid.std(0), dz=dz, b0=b0, hidden=hidden, seed=seed)
-    Xt, Yt = torch.from_numpy(X[~val]), torch.from_numpy(Y[~val])
-    Xv, Yv = torch.from_numpy(X[val]), torch.from_numpy(Y[val])
-    inv = 1.0 / net.r_scale
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    steps = epochs * math.ceil(len(Xt) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    gen = torch.Generator().manual_seed(seed)
-    best, best_state, history = math.inf, None, []
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        net.train()
-        perm = torch.randperm(len(Xt), generator=gen)
-        for s in range(0, len(Xt), batch_size):
-            idx = perm[s : s + batch_size]
-            loss = (((net(Xt[idx]) - Yt[idx]) * inv) ** 2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        net.eval()
-        with torch.no_grad():
-            v = float((((net(Xv) - Yv) * inv) ** 2).mean()) if len(Xv) else float(loss)
-        history.append(v)
-        if v < best:
-            best, best_state = v, {k: t.detach().clone() for k, t in net.state_dict().items()}
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    return net, {"seconds": time.perf_counter() - t0, "epochs": epochs, "val_loss": history, "b0": float(net.b0.detach()),
-                 "parameters": int(sum(p.numel() for p in net.parameters())), "n_train": int(len(Xt)), "n_val": int(len(Xv))}
+    net, record = fit_scaled_mse(net, X, Y, val, 1.0 / net.r_scale, epochs=epochs, batch_size=batch_size, lr=lr,
+                                 seed=seed, pct_start=0.1)
+    return net, {**record, "b0": float(net.b0.detach())}
 
 
 def export(net: torch.nn.Module, n_in: int, path: Path) -> Path:

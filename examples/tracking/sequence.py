@@ -18,12 +18,12 @@ torch.Size([2, 5])
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any
 
 import numpy as np
 import torch
+
+from fitting import fit_scaled_mse
 
 
 class HitLSTM(torch.nn.Module):
@@ -72,33 +72,5 @@ def train_lstm(enc: np.ndarray, Y: np.ndarray, hits: np.ndarray, *, max_len: int
     val = rng.random(len(enc)) < val_fraction
     net = HitLSTM(hits.mean(0), hits.std(0), Y[~val].mean(0), Y[~val].std(0), max_len=max_len, hidden=hidden,
                   layers=layers, seed=seed)
-    inv = 1.0 / net.y_scale
-    Xt, Yt = torch.from_numpy(enc[~val]), torch.from_numpy(Y[~val])
-    Xv, Yv = torch.from_numpy(enc[val]), torch.from_numpy(Y[val])
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    steps = epochs * math.ceil(len(Xt) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    gen = torch.Generator().manual_seed(seed)
-    best, best_state, history = math.inf, None, []
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        net.train()
-        perm = torch.randperm(len(Xt), generator=gen)
-        for s in range(0, len(Xt), batch_size):
-            idx = perm[s : s + batch_size]
-            loss = (((net(Xt[idx]) - Yt[idx]) * inv) ** 2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        net.eval()
-        with torch.no_grad():
-            v = float((((net(Xv) - Yv) * inv) ** 2).mean()) if len(Xv) else float(loss)
-        history.append(v)
-        if v < best:
-            best, best_state = v, {k: t.detach().clone() for k, t in net.state_dict().items()}
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    return net, {"seconds": time.perf_counter() - t0, "epochs": epochs, "val_loss": history,
-                 "parameters": int(sum(p.numel() for p in net.parameters())), "n_train": int(len(Xt)), "n_val": int(len(Xv))}
+    return fit_scaled_mse(net, enc, Y, val, 1.0 / net.y_scale, epochs=epochs, batch_size=batch_size, lr=lr,
+                          seed=seed, pct_start=0.15)

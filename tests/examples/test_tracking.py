@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "examples"
 TRACKING_DIR, FIELDMAP_DIR = ROOT / "tracking", ROOT / "fieldmap"
-MODULES = ("detector", "propagate", "propagation", "field_fit", "sequence", "magnet", "run_tracking")
+MODULES = ("detector", "propagate", "propagation", "fitting", "field_fit", "sequence", "magnet", "run_tracking")
 
 
 @pytest.fixture()
