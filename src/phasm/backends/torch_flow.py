@@ -33,22 +33,20 @@ True
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from phasm.backends.base import BackendError, FitHistory, TrainingData
-from phasm.backends.generative import GenerativeBackend, LayerCoding, PlainCoding
+from phasm.backends.generative import LayerCoding, PlainCoding
 from phasm.backends.torch_flows import ConditionalFlow
-from phasm.backends.torch_generative import as_tensor, load_tensors, save_tensors, torch_threads, train_generator
+from phasm.backends.torch_generative import TorchGenerativeBackend, as_tensor, torch_threads, train_generator
 
-WEIGHTS_FILE = "flow.safetensors"
 SAMPLE_BATCH = 8192
 
 
-class FlowBackend(GenerativeBackend):
+class FlowBackend(TorchGenerativeBackend):
     """Backend ``flow``: conditional rational-quadratic spline flows (see the module doc).
 
     Parameters
@@ -67,6 +65,7 @@ class FlowBackend(GenerativeBackend):
     """
 
     name = "flow"
+    weights_file = "flow.safetensors"
     requires = ("torch", "safetensors")
     extra = "torch"
 
@@ -221,31 +220,3 @@ class FlowBackend(GenerativeBackend):
         return self.coding_.decode(E.numpy(), S.numpy(), X)
 
     # -- persistence --------------------------------------------------------
-
-    def state(self) -> dict[str, Any]:
-        return {"n_in": self.n_in_, "n_out": self.n_out_, "coding": self.coding_.kind}
-
-    def save(self, directory: Path) -> list[str]:
-        save_tensors(Path(directory) / WEIGHTS_FILE, self.nets_, self.coding_.arrays())
-        return [WEIGHTS_FILE]
-
-    @classmethod
-    def load(cls, directory: Path, params: dict[str, Any], state: dict[str, Any]) -> "FlowBackend":
-        self = cls(**params)
-        self.n_in_, self.n_out_ = int(state["n_in"]), int(state["n_out"])
-        if state.get("coding") != ("layers" if self.params["layers"] else "plain"):
-            raise BackendError(f"flow: the state's coding {state.get('coding')!r} does not match layers={self.params['layers']}")
-        from phasm.backends.generative import PlainCoding
-
-        # Build the networks for the recorded widths, then fill them (and the coding) from the file.
-        self.coding_ = LayerCoding(self.params["layers"]) if self.params["layers"] else PlainCoding()
-        if isinstance(self.coding_, LayerCoding):
-            if self.n_out_ % self.coding_.layers:
-                raise BackendError(f"flow: {self.n_out_} outputs do not split into {self.coding_.layers} layers")
-            self.coding_.voxels = self.n_out_ // self.coding_.layers
-        self._build()
-        arrays = load_tensors(Path(directory) / WEIGHTS_FILE, self.nets_, what="flow")
-        self.coding_ = self._coding_from(arrays, state)
-        for net in self.nets_.values():
-            net.eval()
-        return self

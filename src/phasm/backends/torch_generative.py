@@ -20,12 +20,13 @@ import copy
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, ClassVar, Iterator, Mapping
 
 import numpy as np
 import torch
 
 from phasm.backends.base import BackendError, FitHistory
+from phasm.backends.generative import GenerativeBackend, LayerCoding, PlainCoding
 
 BatchLoss = Callable[[np.ndarray, bool], torch.Tensor]
 
@@ -165,3 +166,48 @@ def load_tensors(path: Path, modules: Mapping[str, torch.nn.Module], array_keys:
 
 def as_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(device)
+
+
+class TorchGenerativeBackend(GenerativeBackend):
+    """Persistence shared by the torch generators (``flow``, ``vae``): the widths and the coding
+    kind as state, the networks' and the coding's arrays in one safetensors file.
+
+    Subclasses set ``weights_file`` and build their networks (``nets_``) in ``_build()`` from
+    ``n_in_``, ``n_out_`` and ``coding_``.
+    """
+
+    weights_file: ClassVar[str] = ""
+    nets_: Any
+    coding_: Any
+    n_in_: int
+    n_out_: int
+
+    def _build(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        return {"n_in": self.n_in_, "n_out": self.n_out_, "coding": self.coding_.kind}
+
+    def save(self, directory: Path) -> list[str]:
+        save_tensors(Path(directory) / self.weights_file, self.nets_, self.coding_.arrays())
+        return [self.weights_file]
+
+    @classmethod
+    def load(cls, directory: Path, params: dict[str, Any], state: dict[str, Any]) -> Any:
+        self = cls(**params)
+        self.n_in_, self.n_out_ = int(state["n_in"]), int(state["n_out"])
+        layers = self.params["layers"]
+        if state.get("coding") != ("layers" if layers else "plain"):
+            raise BackendError(f"{self.name}: the state's coding {state.get('coding')!r} does not match layers={layers}")
+        # Build the networks for the recorded widths, then fill them (and the coding) from the file.
+        self.coding_ = LayerCoding(layers) if layers else PlainCoding()
+        if isinstance(self.coding_, LayerCoding):
+            if self.n_out_ % layers:
+                raise BackendError(f"{self.name}: {self.n_out_} outputs do not split into {layers} layers")
+            self.coding_.voxels = self.n_out_ // layers
+        self._build()
+        arrays = load_tensors(Path(directory) / self.weights_file, self.nets_, what=self.name)
+        self.coding_ = self._coding_from(arrays, state)
+        for net in self.nets_.values():
+            net.eval()
+        return self

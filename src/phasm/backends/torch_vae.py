@@ -25,17 +25,14 @@ True
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from phasm.backends.base import BackendError, FitHistory, TrainingData
-from phasm.backends.generative import GenerativeBackend, LayerCoding, PlainCoding
-from phasm.backends.torch_generative import as_tensor, load_tensors, save_tensors, torch_threads, train_generator
+from phasm.backends.generative import LayerCoding
+from phasm.backends.torch_generative import TorchGenerativeBackend, as_tensor, torch_threads, train_generator
 
-WEIGHTS_FILE = "vae.safetensors"
 LOG_SIGMA = (-7.0, 2.0)
 
 
@@ -44,7 +41,7 @@ def _mlp(n_in: int, hidden: int, n_out: int) -> torch.nn.Sequential:
                                torch.nn.SiLU(), torch.nn.Linear(hidden, n_out))
 
 
-class VAEBackend(GenerativeBackend):
+class VAEBackend(TorchGenerativeBackend):
     """Backend ``vae`` (see the module doc).
 
     Parameters
@@ -56,6 +53,7 @@ class VAEBackend(GenerativeBackend):
     """
 
     name = "vae"
+    weights_file = "vae.safetensors"
     requires = ("torch", "safetensors")
     extra = "torch"
 
@@ -158,29 +156,3 @@ class VAEBackend(GenerativeBackend):
             mu, log_sigma = self._decoder(torch.from_numpy(noise[:, :k]), torch.from_numpy(X))
             C = (mu + torch.exp(log_sigma) * torch.from_numpy(noise[:, k:])).numpy()
         return self._uncode(C, X)
-
-    def state(self) -> dict[str, Any]:
-        return {"n_in": self.n_in_, "n_out": self.n_out_, "coding": self.coding_.kind}
-
-    def save(self, directory: Path) -> list[str]:
-        save_tensors(Path(directory) / WEIGHTS_FILE, self.nets_, self.coding_.arrays())
-        return [WEIGHTS_FILE]
-
-    @classmethod
-    def load(cls, directory: Path, params: dict[str, Any], state: dict[str, Any]) -> "VAEBackend":
-        self = cls(**params)
-        self.n_in_, self.n_out_ = int(state["n_in"]), int(state["n_out"])
-        layers = self.params["layers"]
-        if state.get("coding") != ("layers" if layers else "plain"):
-            raise BackendError(f"vae: the state's coding {state.get('coding')!r} does not match layers={layers}")
-        self.coding_ = LayerCoding(layers) if layers else PlainCoding()
-        if isinstance(self.coding_, LayerCoding):
-            if self.n_out_ % layers:
-                raise BackendError(f"vae: {self.n_out_} outputs do not split into {layers} layers")
-            self.coding_.voxels = self.n_out_ // layers
-        self._build()
-        arrays = load_tensors(Path(directory) / WEIGHTS_FILE, self.nets_, what="vae")
-        self.coding_ = self._coding_from(arrays, state)
-        for net in self.nets_.values():
-            net.eval()
-        return self
