@@ -54,6 +54,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from phasm.backends.base import Backend
+from phasm.backends.lattice import Lattice, detect_lattice
 from phasm.errors import BackendError
 
 __all__ = ["GenerativeBackend", "LayerCoding", "PlainCoding", "as_generator"]
@@ -141,29 +142,42 @@ class Centring:
 
 
 class PlainCoding:
-    """Every output column centred on its polynomial mean given the inputs (:class:`Centring`)."""
+    """Every output column centred on its polynomial mean given the inputs (:class:`Centring`).
+
+    Columns on a lattice (counts; :func:`~phasm.backends.lattice.detect_lattice`) are dequantised
+    for training (``encode`` with an ``rng``) and rounded back onto it by ``decode``; a column never
+    negative in the captures (counts, energies) is never negative in a sample (a flow's tail would be).
+    """
 
     kind = "plain"
 
     def fit(self, Y: np.ndarray, X: np.ndarray) -> "PlainCoding":
         self.n_out = Y.shape[1]
+        self.lattice = Lattice.of_columns(Y)
+        self.nonnegative = (np.asarray(Y) >= 0).all(axis=0)
         self.centring = Centring().fit(X, np.asarray(Y, np.float64))
         return self
 
-    def encode(self, Y: np.ndarray, X: np.ndarray) -> np.ndarray:
-        return self.centring.transform(X, np.asarray(Y, np.float64))
+    def encode(self, Y: np.ndarray, X: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        return self.centring.transform(X, self.lattice.dequantise(Y, rng))
 
     def decode(self, Z: np.ndarray, X: np.ndarray) -> np.ndarray:
-        return self.centring.inverse(X, Z).astype(np.float32)
+        Y = self.lattice.round(self.centring.inverse(X, Z))
+        return np.where(self.nonnegative, np.maximum(Y, 0.0), Y).astype(np.float32)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return self.centring.arrays("coding.y")
+        return {**self.centring.arrays("coding.y"), "coding.lattice": self.lattice.to_array(),
+                "coding.nonnegative": self.nonnegative.astype(np.float32)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], n_out: int, n_in: int) -> "PlainCoding":
         self = cls()
         self.n_out = n_out
         self.centring = Centring.from_arrays(arrays, "coding.y", n_in, n_out)
+        self.lattice = _lattice_from(arrays, n_out)
+        # models saved before the flag existed: no column known to be non-negative
+        flag = _checked(arrays, "coding.nonnegative", (n_out,)) if "coding.nonnegative" in arrays else np.zeros(n_out)
+        self.nonnegative = flag > 0.5
         return self
 
 
@@ -175,10 +189,17 @@ class LayerCoding:
     def __init__(self, layers: int) -> None:
         self.layers = int(layers)
 
+    @property
+    def cut(self) -> float:
+        """Values under this are zeros: the threshold, or on a lattice the lower edge of the threshold's cell."""
+        return float(self.zero_below) - 0.5 * self.lattice if self.lattice else float(self.zero_below) * (1 - 1e-5)
+
     def _dequantise(self, A: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
-        """Zeros replaced by values below the threshold, log-uniform over one decade (its middle without ``rng``)."""
-        u = 1.0 - rng.random(A.shape) if rng is not None else 0.5  # in (0, 1]: strictly below the threshold
-        return np.where(A > 0, A, self.zero_below * 10.0 ** -u)
+        """Zeros replaced by values below the cut, log-uniform over one decade (its middle without ``rng``);
+        on a lattice, the other values spread uniformly over their cells (with ``rng``)."""
+        u = 1.0 - rng.random(A.shape) if rng is not None else 0.5  # in (0, 1]: strictly below the cut
+        above = A + self.lattice * (rng.random(A.shape) - 0.5) if self.lattice and rng is not None else A
+        return np.where(A > 0, above, self.cut * 10.0 ** -u)
 
     def fit(self, Y: np.ndarray, X: np.ndarray) -> "LayerCoding":
         Y = np.asarray(Y, np.float64)
@@ -193,6 +214,7 @@ class LayerCoding:
             raise BackendError("the layer coding needs some non-zero outputs; every training output is 0")
         self.n_out, self.voxels = n_out, n_out // L
         self.zero_below = np.float32(positive.min())  # the readout threshold, as seen in the data
+        self.lattice = detect_lattice(positive)  # photo-electrons, ADC codes; 0: continuous
         a, s, filled = self._logs(Y, None)
         self.centring = Centring().fit(X, a)
         sm, ss = np.zeros((L, self.voxels)), np.ones((L, self.voxels))
@@ -206,10 +228,10 @@ class LayerCoding:
     def _logs(self, Y: np.ndarray, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = len(Y)
         G = np.asarray(Y, np.float64).reshape(n, self.layers, self.voxels)
-        e = G.sum(2)
-        filled = e > 0
-        a = energy_codes(self._dequantise(e, rng))
         Gd = self._dequantise(G, rng)
+        e = np.where(G > 0, Gd, 0.0).sum(2)  # a layer's energy: its (dequantised) non-zero values
+        filled = e > 0
+        a = energy_codes(np.where(filled, e, self._dequantise(np.zeros_like(e), rng)))
         s = np.log(Gd / np.where(filled, e, Gd.sum(2))[..., None])
         return a, s, filled
 
@@ -229,7 +251,7 @@ class LayerCoding:
         """Raw outputs ``(n, n_out)``: each layer's energy times its shape, values under the threshold zero,
         the surviving values of a layer scaled to sum to its energy."""
         n = len(E)
-        floor = float(self.zero_below) * (1 - 1e-5)  # the threshold, less rounding: a value at it stays
+        floor = self.cut
         e = energies_from_codes(self.centring.inverse(X, E))
         e = np.where(e < floor, 0.0, e)
         logs = np.asarray(S, np.float64).reshape(n, self.layers, self.voxels) * self.s_scale + self.s_mean
@@ -245,11 +267,15 @@ class LayerCoding:
             G = kept * (e[..., None] / np.where(ksum > 0, ksum, 1.0))
             if not ((G > 0) & (G < floor)).any():
                 break
+        if self.lattice:  # onto the lattice; a value over the cut is at least the threshold
+            q = self.lattice
+            G = np.where(G > 0, np.maximum(np.round(G / q) * q, float(self.zero_below)), 0.0)
         return G.reshape(n, self.n_out).astype(np.float32)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {**self.centring.arrays("coding.e"), "coding.s_mean": self.s_mean, "coding.s_scale": self.s_scale,
-                "coding.zero_below": np.array([self.zero_below], np.float32)}
+                "coding.zero_below": np.array([self.zero_below], np.float32),
+                "coding.lattice": Lattice(np.array([self.lattice])).to_array()}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], n_out: int, layers: int, n_in: int) -> "LayerCoding":
@@ -264,6 +290,9 @@ class LayerCoding:
         if not zero_below[0] > 0:
             raise BackendError("layer coding: its threshold must be positive")
         self.zero_below = np.float32(zero_below[0])
+        self.lattice = float(_lattice_from(arrays, 1).spacing[0])
+        if self.lattice and not self.lattice <= self.zero_below:
+            raise BackendError(f"layer coding: its lattice spacing {self.lattice} exceeds its threshold {self.zero_below}")
         return self
 
 
@@ -289,6 +318,19 @@ def energies_from_codes(a: np.ndarray) -> np.ndarray:
     keep = np.cumprod(np.concatenate([np.ones((len(a), 1)), 1.0 - u], axis=1), axis=1)  # share left before layer l
     share = keep * np.concatenate([u, np.ones((len(a), 1))], axis=1)
     return total[:, None] * share
+
+
+def _lattice_from(arrays: dict[str, np.ndarray], n: int) -> Lattice:
+    """The stored lattice spacings (models saved before lattices existed have none: continuous)."""
+    if "coding.lattice" not in arrays:
+        return Lattice(np.zeros(n))
+    a = np.asarray(arrays["coding.lattice"], np.float32)
+    if a.shape != (n, 2) or not np.isfinite(a).all():
+        raise BackendError(f"coding.lattice: expected finite values of shape {(n, 2)}, got shape {a.shape}")
+    try:
+        return Lattice.from_array(a)
+    except ValueError as e:
+        raise BackendError(f"coding.lattice: {e}") from None
 
 
 def _checked(arrays: dict[str, np.ndarray], key: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -147,17 +147,23 @@ class FlowBackend(TorchGenerativeBackend):
         flow, dev = self.nets_["plain"], torch.device("cpu")
         coding = self.coding_
         assert isinstance(coding, PlainCoding)
-        x, y = as_tensor(Xt, dev), as_tensor(coding.encode(Yt, Xt), dev)
-        xv, yv = as_tensor(Xv, dev), as_tensor(coding.encode(Yv, Xv), dev)
+        rng = np.random.default_rng(self.params["seed"])
+        x, xv = as_tensor(Xt, dev), as_tensor(Xv, dev)
+        yv = as_tensor(coding.encode(Yv, Xv, np.random.default_rng(1)), dev)
+        coded: dict[str, torch.Tensor] = {}
+
+        def encode(epoch: int) -> None:  # fresh dequantisation noise every epoch (outputs on a lattice)
+            if "y" not in coded or coding.lattice.any:
+                coded["y"] = as_tensor(coding.encode(Yt, Xt, rng), dev)
 
         def loss(idx: np.ndarray, train: bool) -> torch.Tensor:
             i = torch.from_numpy(idx)
-            return -flow.log_prob(y[i], x[i]).mean()
+            return -flow.log_prob(coded["y"][i], x[i]).mean()
 
         def val() -> float:
             return float(-flow.log_prob(yv, xv).mean())
 
-        return self._train(loss, len(Xt), len(Xv), val, None, verbose)
+        return self._train(loss, len(Xt), len(Xv), val, encode, verbose)
 
     def _layer_nll(self, X: torch.Tensor, E: torch.Tensor, S: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood per row: total and shares of the energy, shapes of the non-empty layers."""

@@ -92,7 +92,7 @@ class VAEBackend(TorchGenerativeBackend):
         if isinstance(self.coding_, LayerCoding):
             E, S, _ = self.coding_.encode(Y, X, rng)
             return np.concatenate([E, S.reshape(len(S), -1)], axis=1)
-        return self.coding_.encode(Y, X)
+        return self.coding_.encode(Y, X, rng)
 
     def _uncode(self, C: np.ndarray, X: np.ndarray) -> np.ndarray:
         if isinstance(self.coding_, LayerCoding):
