@@ -31,7 +31,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from physics import longitudinal_fit, resolution_fit  # noqa: E402
+from geant4_shower import Geant4Unavailable, require_geant4, simulate_showers_geant4  # noqa: E402
 from shower import Calorimeter, simulate_showers  # noqa: E402
+
+SIMULATORS = {"numpy": simulate_showers, "geant4": simulate_showers_geant4}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--auc", type=float, default=0.75, help="the stochastic gate's AUC bound (default 0.75)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--simulator", choices=sorted(SIMULATORS), default="numpy",
+                   help="the showers' simulation: shower.py's numpy Monte Carlo (default) or Geant4 (geant4_shower.py; "
+                        "needs geant4-pybind and GEANT4_DATA_DIR)")
     args = p.parse_args(argv)
     full = args.full
     args.showers = args.showers or (10000 if full else 2000)
@@ -60,21 +66,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     if not 0 < args.emin < args.emax:
         p.error(f"need 0 < --emin < --emax, got {args.emin} and {args.emax}")
+    if args.simulator == "geant4":
+        try:
+            require_geant4()  # here, not in a worker: the variable, the data sets, the module; imports nothing
+        except Geant4Unavailable as e:
+            p.error(f"--simulator geant4: {e}")
     return args
 
 
-def _chunk(job: tuple[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-    seed, energies = job
+def _chunk(job: tuple[int, np.ndarray, str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    seed, energies, simulator = job  # geant4: each worker process builds its own run manager once
     t0 = time.process_time()
-    r = simulate_showers(energies * 1e3, np.random.default_rng(seed), details=True)
+    r = SIMULATORS[simulator](energies * 1e3, np.random.default_rng(seed), details=True)
     return energies, r.voxels, r.visible, r.cell_deposit, time.process_time() - t0
 
 
-def simulate_dataset(n: int, emin: float, emax: float, workers: int, chunk: int, seed: int) -> dict[str, np.ndarray]:
+def simulate_dataset(n: int, emin: float, emax: float, workers: int, chunk: int, seed: int,
+                     simulator: str = "numpy") -> dict[str, np.ndarray]:
     """``n`` electron showers, energies (GeV) log-uniform in ``[emin, emax]``, in ``workers`` processes."""
     rng = np.random.default_rng(seed)
     energies = np.exp(rng.uniform(np.log(emin), np.log(emax), n))
-    jobs = [(seed * 100_003 + i, energies[s:s + chunk]) for i, s in enumerate(range(0, n, chunk))]
+    jobs = [(seed * 100_003 + i, energies[s:s + chunk], simulator) for i, s in enumerate(range(0, n, chunk))]
     t0 = time.perf_counter()
     if workers > 1:
         with get_context("spawn").Pool(workers) as pool:
@@ -87,12 +99,12 @@ def simulate_dataset(n: int, emin: float, emax: float, workers: int, chunk: int,
             "cells": np.concatenate(cells), "cpu_seconds": float(sum(cpu)), "wall_seconds": wall}
 
 
-def time_mc_single(energies: np.ndarray, seed: int) -> float:
+def time_mc_single(energies: np.ndarray, seed: int, simulator: str = "numpy") -> float:
     """Seconds per shower when the Monte Carlo is called once per shower (as a simulation calls it)."""
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     for e in energies:
-        simulate_showers(np.array([e * 1e3]), rng)
+        SIMULATORS[simulator](np.array([e * 1e3]), rng)
     return (time.perf_counter() - t0) / len(energies)
 
 
@@ -125,16 +137,18 @@ def main(argv: list[str] | None = None) -> dict:
 
     cal = Calorimeter()
     t_start = time.perf_counter()
-    print(f"simulating {args.showers} showers, {args.emin:g}-{args.emax:g} GeV, {args.workers} processes ...", flush=True)
-    data = simulate_dataset(args.showers, args.emin, args.emax, args.workers, args.chunk, args.seed)
+    print(f"simulating {args.showers} showers ({args.simulator}), {args.emin:g}-{args.emax:g} GeV, "
+          f"{args.workers} processes ...", flush=True)
+    data = simulate_dataset(args.showers, args.emin, args.emax, args.workers, args.chunk, args.seed, args.simulator)
     E, V = data["energy"], data["voxels"]
     print(f"  {data['wall_seconds']:.1f} s wall, {data['cpu_seconds'] / len(E) * 1e3:.1f} ms CPU per shower (batched)", flush=True)
 
     # -- the Monte Carlo's physics ------------------------------------------------------------
     gamma_E = np.array([args.emin, args.emax])
-    gam = [simulate_showers(np.full(20, e * 1e3), np.random.default_rng(args.seed + 7), particle="gamma", details=True)
-           for e in gamma_E]
+    gam = [SIMULATORS[args.simulator](np.full(20, e * 1e3), np.random.default_rng(args.seed + 7), particle="gamma",
+                                      details=True) for e in gamma_E]
     physics = {
+        "simulator": args.simulator,
         "sampling_fraction": float(np.mean(data["visible"] / (E * 1e3))),
         "mip_sampling_fraction": cal.mip_sampling_fraction,
         "critical_energy_mev": cal.effective_critical_energy,
@@ -164,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # -- timing ---------------------------------------------------------------------------------
     probe = np.exp(np.random.default_rng(1).uniform(np.log(args.emin), np.log(args.emax), 8))
-    mc_single = time_mc_single(probe, args.seed + 3)
+    mc_single = time_mc_single(probe, args.seed + 3, args.simulator)
     mc_batched = data["cpu_seconds"] / len(E)
     model_batched = time_model(art, probe, 4096)
     model_single = time_model(art, probe[:1], 1, repeat=20)

@@ -30,7 +30,7 @@ Example
 >>> showers = simulate_showers(np.array([10_000.0, 20_000.0]), np.random.default_rng(0), cal)
 >>> showers.shape, cal.voxel_shape
 ((2, 12, 6, 8), (12, 6, 8))
->>> 0.05 < showers[0].sum() / 10_000.0 < 0.2     # sampling fraction
+>>> bool(0.05 < showers[0].sum() / 10_000.0 < 0.2)     # sampling fraction
 True
 """
 
@@ -552,6 +552,39 @@ class _Transport:
                 self.step_electrons(electrons)
 
 
+def voxel_deposits(cal: Calorimeter, n: int, sid: np.ndarray, cell: np.ndarray, x: np.ndarray, y: np.ndarray,
+                   e: np.ndarray) -> np.ndarray:
+    """Scintillator deposits summed per voxel: ``(n, n_voxels)`` MeV, before the readout.
+
+    One entry per deposit: shower ``sid`` in ``[0, n)``, ``cell`` in ``[0, cells)``, transverse
+    position ``x, y`` (cm) and energy ``e`` (MeV); deposits beyond the last ring are not read out.
+    Shared by both simulators (this Monte Carlo and ``geant4_shower.py``).
+
+    >>> cal = Calorimeter()
+    >>> d = voxel_deposits(cal, 1, np.array([0]), np.array([5]), np.array([0.3]), np.array([0.0]), np.array([2.0]))
+    >>> np.argwhere(d.reshape(cal.voxel_shape)).tolist()   # layer 5 // 2, innermost ring, sector of phi = 0
+    [[2, 0, 4]]
+    """
+    ring = np.searchsorted(np.asarray(cal.radial_edges_cm) ** 2, x * x + y * y, side="right") - 1
+    sector = np.floor((np.arctan2(y, x) + np.pi) / (2 * np.pi) * cal.angular).astype(np.int64) % cal.angular
+    read = ring < cal.radial
+    layer = cell // cal.cells_per_layer
+    index = ((sid * cal.layers + layer) * cal.radial + ring) * cal.angular + sector
+    return np.bincount(index[read], weights=e[read], minlength=n * cal.n_voxels).reshape(n, cal.n_voxels)
+
+
+def read_out(deposits: np.ndarray, rng: np.random.Generator, cal: Calorimeter) -> np.ndarray:
+    """Voxels read with photo-statistics and threshold: ``(n, layers, radial, angular)`` float32, MeV.
+
+    ``deposits`` ``(n, n_voxels)`` MeV (:func:`voxel_deposits`); each voxel reads a Poisson number of
+    photo-electrons (``pe_per_mev`` per MeV) over ``pe_per_mev``, and 0 below ``threshold_mev``.
+    """
+    pe = rng.poisson(deposits * cal.pe_per_mev)
+    voxels = pe / cal.pe_per_mev
+    voxels[voxels < cal.threshold_mev] = 0.0
+    return voxels.astype(np.float32).reshape((len(deposits), *cal.voxel_shape))
+
+
 def simulate_showers(energies: np.ndarray, rng: np.random.Generator | None = None, cal: Calorimeter | None = None,
                      *, particle: str = "e-", details: bool = False) -> np.ndarray | ShowerResult:
     """Simulate one shower per incident energy (MeV; a particle along the z axis at x = y = 0).
@@ -576,17 +609,7 @@ def simulate_showers(energies: np.ndarray, rng: np.random.Generator | None = Non
     t.run(_Particles(np.arange(n), E.copy(), zeros, zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy(),
                      np.ones(n), np.full(n, charge, np.int8)))
     sid, cell, x, y, e = t.dep.arrays()
-    # read-out voxels: scintillator deposits within the last ring
-    ring = np.searchsorted(np.asarray(cal.radial_edges_cm) ** 2, x * x + y * y, side="right") - 1
-    sector = np.floor((np.arctan2(y, x) + np.pi) / (2 * np.pi) * cal.angular).astype(np.int64) % cal.angular
-    read = ring < cal.radial
-    layer = cell // cal.cells_per_layer
-    index = ((sid * cal.layers + layer) * cal.radial + ring) * cal.angular + sector
-    vis = np.bincount(index[read], weights=e[read], minlength=n * cal.n_voxels).reshape(n, cal.n_voxels)
-    pe = rng.poisson(vis * cal.pe_per_mev)
-    voxels = pe / cal.pe_per_mev
-    voxels[voxels < cal.threshold_mev] = 0.0
-    voxels = voxels.astype(np.float32).reshape((n, *cal.voxel_shape))
+    voxels = read_out(voxel_deposits(cal, n, sid, cell, x, y, e), rng, cal)
     if not details:
         return voxels
     visible = np.bincount(sid, weights=e, minlength=n)
