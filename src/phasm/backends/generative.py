@@ -251,25 +251,28 @@ class LayerCoding:
         """Raw outputs ``(n, n_out)``: each layer's energy times its shape, values under the threshold zero,
         the surviving values of a layer scaled to sum to its energy."""
         n = len(E)
-        floor = self.cut
+        floor = np.float32(self.cut)
         e = energies_from_codes(self.centring.inverse(X, E))
-        e = np.where(e < floor, 0.0, e)
-        logs = np.asarray(S, np.float64).reshape(n, self.layers, self.voxels) * self.s_scale + self.s_mean
-        G = np.exp(np.minimum(logs, 0.0)) * e[..., None]  # a voxel holds at most its layer's energy
+        e = np.where(e < floor, 0.0, e).astype(np.float32)
+        # float32 from here (the outputs' precision; a shower's 10^6 values in float64 took a quarter of sampling)
+        logs = np.asarray(S, np.float32).reshape(n, self.layers, self.voxels) * self.s_scale + self.s_mean
+        G = np.exp(np.minimum(logs, 0.0, out=logs))  # a voxel holds at most its layer's energy
+        G *= e[..., None]
         # A layer with energy has a voxel over the threshold: if none is, its largest voxel takes it all.
         lost = ((G >= floor).sum(2) == 0) & (e > 0)
         if lost.any():
             i, j = np.nonzero(lost)
-            G[i, j, np.argmax(logs[i, j], axis=1)] = e[i, j]
+            G[i, j, np.argmax(G[i, j], axis=1)] = e[i, j]
         for _ in range(self.voxels):  # zero what is under the threshold, scale the rest to the layer's energy
-            kept = np.where(G >= floor, G, 0.0)
-            ksum = kept.sum(2, keepdims=True)
-            G = kept * (e[..., None] / np.where(ksum > 0, ksum, 1.0))
+            G[G < floor] = 0.0
+            ksum = G.sum(2, keepdims=True)
+            G *= e[..., None] / np.where(ksum > 0, ksum, 1.0)
             if not ((G > 0) & (G < floor)).any():
                 break
-        if self.lattice:  # onto the lattice; a value over the cut is at least the threshold
-            q = self.lattice
-            G = np.where(G > 0, np.maximum(np.round(G / q) * q, float(self.zero_below)), 0.0)
+        if self.lattice:  # onto the lattice (in float64: k q as the captures hold it); over the cut: >= threshold
+            k = np.round(G / np.float32(self.lattice))
+            k[(G > 0) & (k < round(float(self.zero_below) / self.lattice))] = round(float(self.zero_below) / self.lattice)
+            return (k.reshape(n, self.n_out).astype(np.float64) * self.lattice).astype(np.float32)
         return G.reshape(n, self.n_out).astype(np.float32)
 
     def arrays(self) -> dict[str, np.ndarray]:

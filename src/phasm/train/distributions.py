@@ -198,7 +198,9 @@ class DistributionReport:
         if self.response:
             r = self.response
             lines.append(f"response vs {r['condition']}: largest relative deviation of the mean "
-                         f"{r['response_max_rel_dev']:.2%}, of the resolution {r['resolution_max_rel_dev']:.2%}")
+                         f"{r['response_max_rel_dev']:.2%}, of the resolution {r['resolution_max_rel_dev']:.2%}"
+                         + (f" (+- {r['resolution_max_rel_dev_stderr']:.1%} from the samples' sizes)"
+                            if "resolution_max_rel_dev_stderr" in r else ""))
         return "\n".join(lines)
 
 
@@ -240,39 +242,57 @@ def _describe(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
             "generated": np.histogram(b, edges)[0].tolist()}
 
 
-def _response(cond: np.ndarray, tot_real: np.ndarray, tot_gen: np.ndarray, bins: int) -> dict[str, Any]:
+def _in_bins(cond: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(edges, cond, side="right") - 1, 0, len(edges) - 2)
+
+
+def _response(cond: np.ndarray, tot_real: np.ndarray, cond_gen: np.ndarray, tot_gen: np.ndarray, bins: int
+              ) -> dict[str, Any]:
+    """Mean response and resolution (IQR / 1.349 over the median) of the totals over the condition, in
+    quantile bins of the simulated rows' condition; the generated rows may be several draws per input."""
     edges = np.unique(np.quantile(cond, np.linspace(0, 1, bins + 1)))
-    which = np.clip(np.searchsorted(edges, cond, side="right") - 1, 0, len(edges) - 2)
+    which, which_gen = _in_bins(cond, edges), _in_bins(cond_gen, edges)
     rows = []
     for k in range(len(edges) - 1):
-        m = which == k
-        if m.sum() < 10:
+        m, mg = which == k, which_gen == k
+        if m.sum() < 10 or mg.sum() < 10:
             continue
-        c = np.where(cond[m] != 0, cond[m], 1.0)
-        rr, rg = tot_real[m] / c, tot_gen[m] / c
+        c, cg = np.where(cond[m] != 0, cond[m], 1.0), np.where(cond_gen[mg] != 0, cond_gen[mg], 1.0)
+        rr, rg = tot_real[m] / c, tot_gen[mg] / cg
         res_r, res_g = robust_width(rr) / abs(np.median(rr)), robust_width(rg) / abs(np.median(rg))
-        rows.append({"low": float(edges[k]), "high": float(edges[k + 1]), "n": int(m.sum()),
+        # the IQR's standard error, about 1.36 sigma / sqrt(2 n) for a Gaussian core
+        err_r, err_g = 1.36 * res_r / math.sqrt(2 * m.sum()), 1.36 * res_g / math.sqrt(2 * mg.sum())
+        rows.append({"low": float(edges[k]), "high": float(edges[k + 1]), "n": int(m.sum()), "n_gen": int(mg.sum()),
                      "response_real": float(rr.mean()), "response_gen": float(rg.mean()),
                      "resolution_real": float(res_r), "resolution_gen": float(res_g),
                      "std_real": float(rr.std() / abs(rr.mean())), "std_gen": float(rg.std() / abs(rg.mean())),
-                     "resolution_real_stderr": float(1.36 * res_r / math.sqrt(2 * m.sum())),
+                     "resolution_real_stderr": float(err_r),
                      "response_rel_dev": float(abs(rg.mean() - rr.mean()) / abs(rr.mean())),
-                     "resolution_rel_dev": float(abs(res_g - res_r) / res_r) if res_r else float("inf")})
+                     "resolution_rel_dev": float(abs(res_g - res_r) / res_r) if res_r else float("inf"),
+                     # what the two samples' sizes alone would let the deviation be (one standard error)
+                     "resolution_rel_dev_stderr": float(res_g / res_r * math.hypot(err_r / res_r, err_g / res_g))
+                     if res_r else float("inf")})
+    worst = max(rows, key=lambda r: r["resolution_rel_dev"], default=None)
     return {"bins": rows,
             "response_max_rel_dev": max((r["response_rel_dev"] for r in rows), default=float("nan")),
-            "resolution_max_rel_dev": max((r["resolution_rel_dev"] for r in rows), default=float("nan"))}
+            "resolution_max_rel_dev": worst["resolution_rel_dev"] if worst else float("nan"),
+            "resolution_max_rel_dev_stderr": worst["resolution_rel_dev_stderr"] if worst else float("nan"),
+            "generated_per_row": float(len(cond_gen) / max(len(cond), 1))}
 
 
 def compare_distributions(X: np.ndarray, Y_real: np.ndarray, Y_gen: np.ndarray, *,
                           output_shape: Sequence[int] | None = None, condition: int | None = None,
                           radial_centres: Sequence[float] | None = None, bins: int = 4, folds: int = 2,
-                          seed: int = 0, names: Sequence[str] | None = None) -> DistributionReport:
+                          seed: int = 0, names: Sequence[str] | None = None,
+                          response_generated: tuple[np.ndarray, np.ndarray] | None = None) -> DistributionReport:
     """Compare simulated and generated outputs at the same inputs (see the module doc).
 
     ``X (n, n_in)``, ``Y_real`` and ``Y_gen`` ``(n, n_out)``.  ``output_shape``: the shape of a
     layered output (``(layers, ...)``, product ``n_out``); ``condition``: the input column the
     response is measured against (default: the only one, if there is one); ``names``: output
-    column names for the scalar observables.
+    column names for the scalar observables; ``response_generated``: more generated rows ``(X_k,
+    Y_k)`` (several draws per input) for the response and resolution, whose generated side then
+    carries less sampling noise than one draw per row would.
     """
     X = np.asarray(X, np.float64).reshape(len(X), -1)
     Yr = np.asarray(Y_real, np.float64).reshape(len(Y_real), -1)
@@ -324,7 +344,12 @@ def compare_distributions(X: np.ndarray, Y_real: np.ndarray, Y_gen: np.ndarray, 
     if condition is None and X.shape[1] == 1 and layers:
         condition = 0
     if condition is not None and totals is not None:
-        response = _response(X[:, condition], totals[0], totals[1], bins)
+        cond_gen, tot_gen = X[:, condition], totals[1]
+        if response_generated is not None:
+            Xk = np.asarray(response_generated[0], np.float64).reshape(len(response_generated[0]), -1)
+            Yk = np.asarray(response_generated[1], np.float64).reshape(len(Xk), -1)
+            cond_gen, tot_gen = Xk[:, condition], Yk.sum(1)
+        response = _response(X[:, condition], totals[0], cond_gen, tot_gen, bins)
         response["condition"] = int(condition)
     auc, err = classifier_auc(np.concatenate(feats_r, axis=1), np.concatenate(feats_g, axis=1), folds=folds, seed=seed)
     return DistributionReport(auc, err, len(X), observables, layers, response)

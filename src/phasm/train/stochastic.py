@@ -110,13 +110,24 @@ def sample_model(art: ModelArtefact, X: np.ndarray, rng: np.random.Generator | i
 
 def validate_generator(art: ModelArtefact, X: np.ndarray, Y: np.ndarray, *, seed: int = 0, folds: int = 2,
                        condition: int | None = None, radial_centres: Sequence[float] | None = None,
-                       bins: int = 4) -> DistributionReport:
-    """Compare held-out raw rows ``(X, Y)`` with one sample of ``art`` per row; the report goes into ``art``."""
+                       bins: int = 4, response_samples: int = 10) -> DistributionReport:
+    """Compare held-out raw rows ``(X, Y)`` with one sample of ``art`` per row; the report goes into ``art``.
+
+    The response and resolution are compared with ``response_samples`` draws per held-out input (the
+    held-out rows' own sampling noise is then most of the comparison's; the report gives its size).
+    """
+    if int(response_samples) < 1:
+        raise ValueError(f"response_samples: expected an integer >= 1, got {response_samples}")
     shape = layered_shape(art.spec, Y)
     generated = sample_model(art, X, np.random.default_rng([seed, 0x6E4]))
+    more = None
+    if int(response_samples) > 1 and (condition is not None or (shape is not None and np.shape(X)[1] == 1)):
+        Xk = np.tile(np.asarray(X, np.float64).reshape(len(X), -1), (int(response_samples), 1))
+        more = (Xk, sample_model(art, Xk, np.random.default_rng([seed, 0x6E5])))
     names = [str(v.name) if v.size == 1 else f"{v.name}[{i}]" for v in art.spec.outputs for i in range(v.size)]
     report = compare_distributions(X, Y, generated, output_shape=shape, condition=condition,
-                                   radial_centres=radial_centres, bins=bins, folds=folds, seed=seed, names=names)
+                                   radial_centres=radial_centres, bins=bins, folds=folds, seed=seed, names=names,
+                                   response_generated=more)
     art.sections["distribution"] = report.to_json()
     return report
 
