@@ -74,6 +74,10 @@ def test_seed_and_generator_argument_make_samples_reproducible(trained_walk, tmp
     assert walk(10.0, 0.0, rng=np.random.default_rng(10)) != a
     with pytest.raises(TypeError, match="random argument 'rng': expected a numpy.random.Generator"):
         walk(10.0, 0.0, rng="seven")
+    with walk.batching():  # a call passing its generator is answered from it, not queued on the stream
+        inside = walk(10.0, 0.0, rng=np.random.default_rng(9))
+        queued = walk(10.0, 0.0)
+    assert inside == a and isinstance(queued, phasm.Deferred) and float(queued) != a
     walk.save(tmp_path / "model")
     again = make_walk(None, model=tmp_path / "model", mode="model")
     again.seed(3)

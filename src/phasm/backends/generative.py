@@ -263,11 +263,18 @@ class LayerCoding:
         if lost.any():
             i, j = np.nonzero(lost)
             G[i, j, np.argmax(G[i, j], axis=1)] = e[i, j]
+        rows = np.arange(n)  # the showers still to settle
         for _ in range(self.voxels):  # zero what is under the threshold, scale the rest to the layer's energy
-            G[G < floor] = 0.0
-            ksum = G.sum(2, keepdims=True)
-            G *= e[..., None] / np.where(ksum > 0, ksum, 1.0)
-            if not ((G > 0) & (G < floor)).any():
+            part = G[rows]
+            part *= part >= floor
+            ksum = part.sum(2, keepdims=True)
+            scale = e[rows, :, None] / np.where(ksum > 0, ksum, 1.0)
+            part *= scale
+            G[rows] = part
+            # scaling up leaves nothing new under the threshold: only showers with a layer scaled down go again
+            rows = rows[(scale < 1).any(axis=(1, 2))]
+            rows = rows[((G[rows] > 0) & (G[rows] < floor)).any(axis=(1, 2))]
+            if not len(rows):
                 break
         if self.lattice:  # onto the lattice (in float64: k q as the captures hold it); over the cut: >= threshold
             k = np.round(G / np.float32(self.lattice))

@@ -55,9 +55,11 @@ class FlowBackend(TorchGenerativeBackend):
         ``fn.train()`` sets it from a non-negative output array's first axis.
     flow_layers, hidden, bins, bound: coupling layers, MLP width, spline bins, spline range (in
         standardised units) of the plain flow and the energy flows.
-    shape_layers, shape_transform: coupling layers and their transform (``"affine"``, or
-        ``"spline"``: more expressive, several times slower for the wide shape vectors) of the
-        shape flow.
+    shape_layers, shape_bins, shape_transform: coupling layers, spline bins (``None``: ``bins``; the
+        shape flow's cost grows with them, the energy flows' hardly) and transform (``"spline"``, or
+        ``"affine"``: two to three times cheaper to sample, far less expressive: on the calorimeter
+        example's showers a classifier told affine shapes from simulated ones with AUC 0.996, spline
+        ones with 0.63) of the shape flow.
     epochs, batch_size, lr, patience, max_seconds: training (Adam, cosine schedule, early stopping on
         the validation negative log-likelihood).
     seed: initial weights, batch order, dequantisation noise, and the stream ``predict`` draws from.
@@ -70,7 +72,8 @@ class FlowBackend(TorchGenerativeBackend):
     extra = "torch"
 
     def __init__(self, layers: int | None = None, flow_layers: int = 6, hidden: int = 128, bins: int = 8,
-                 bound: float = 5.0, shape_layers: int = 8, shape_transform: str = "affine", epochs: int = 200, batch_size: int = 128, lr: float = 1e-3,
+                 bound: float = 5.0, shape_layers: int = 4, shape_transform: str = "spline",
+                 shape_bins: int | None = None, epochs: int = 200, batch_size: int = 128, lr: float = 1e-3,
                  patience: int | None = 20, max_seconds: float | None = None, seed: int = 0,
                  threads: int | None = None) -> None:
         for name, value in (("flow_layers", flow_layers), ("hidden", hidden), ("bins", bins), ("epochs", epochs),
@@ -84,8 +87,11 @@ class FlowBackend(TorchGenerativeBackend):
         if shape_transform not in ("affine", "spline") or int(shape_layers) < 1:
             raise BackendError(f"flow: shape_transform must be 'affine' or 'spline' and shape_layers >= 1, got "
                                f"{shape_transform!r} and {shape_layers}")
+        if shape_bins is not None and int(shape_bins) < 1:
+            raise BackendError(f"flow: shape_bins must be >= 1 or None, got {shape_bins}")
         super().__init__(layers=None if layers is None else int(layers), flow_layers=int(flow_layers),
                          hidden=int(hidden), bins=int(bins), bound=float(bound), shape_layers=int(shape_layers),
+                         shape_bins=None if shape_bins is None else int(shape_bins),
                          shape_transform=shape_transform, epochs=int(epochs),
                          batch_size=int(batch_size), lr=float(lr), patience=None if patience is None else int(patience),
                          max_seconds=None if max_seconds is None else float(max_seconds), seed=int(seed),
@@ -100,7 +106,8 @@ class FlowBackend(TorchGenerativeBackend):
     def _flow(self, dim: int, context: int, shape: bool = False) -> ConditionalFlow:
         p = self.params
         if shape:
-            return ConditionalFlow(dim, context, layers=p["shape_layers"], hidden=p["hidden"], bins=p["bins"],
+            bins = p.get("shape_bins") or p["bins"]
+            return ConditionalFlow(dim, context, layers=p["shape_layers"], hidden=p["hidden"], bins=bins,
                                    bound=p["bound"], transform=p["shape_transform"])
         return ConditionalFlow(dim, context, layers=p["flow_layers"], hidden=p["hidden"], bins=p["bins"], bound=p["bound"])
 

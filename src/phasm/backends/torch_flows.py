@@ -40,18 +40,17 @@ def _bins(raw: torch.Tensor, bound: float, minimum: float) -> tuple[torch.Tensor
     its right edge less its size.
     """
     K = raw.shape[-1]
-    e = torch.exp(raw - raw.amax(-1, keepdim=True))  # softmax by hand: torch's is slow for a short last axis
+    # softmax by hand (torch's is slow for a short last axis); clamped rather than shifted by the maximum,
+    # one pass instead of a reduction and a pass: equal wherever |raw| <= 30, bins of at least `minimum` beyond
+    e = torch.exp(raw.clamp(-30.0, 30.0))
     size = (2 * bound * minimum) + e * ((2 * bound * (1 - minimum * K)) / e.sum(-1, keepdim=True))
     return size, torch.cumsum(size, dim=-1) - bound
 
 
-def rq_spline(x: torch.Tensor, raw_w: torch.Tensor, raw_h: torch.Tensor, raw_d: torch.Tensor, *, bound: float,
-              inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Monotone rational-quadratic spline with linear (identity) tails: ``(y, log|dy/dx|)`` per element.
-
-    ``x (...)``; ``raw_w, raw_h (..., K)`` and ``raw_d (..., K - 1)`` unnormalised bin widths,
-    heights and interior derivatives.  ``inverse=True`` maps back and returns the inverse's log-det.
-    """
+def _bin_of(x: torch.Tensor, raw_w: torch.Tensor, raw_h: torch.Tensor, raw_d: torch.Tensor, bound: float,
+            inverse: bool) -> tuple[torch.Tensor, ...]:
+    """The bin each element of ``x`` falls in (of the knots in x, or in y for ``inverse``) and its spline's
+    numbers: ``inside, xc, wk, xk, hk, yk, dk, dk1, s, span`` (see :func:`rq_spline`)."""
     inside = (x > -bound) & (x < bound)
     xc = x.clamp(-bound, bound)
     w, right_x = _bins(raw_w, bound, MIN_WIDTH)
@@ -67,14 +66,30 @@ def rq_spline(x: torch.Tensor, raw_w: torch.Tensor, raw_h: torch.Tensor, raw_d: 
     dk = torch.where(kk == 0, 1.0, MIN_DERIVATIVE + F.softplus(raw_d.gather(-1, (k - 1).clamp_min(0))[..., 0]))
     dk1 = torch.where(kk == K - 1, 1.0, MIN_DERIVATIVE + F.softplus(raw_d.gather(-1, k.clamp_max(K - 2))[..., 0]))
     s = hk / wk
-    span = dk1 + dk - 2 * s
+    return inside, xc, wk, xk, hk, yk, dk, dk1, s, dk1 + dk - 2 * s
+
+
+def _inverse_theta(xc: torch.Tensor, hk: torch.Tensor, yk: torch.Tensor, dk: torch.Tensor, s: torch.Tensor,
+                   span: torch.Tensor) -> torch.Tensor:
+    """Where in its bin (0..1) the spline takes the value ``xc``: the root of a quadratic."""
+    dy = xc - yk
+    a = hk * (s - dk) + dy * span
+    b = hk * dk - dy * span
+    c = -s * dy
+    disc = (b * b - 4 * a * c).clamp_min(0.0)
+    return (2 * c) / (-b - torch.sqrt(disc))
+
+
+def rq_spline(x: torch.Tensor, raw_w: torch.Tensor, raw_h: torch.Tensor, raw_d: torch.Tensor, *, bound: float,
+              inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Monotone rational-quadratic spline with linear (identity) tails: ``(y, log|dy/dx|)`` per element.
+
+    ``x (...)``; ``raw_w, raw_h (..., K)`` and ``raw_d (..., K - 1)`` unnormalised bin widths,
+    heights and interior derivatives.  ``inverse=True`` maps back and returns the inverse's log-det.
+    """
+    inside, xc, wk, xk, hk, yk, dk, dk1, s, span = _bin_of(x, raw_w, raw_h, raw_d, bound, inverse)
     if inverse:
-        dy = xc - yk
-        a = hk * (s - dk) + dy * span
-        b = hk * dk - dy * span
-        c = -s * dy
-        disc = (b * b - 4 * a * c).clamp_min(0.0)
-        theta = (2 * c) / (-b - torch.sqrt(disc))
+        theta = _inverse_theta(xc, hk, yk, dk, s, span)
         out = theta * wk + xk
     else:
         theta = (xc - xk) / wk
@@ -86,6 +101,13 @@ def rq_spline(x: torch.Tensor, raw_w: torch.Tensor, raw_h: torch.Tensor, raw_d: 
     if inverse:
         logdet = -logdet
     return torch.where(inside, out, x), torch.where(inside, logdet, torch.zeros_like(logdet))
+
+
+def rq_spline_inverse(y: torch.Tensor, raw_w: torch.Tensor, raw_h: torch.Tensor, raw_d: torch.Tensor, *,
+                      bound: float) -> torch.Tensor:
+    """:func:`rq_spline` ``(inverse=True)`` without the log-determinant, which sampling does not need."""
+    inside, yc, wk, xk, hk, yk, dk, _, s, span = _bin_of(y, raw_w, raw_h, raw_d, bound, True)
+    return torch.where(inside, _inverse_theta(yc, hk, yk, dk, s, span) * wk + xk, y)
 
 
 def _split(dim: int, layer: int) -> tuple[list[int], list[int]]:
@@ -136,9 +158,13 @@ class Coupling(torch.nn.Module):
             with torch.no_grad():  # interior derivatives start at 1
                 last.bias.view(len(moved), self.per_feature)[:, 2 * bins:] = _UNIT_DERIVATIVE
 
-    def forward(self, y: torch.Tensor, context: torch.Tensor, inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def _raw(self, y: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """The transform's numbers ``(n, moved, per_feature)`` from the unchanged part and the context."""
         inp = torch.cat([y.index_select(1, self.kept), context], dim=1) if len(self.kept) else context
-        p = self.net(inp).view(len(y), self.n_moved, self.per_feature)
+        return self.net(inp).view(len(y), self.n_moved, self.per_feature)  # type: ignore[no-any-return]
+
+    def forward(self, y: torch.Tensor, context: torch.Tensor, inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self._raw(y, context)
         x = y.index_select(1, self.moved)
         if self.transform == "affine":
             log_scale = AFFINE_LOG_SCALE * torch.tanh(p[..., 0] / AFFINE_LOG_SCALE)
@@ -149,6 +175,16 @@ class Coupling(torch.nn.Module):
             K = self.bins
             moved, logdet = rq_spline(x, p[..., :K], p[..., K:2 * K], p[..., 2 * K:], bound=self.bound, inverse=inverse)
         return y.index_copy(1, self.moved, moved), logdet.sum(1)
+
+    def invert(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """``forward(z, context, inverse=True)[0]``, without computing the log-determinant (sampling)."""
+        if self.transform == "affine":
+            return self.forward(z, context, inverse=True)[0]
+        p = self._raw(z, context)
+        K = self.bins
+        moved = rq_spline_inverse(z.index_select(1, self.moved), p[..., :K], p[..., K:2 * K], p[..., 2 * K:],
+                                  bound=self.bound)
+        return z.index_copy(1, self.moved, moved)
 
 
 class ConditionalFlow(torch.nn.Module):
@@ -175,5 +211,5 @@ class ConditionalFlow(torch.nn.Module):
     def sample(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """The data vectors whose latent codes are ``z`` (normal noise drawn by the caller)."""
         for c in reversed(self.couplings):
-            z, _ = c(z, context, inverse=True)
+            z = c.invert(z, context)
         return z

@@ -51,6 +51,7 @@ from phasm.bindings.optics import CallFrame
 from phasm.errors import BatchingError
 from phasm.surrogate.codec import FLOAT_TYPES
 from phasm.surrogate.deferred import Deferred, Failure, deferred_form, deliver, failed_errors
+from phasm.surrogate.stochastic import call_generator
 from phasm.surrogate.rows import rows_of_args, rows_of_columns
 
 # The surrogate a handler gets (phasm.surrogate.calls.Parts, which holds a Batcher: typed loosely here).
@@ -309,6 +310,9 @@ def _defer_call(p: Parts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     plan = codec.plan
     if plan is None or p.slot.pair[0] is None or plan.layout.ragged:
         assert b.immediate is not None
+        return b.immediate(p, args, kwargs)
+    if p.random_argument is not None and call_generator(codec.signature, p.random_argument, args, kwargs) is not None:
+        assert b.immediate is not None  # the caller's generator draws this sample: answered now, as outside a block
         return b.immediate(p, args, kwargs)
     frame, X, n, positional = codec.model_inputs(args, kwargs)
     if n == 0:
