@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     art, result, gate = train_stochastic(
         (X, Y), spec, phasm.DistributionTolerance(auc=args.auc), backend="flow", seed=args.seed,
         radial_centres=centres, epochs=args.epochs, max_seconds=args.max_seconds, hidden=64, flow_layers=4,
-        shape_layers=4, bins=4, shape_transform="spline", lr=2e-3, batch_size=256)
+        shape_layers=4, bins=8, shape_bins=4, shape_transform="mixed", lr=2e-3, batch_size=256)
     train_seconds = time.perf_counter() - t0
     report = result.report
     print(result.summary(), flush=True)
