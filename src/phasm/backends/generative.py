@@ -154,7 +154,7 @@ class PlainCoding:
     def fit(self, Y: np.ndarray, X: np.ndarray) -> "PlainCoding":
         self.n_out = Y.shape[1]
         self.lattice = Lattice.of_columns(Y)
-        self.nonnegative = (np.asarray(Y) >= 0).all(axis=0)
+        self.nonnegative: np.ndarray = np.asarray((np.asarray(Y) >= 0).all(axis=0))
         self.centring = Centring().fit(X, np.asarray(Y, np.float64))
         return self
 

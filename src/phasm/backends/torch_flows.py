@@ -220,5 +220,6 @@ class ConditionalFlow(torch.nn.Module):
     def sample(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """The data vectors whose latent codes are ``z`` (normal noise drawn by the caller)."""
         for c in reversed(self.couplings):
+            assert isinstance(c, Coupling)
             z = c.invert(z, context)
         return z
