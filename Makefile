@@ -25,7 +25,7 @@ demo-pinn: $(STAMP)
 	$(PY) examples/pinn/run_pinn.py --out demo-output/pinn
 
 # Calorimeter showers: a numpy Monte Carlo, a generative surrogate (flow) behind the stochastic gate (examples/calorimeter).
-# About 3 minutes on 2 cores; FULL=1: the bigger configuration (10000 showers, up to 15 min of training).
+# About 3.5 minutes on 2 cores; FULL=1: the bigger configuration (10000 showers, about 10 minutes).
 demo-calorimeter: $(STAMP)
 	$(PY) examples/calorimeter/run_calorimeter.py --out demo-output/calorimeter $(if $(FULL),--full)
 

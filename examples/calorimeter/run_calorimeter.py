@@ -41,13 +41,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("demo-output/calorimeter"))
     p.add_argument("--full", action="store_true",
-                   help="the bigger configuration: 10000 showers, 100 epochs, up to 15 min of training")
+                   help="the bigger configuration: 10000 showers, up to 15 min of training")
     p.add_argument("--showers", type=int, default=None, help="Monte Carlo showers (default 4000; --full 10000)")
     p.add_argument("--emin", type=float, default=10.0, help="lowest incident energy, GeV (default 10)")
     p.add_argument("--emax", type=float, default=100.0, help="highest incident energy, GeV (default 100)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Monte Carlo processes (default: CPUs)")
     p.add_argument("--chunk", type=int, default=25, help="showers per Monte Carlo call (default 25)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 80; --full 100)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 200, early stopping on the validation loss)")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="training time limit (default 150 s; --full 900 s)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     full = args.full
     args.showers = args.showers or (10000 if full else 4000)
-    args.epochs = args.epochs or (100 if full else 80)
+    args.epochs = args.epochs or 200
     args.max_seconds = args.max_seconds or (900.0 if full else 300.0)
     for name in ("showers", "epochs", "workers", "chunk"):
         if getattr(args, name) < 1:
