@@ -129,13 +129,7 @@ class FlowBackend(TorchGenerativeBackend):
 
     def fit(self, data: TrainingData, *, verbose: bool = False) -> FitHistory:
         p = self.params
-        Xt, Yt = data.train_arrays()
-        Xv, Yv = data.validation()
-        self.n_in_, self.n_out_ = int(data.n_in), int(data.n_out)
-        if len(Xt) < 2:
-            raise BackendError(f"flow: need at least 2 training rows, got {len(Xt)}")
-        self.coding_ = self._make_coding(Yt, Xt)
-        self._build()
+        Xt, Yt, Xv, Yv = self._begin_fit(data)
         with torch_threads(p["threads"]):
             if isinstance(self.coding_, LayerCoding):
                 hist = self._fit_layers(Xt, Yt, Xv, Yv, verbose)

@@ -185,6 +185,18 @@ class TorchGenerativeBackend(GenerativeBackend):
     def _build(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _begin_fit(self, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The training and validation rows ``(Xt, Yt, Xv, Yv)`` of ``data``, with the widths, the output
+        coding (fitted on the training rows) and fresh networks set up for them."""
+        Xt, Yt = data.train_arrays()
+        Xv, Yv = data.validation()
+        self.n_in_, self.n_out_ = int(data.n_in), int(data.n_out)
+        if len(Xt) < 2:
+            raise BackendError(f"{self.name}: need at least 2 training rows, got {len(Xt)}")
+        self.coding_ = self._make_coding(Yt, Xt)
+        self._build()
+        return Xt, Yt, Xv, Yv
+
     def state(self) -> dict[str, Any]:
         return {"n_in": self.n_in_, "n_out": self.n_out_, "coding": self.coding_.kind}
 

@@ -118,13 +118,7 @@ class VAEBackend(TorchGenerativeBackend):
 
     def fit(self, data: TrainingData, *, verbose: bool = False) -> FitHistory:
         p = self.params
-        Xt, Yt = data.train_arrays()
-        Xv, Yv = data.validation()
-        self.n_in_, self.n_out_ = int(data.n_in), int(data.n_out)
-        if len(Xt) < 2:
-            raise BackendError(f"vae: need at least 2 training rows, got {len(Xt)}")
-        self.coding_ = self._make_coding(Yt, Xt)
-        self._build()
+        Xt, Yt, Xv, Yv = self._begin_fit(data)
         rng = np.random.default_rng(p["seed"])
         x, xv = as_tensor(Xt, torch.device("cpu")), as_tensor(Xv, torch.device("cpu"))
         coded: dict[str, torch.Tensor] = {}
